@@ -1,0 +1,189 @@
+"""What one training run is: the method, its radius, its seed and every hyper-parameter.
+
+Every paper constant is a field here with the paper's value as default, so a study can change any
+of them; specs are frozen and round-trip through JSON (they are written next to every checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Method(str, Enum):
+    REGULAR = "regular"
+    ROBUST = "robust"
+    ADVERSARIAL = "adversarial"
+    LANGEVIN = "langevin"
+
+
+class TempSchedule(str, Enum):
+    """Which counter drives the temperature decay: optimizer steps (paper) or epochs."""
+
+    STEP = "step"
+    EPOCH = "epoch"
+
+
+class SpecError(ValueError):
+    """A spec or settings value that cannot be trained; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    # optimisation (all methods)
+    epochs: int = 1500
+    batch_size: int = 100
+    lr: float = 0.2
+    lr_step_size: int = 50000
+    lr_gamma: float = 0.1
+    hidden: int = 200
+    # robust: N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)) uniform points in the ball
+    n_base: int = 616
+    n_growth: float = 100.0
+    n_eps_scale: float = 0.24
+    # smoothed max (robust, langevin): T decays linearly temp_start -> temp_end over temp_steps
+    temp_start: float = 1.0
+    temp_end: float = 1e-4
+    temp_steps: int = 1500
+    temp_schedule: TempSchedule = TempSchedule.STEP
+    # samples per chunk of the smoothed max: bounds its memory, whatever N is
+    chunk_size: int = 65536
+    # a sample whose softmax weight is below this gets no backward (dropped mass <= N * threshold)
+    prune_threshold: float = 1e-13
+    # adversarial: L-inf PGD, step = pgd_step_factor * eps / pgd_steps, from adv_start_epoch on
+    pgd_steps: int = 40
+    pgd_step_factor: float = 2.5
+    adv_start_epoch: int = 3
+    # langevin: trajectory of langevin_points points, step = langevin_step_factor * eps
+    langevin_points: int = 400
+    langevin_step_factor: float = 4.0 / 50.0
+    langevin_noise: float = 0.5
+    # stopping and checkpoints
+    max_steps: int | None = None
+    checkpoint_every: int = 2000
+    checkpoint_every_s: float = 300.0
+    # data: use only the first `train_subset` training rows (after a seeded shuffle) when set
+    train_subset: int | None = None
+    # CUDA only: TF32/bf16 for the no-grad sampling pass of the smoothed max (off: exact fp32)
+    fast_sampling: bool = False
+
+    def validate(self) -> None:
+        positive_int = ["epochs", "batch_size", "lr_step_size", "hidden", "n_base", "temp_steps",
+                        "chunk_size", "pgd_steps", "langevin_points", "checkpoint_every"]
+        for name in positive_int:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SpecError(f"setting '{name}' must be a positive integer, got {value!r}")
+        positive = ["lr", "n_growth", "n_eps_scale", "temp_start", "temp_end",
+                    "pgd_step_factor", "langevin_step_factor", "checkpoint_every_s"]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+                raise SpecError(f"setting '{name}' must be a positive number, got {value!r}")
+            if not math.isfinite(value):
+                raise SpecError(f"setting '{name}' must be finite, got {value!r}")
+        if not 0 < self.lr_gamma <= 1:
+            raise SpecError(f"setting 'lr_gamma' must be in (0, 1], got {self.lr_gamma!r}")
+        if not 0 <= self.prune_threshold < 1e-3:
+            raise SpecError(f"setting 'prune_threshold' must be in [0, 1e-3), got {self.prune_threshold!r}")
+        if self.langevin_noise < 0:
+            raise SpecError(f"setting 'langevin_noise' must be >= 0, got {self.langevin_noise!r}")
+        if self.adv_start_epoch < 0:
+            raise SpecError(f"setting 'adv_start_epoch' must be >= 0, got {self.adv_start_epoch!r}")
+        for name in ("max_steps", "train_subset"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise SpecError(f"setting '{name}' must be a positive integer or unset, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["temp_schedule"] = self.temp_schedule.value
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SpecError(f"unknown training setting(s) {unknown}; allowed: {sorted(names)}")
+        values = dict(data)
+        if "temp_schedule" in values:
+            try:
+                values["temp_schedule"] = TempSchedule(values["temp_schedule"])
+            except ValueError:
+                raise SpecError(
+                    f"setting 'temp_schedule' must be one of {[s.value for s in TempSchedule]}, "
+                    f"got {values['temp_schedule']!r}") from None
+        for name in ("lr", "n_growth", "n_eps_scale", "temp_start", "temp_end", "lr_gamma",
+                     "pgd_step_factor", "langevin_step_factor", "langevin_noise",
+                     "checkpoint_every_s", "prune_threshold"):
+            if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
+                values[name] = float(values[name])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+
+def n_ball_samples(radius: float, settings: TrainSettings | None = None) -> int:
+    """N(eps) = int(616 * 100 ** (eps / 0.24)): the paper's number of ball samples per point."""
+    s = settings or TrainSettings()
+    return int(s.n_base * s.n_growth ** (radius / s.n_eps_scale))
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """One trial to train. `dataset` is 'avila' or 'synthetic'; where the files live is not part of
+    the spec (it differs between machines) and is passed to `train` separately."""
+
+    method: Method
+    radius: float
+    seed: int
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    dataset: str = "avila"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, Method):
+            try:
+                object.__setattr__(self, "method", Method(self.method))
+            except ValueError:
+                raise SpecError(f"unknown method {self.method!r}; "
+                                f"allowed: {[m.value for m in Method]}") from None
+
+    def validate(self) -> None:
+        if not isinstance(self.radius, int | float) or isinstance(self.radius, bool) \
+                or not math.isfinite(self.radius) or self.radius < 0:
+            raise SpecError(f"radius must be a finite number >= 0, got {self.radius!r}")
+        if self.method is not Method.REGULAR and self.radius <= 0:
+            raise SpecError(f"method '{self.method.value}' needs a radius > 0, got {self.radius!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise SpecError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.dataset not in ("avila", "synthetic"):
+            raise SpecError(f"dataset must be 'avila' or 'synthetic', got {self.dataset!r}")
+        self.settings.validate()
+
+    @property
+    def n_samples(self) -> int:
+        """Points per training point in the smoothed max (robust: N(eps); langevin: trajectory)."""
+        if self.method is Method.ROBUST:
+            return n_ball_samples(self.radius, self.settings)
+        if self.method is Method.LANGEVIN:
+            return self.settings.langevin_points
+        return 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method.value, "radius": self.radius, "seed": self.seed,
+                "dataset": self.dataset, "settings": self.settings.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
+        unknown = sorted(set(data) - {"method", "radius", "seed", "dataset", "settings"})
+        if unknown:
+            raise SpecError(f"unknown spec field(s) {unknown}")
+        spec = cls(method=Method(data["method"]), radius=float(data["radius"]),
+                   seed=int(data["seed"]), dataset=str(data.get("dataset", "avila")),
+                   settings=TrainSettings.from_dict(data.get("settings", {})))
+        spec.validate()
+        return spec
