@@ -1,0 +1,3 @@
+from drosweep.cli import main
+
+raise SystemExit(main())

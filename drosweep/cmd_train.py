@@ -1,0 +1,102 @@
+"""`drosweep train`: one trial on this machine, resumable, the paper's defaults."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from drosweep.errors import UsageError
+from trainers.loop import TrainPaths, train
+from trainers.spec import Method, TrainSettings, TrainSpec
+
+
+def model_filename(radius: float, trial_id: int) -> str:
+    return f"eps_{radius:g}_trial_{trial_id}.pt"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train one trial locally (CPU or CUDA), resuming if possible",
+                       description="Train one trial; re-running the same command resumes it.")
+    p.add_argument("-t", "--method", required=True, metavar="{" + ",".join(m.value for m in Method) + "}",
+                   help="training method")
+    p.add_argument("-r", "--radius", required=True, type=float, help="L-inf radius epsilon")
+    p.add_argument("-d", "--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("-s", "--save-folder", required=True, type=Path, help="folder for model and checkpoints")
+    p.add_argument("-i", "--id", required=True, type=int, help="trial id (names the files)")
+    p.add_argument("--epochs", type=int, default=TrainSettings.epochs)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps in total, counted across resumes")
+    p.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+    p.add_argument("--seed", type=int, default=None, help="default: the trial id")
+    p.add_argument("--data-dir", default=None,
+                   help="Avila folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
+    p.add_argument("--dataset", default="avila", choices=["avila", "synthetic"])
+    p.add_argument("--checkpoint-every", type=int, default=TrainSettings.checkpoint_every,
+                   help="checkpoint every this many optimizer steps")
+    p.add_argument("--train-subset", type=int, default=None, help="train on this many rows only")
+    p.add_argument("--fast-sampling", action="store_true",
+                   help="CUDA: TF32/bf16 in the no-grad sampling pass of the smoothed max")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
+    try:
+        method = Method(args.method)
+    except ValueError:
+        raise UsageError(f"unknown method {args.method!r}; choose from "
+                         f"{', '.join(m.value for m in Method)}") from None
+    if not math.isfinite(args.radius) or args.radius < 0:
+        raise UsageError(f"radius must be a finite number >= 0, got {args.radius}")
+    if args.id < 0:
+        raise UsageError(f"trial id must be >= 0, got {args.id}")
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
+                             max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
+                             train_subset=args.train_subset, fast_sampling=args.fast_sampling)
+    spec = TrainSpec(method=method, radius=args.radius,
+                     seed=args.id if args.seed is None else args.seed,
+                     settings=settings, dataset=args.dataset)
+    spec.validate()
+    return spec
+
+
+def _check_folder(folder: Path) -> None:
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: save folder is not writable")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args)
+    _check_folder(args.save_folder)
+    name = model_filename(spec.radius, args.id)
+    paths = TrainPaths(model=args.save_folder / name,
+                       checkpoint=args.save_folder / (name[:-3] + ".ckpt"))
+    stop = {"flag": False}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        stop["flag"] = True
+        print(f"\nsignal {signal.Signals(signum).name}: checkpointing after this step")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)}
+    try:
+        result = train(spec, paths, data_dir=args.data_dir, device=args.device,
+                       progress=not args.no_progress, should_stop=lambda: stop["flag"])
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if not result.finished:
+        print(f"stopped at step {result.steps}; checkpoint {paths.checkpoint} "
+              f"(re-run the same command to resume)")
+        return 143
+    print(f"model {paths.model} (sha256 {result.model_sha256}); {result.steps} steps, "
+          f"{result.epochs} epochs, {result.wall_s:.1f}s, final loss {result.final_loss:.4f}")
+    return 0

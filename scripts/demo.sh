@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: set up .venv, then run the small study end to end on this machine
+# (train, reduce, plot, report). Extra arguments go to `drosweep demo` (e.g. --root DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ -z "${DROSWEEP_DATA_DIR:-}" ] && [ -f ../shared/data/avila/avila-tr.txt ]; then
+  export DROSWEEP_DATA_DIR=$(cd ../shared/data/avila && pwd)
+fi
+exec .venv/bin/drosweep demo "$@"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainers.data import DataError, load_avila, make_synthetic, subset_train
+from trainers.model import MLP
+from trainers.spec import Method, SpecError, TrainSettings, TrainSpec, n_ball_samples
+
+
+def test_n_ball_samples_matches_paper() -> None:
+    assert [n_ball_samples(e) for e in (0.01, 0.1, 0.2, 0.3)] == [746, 4196, 28592, 194796]
+
+
+def test_spec_roundtrip_and_validation() -> None:
+    spec = TrainSpec(Method.ROBUST, 0.1, 7, TrainSettings(epochs=3, temp_steps=10))
+    assert TrainSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(SpecError, match="radius"):
+        TrainSpec(Method.ROBUST, -0.1, 0).validate()
+    with pytest.raises(SpecError, match="needs a radius > 0"):
+        TrainSpec(Method.ADVERSARIAL, 0.0, 0).validate()
+    with pytest.raises(SpecError, match="unknown method"):
+        TrainSpec("nope", 0.1, 0)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="unknown training setting"):
+        TrainSettings.from_dict({"epochz": 3})
+    with pytest.raises(SpecError, match="'batch_size' must be a positive integer"):
+        TrainSettings(batch_size=0).validate()
+
+
+def test_avila_loader(avila_data_dir: Path) -> None:
+    data = load_avila(avila_data_dir)
+    assert data.x_train.shape == (10430, 8) and data.x_test.shape == (10437, 8)
+    assert data.classes[0] == "A" and data.classes[-1] == "Y" and data.n_classes == 12
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(data.x_train.std(0, unbiased=False), torch.ones(8), atol=1e-4)
+    assert data.y_train.bincount().tolist()[:2] == [4286, 5]
+
+
+def test_avila_loader_tolerates_header_and_rejects_wrong_files(avila_data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    good_tr = (avila_data_dir / "avila-tr.txt").read_text()
+    good_ts = (avila_data_dir / "avila-ts.txt").read_text()
+    (tmp_path / "avila-tr.txt").write_text("F1,F2,F3,F4,F5,F6,F7,F8,F9,F10,Class\n" + good_tr)
+    (tmp_path / "avila-ts.txt").write_text(good_ts)
+    assert load_avila(tmp_path).x_train.shape == (10430, 8)
+    (tmp_path / "avila-tr.txt").write_text("\n".join(good_tr.splitlines()[:-5]) + "\n")
+    with pytest.raises(DataError, match=r"avila-tr\.txt: 10425 data rows, expected 10430"):
+        load_avila(tmp_path)
+    (tmp_path / "avila-tr.txt").write_text(good_tr.replace(",A\n", ",Q\n", 1))
+    with pytest.raises(DataError, match="unknown class 'Q'"):
+        load_avila(tmp_path)
+    with pytest.raises(DataError, match="drosweep data fetch"):
+        load_avila(tmp_path / "missing")
+
+
+def test_subset_and_synthetic() -> None:
+    data = make_synthetic()
+    sub = subset_train(data, 100, seed=1)
+    assert sub.x_train.shape == (100, 8) and torch.equal(sub.x_test, data.x_test)
+    assert torch.equal(subset_train(data, 100, seed=1).y_train, sub.y_train)
+
+
+def test_generalized_relu_subgradient_at_zero() -> None:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(3)
+    model = MLP(generator=gen)
+    with torch.no_grad():
+        model.layer1.weight.zero_()
+        model.layer1.bias.zero_()   # every first-layer pre-activation is exactly 0
+    x = torch.randn(4, 8)
+    model(x).sum().backward()
+    grad = model.layer1.bias.grad
+    assert grad is not None
+    # with plain ReLU this gradient would be exactly zero; the subgradient u in [0,1) scales it
+    u = torch.rand((), generator=torch.Generator().manual_seed(3))
+    expected = u * (model.layer2.weight.t() @ _relu_mask_grad(model, x)).sum(1)
+    assert 0 <= float(u) < 1
+    assert torch.allclose(grad, expected, atol=1e-6)
+
+
+def _relu_mask_grad(model: MLP, x: torch.Tensor) -> torch.Tensor:
+    """d(sum of outputs)/d(layer-2 pre-activation) for the zeroed first layer."""
+    with torch.no_grad():
+        h1 = torch.zeros(x.shape[0], model.layer1.out_features)
+        pre2 = model.layer2(h1)
+        mask = (pre2 > 0).to(x.dtype)  # no exact zeros here: biases are random
+        return (mask * model.layer3.weight.sum(0)).t()

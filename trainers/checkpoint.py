@@ -1,0 +1,125 @@
+"""Self-describing training checkpoints: written atomically, read with weights_only=True.
+
+Two generations are kept (`ckpt` and `ckpt.prev`): the previous one is moved aside before the new
+one is written, so a crash at any moment leaves at least one complete checkpoint, and a truncated
+or corrupt newest file falls back to the previous good one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainers.atomic import atomic_torch_save
+from trainers.spec import SpecError, TrainSpec
+
+FORMAT = "drosweep-checkpoint/1"
+REQUIRED_KEYS = ("format", "spec", "step", "epoch", "batch_index", "model", "optimizer",
+                 "scheduler", "rng")
+# settings that may change between runs of the same trial without changing what it computes
+RESUMABLE_DIFFERENCES = {"max_steps", "epochs", "checkpoint_every", "checkpoint_every_s"}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, foreign, or of another spec."""
+
+
+def capture_global_rng() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch_cpu": torch.random.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": str(np_state[0]), "keys": torch.as_tensor(np.asarray(np_state[1],
+                  dtype=np.int64)), "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "gauss": float(np_state[4])},
+        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def restore_global_rng(state: dict[str, Any]) -> None:
+    torch.random.set_rng_state(state["torch_cpu"])
+    if state["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["gauss"]))
+    internal, version, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def library_versions() -> dict[str, str]:
+    return {"torch": str(torch.__version__), "numpy": str(np.__version__), "python": sys.version.split()[0],
+            "platform": platform.platform()}
+
+
+def save_checkpoint(state: dict[str, Any], path: Path, previous: Path) -> None:
+    payload = dict(state)
+    payload["format"] = FORMAT
+    payload["versions"] = library_versions()
+    if path.exists():
+        os.replace(path, previous)
+    atomic_torch_save(payload, path)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError, KeyError, IndexError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    except Exception as exc:  # pickle.UnpicklingError from the weights-only unpickler
+        raise CheckpointError(f"{path}: not a drosweep checkpoint ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a drosweep checkpoint (format "
+                              f"{data.get('format') if isinstance(data, dict) else type(data)})")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    return data
+
+
+def check_same_trial(saved: dict[str, Any], spec: TrainSpec, path: Path) -> None:
+    """Refuse to resume another trial's checkpoint (settings that only bound the run may differ)."""
+    mine = spec.to_dict()
+    theirs = saved
+    for key in ("method", "radius", "seed", "dataset"):
+        if mine[key] != theirs.get(key):
+            raise SpecError(f"{path}: checkpoint was written for {key}={theirs.get(key)!r}, "
+                            f"this run has {key}={mine[key]!r}; use another save folder or "
+                            f"delete the checkpoint")
+    for key, value in mine["settings"].items():
+        if key in RESUMABLE_DIFFERENCES:
+            continue
+        if theirs.get("settings", {}).get(key) != value:
+            raise SpecError(f"{path}: checkpoint was written with setting {key}="
+                            f"{theirs.get('settings', {}).get(key)!r}, this run has {value!r}; "
+                            f"use another save folder or delete the checkpoint")
+
+
+def load_checkpoint(path: Path, previous: Path, spec: TrainSpec) -> dict[str, Any] | None:
+    """The newest usable checkpoint, or None when there is none at all.
+
+    A corrupt newest file is reported and skipped for the previous generation; a checkpoint of
+    another spec is an error (never silently overwritten).
+    """
+    for candidate in (path, previous):
+        if not candidate.exists():
+            continue
+        try:
+            data = _read(candidate)
+        except CheckpointError as exc:
+            warnings.warn(f"{exc}; trying the previous checkpoint", stacklevel=2)
+            continue
+        check_same_trial(data["spec"], spec, candidate)
+        return data
+    return None

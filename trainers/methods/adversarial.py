@@ -1,0 +1,20 @@
+"""`adversarial`: cross-entropy on an L-inf PGD attack of the batch, clean for the first epochs."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainers.attacks import pgd_linf
+from trainers.methods.base import StepContext
+
+
+def adversarial_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+    s = ctx.spec.settings
+    if ctx.epoch >= s.adv_start_epoch:
+        step_size = s.pgd_step_factor * ctx.spec.radius / s.pgd_steps
+        x = pgd_linf(model, x, y, ctx.spec.radius, s.pgd_steps, step_size,
+                     random_start=step_size, generator=ctx.generator)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.detach()

@@ -1,0 +1,38 @@
+"""`langevin`: a noisy gradient-ascent trajectory inside the ball, then the same smoothed max.
+
+x <- clamp_ball(x + (grad_x CE + noise * U(-1, 1)) * step), the gradient of the batch-mean CE with
+the weights frozen; the trajectory's points (start included) are the samples of the smoothed max.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from trainers.attacks import input_grad, project_ball
+from trainers.methods.base import StepContext
+from trainers.smoothmax import smoothed_max_ce_backward, tensor_source
+
+
+def langevin_trajectory(model: nn.Module, x: Tensor, y: Tensor, radius: float, points: int,
+                        step: float, noise: float, generator: torch.Generator) -> Tensor:
+    """(B, points, d): the start point and points - 1 updates."""
+    x = x.detach()
+    out = torch.empty((x.shape[0], points, x.shape[1]), dtype=x.dtype, device=x.device)
+    z = x
+    out[:, 0] = z
+    for k in range(1, points):
+        grad = input_grad(model, z, y)
+        u = torch.rand(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        z = project_ball(z + (grad + noise * (2.0 * u - 1.0)) * step, x, radius)
+        out[:, k] = z
+    return out
+
+
+def langevin_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+    s = ctx.spec.settings
+    traj = langevin_trajectory(model, x, y, ctx.spec.radius, s.langevin_points,
+                               s.langevin_step_factor * ctx.spec.radius, s.langevin_noise,
+                               ctx.generator)
+    return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
+                                    threshold=s.prune_threshold, fast=s.fast_sampling)
