@@ -1,0 +1,124 @@
+"""The one place that names files under a study root (shared filesystem).
+
+```
+<root>/study.toml                      frozen copy of the submitted study file
+<root>/runs/<key>/spec.json ckpt.pt model.pt DONE.json | FAILED.json
+<root>/ledger.jsonl                    every submission (append-only)
+<root>/logs/                           submitit folder (%A_%a)
+<root>/results/metrics.parquet .csv    reduction
+<root>/figures/*.png *.pdf  <root>/report.md
+```
+Keys are validated (`jobs.grid.parse_key`) and resolved paths checked to stay under the root.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.errors import StudyError
+from jobs.grid import TrialSpec, parse_key
+
+if TYPE_CHECKING:
+    from trainers.loop import TrainPaths
+
+
+class Paths:
+    """Every file of one study root. Accepts a `TrialSpec` or its key wherever a trial is named."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"Paths({str(self.root)!r})"
+
+    # study level
+    @property
+    def study_file(self) -> Path:
+        return self.root / "study.toml"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
+
+    @property
+    def lock(self) -> Path:
+        """Held while submitting or resuming, so two of them never double-submit."""
+        return self.root / ".submit.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def metrics_parquet(self) -> Path:
+        return self.results / "metrics.parquet"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.results / "metrics.csv"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    # trial level
+    def trial_dir(self, trial: TrialSpec | str) -> Path:
+        key = trial.key if isinstance(trial, TrialSpec) else trial
+        parse_key(key)
+        path = (self.runs / key).resolve(strict=False)
+        runs = self.runs.resolve(strict=False)
+        if runs not in path.parents:
+            raise StudyError(f"trial key {key!r} resolves outside {runs}")
+        return self.runs / key
+
+    def spec_file(self, trial: TrialSpec | str) -> Path:
+        return self.trial_dir(trial) / "spec.json"
+
+    def checkpoint(self, trial: TrialSpec | str) -> Path:
+        return self.trial_dir(trial) / "ckpt.pt"
+
+    def model(self, trial: TrialSpec | str) -> Path:
+        return self.trial_dir(trial) / "model.pt"
+
+    def done(self, trial: TrialSpec | str) -> Path:
+        return self.trial_dir(trial) / "DONE.json"
+
+    def failed(self, trial: TrialSpec | str) -> Path:
+        return self.trial_dir(trial) / "FAILED.json"
+
+    def train_paths(self, trial: TrialSpec | str) -> TrainPaths:
+        from trainers.loop import TrainPaths  # the training loop (torch) only when training
+
+        return TrainPaths(model=self.model(trial), checkpoint=self.checkpoint(trial))
+
+
+def check_root_writable(root: str | os.PathLike[str]) -> None:
+    """Fail (StudyError) unless the root exists and is writable or can be created; creates
+    nothing: the nearest existing ancestor is probed with a temporary file that is removed."""
+    path = Path(root).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StudyError(f"study root {path}: {existing} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise StudyError(f"study root {path} is not writable ({existing}: "
+                         f"{exc.strerror or exc})") from None

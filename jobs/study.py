@@ -1,0 +1,307 @@
+"""The study file: what to train (grid and settings) and where it runs (cluster profile).
+
+Everything is validated while loading, before any file is written or job submitted; each error
+names the file, the key and what is allowed, and unknown keys are errors (a typo must not silently
+fall back to a default on a thousand-GPU-hour run).
+
+Relative `root` and `data_dir` are taken relative to the current working directory, like any path
+on the command line; `--root` overrides the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from jobs.errors import StudyError
+from trainers.spec import Method, SpecError, TrainSettings
+
+DATASETS = ("avila", "synthetic")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """Where and how the tasks run. Defaults suit a generic GPU cluster; a study overrides them."""
+
+    partition: str | None = None
+    gpus_per_node: int = 1          # hardware: GPUs of one node
+    gpus_per_task: int = 1          # what each task asks for (0: CPU-only tasks)
+    gpu_mem_gb: float = 16.0        # memory of one GPU: no packed task may need more
+    cpus_per_task: int = 4
+    mem_gb: float = 16.0
+    time_limit_min: int = 720       # per task; longer trials are checkpointed and requeued
+    max_array_size: int = 1001      # the cluster's MaxArraySize (caps the array index + 1)
+    array_parallelism: int = 64     # tasks of one array running at once (%N)
+    max_pack: int = 8               # at most this many trials per task
+    fill_fraction: float = 0.5      # share of the time limit a packed task is planned to use
+    max_requeue: int = 30           # preemptions/timeouts a task survives (max_num_timeout)
+    signal_delay_s: int = 120       # USR2 this long before the time limit (checkpoint, requeue)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch_extra: dict[str, str] = field(default_factory=dict)  # more `#SBATCH --key=value`
+    setup: tuple[str, ...] = ()     # shell lines run before the task (module load ...)
+    device: str = "auto"            # torch device inside a task: auto, cuda or cpu
+    local_parallelism: int = 1      # tasks at once with the local executor
+    gpu_tflops: float = 15.0        # cost model: sustained fp32 throughput of one GPU
+    launch_overhead_ms: float = 0.05  # cost model: fixed cost of one forward+backward pass
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study file. `fingerprint` covers what is trained, not where it runs."""
+
+    name: str
+    root: Path
+    dataset: str
+    methods: tuple[Method, ...]
+    radii: tuple[float, ...]
+    trials: int
+    base_seed: int
+    regular_per_radius: bool
+    settings: TrainSettings
+    cluster: ClusterProfile
+    data_dir: Path | None
+    source: Path                     # the file it was read from
+    text: str                        # its exact text (frozen into the root at submit)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.science(), sort_keys=True).encode()).hexdigest()
+
+    def science(self) -> dict[str, Any]:
+        """The part of the study that decides what is trained (same science = same study)."""
+        return {"name": self.name, "dataset": self.dataset,
+                "methods": [m.value for m in self.methods], "radii": list(self.radii),
+                "trials": self.trials, "base_seed": self.base_seed,
+                "regular_per_radius": self.regular_per_radius,
+                "training": self.settings.to_dict()}
+
+
+_TOP_KEYS = ("name", "root", "dataset", "data_dir", "methods", "radii", "trials", "base_seed",
+             "regular_per_radius", "training", "cluster")
+_REQUIRED = ("name", "root", "methods", "radii", "trials")
+
+
+class _Reader:
+    """Typed access to one TOML table with errors that name the file and the dotted key."""
+
+    def __init__(self, source: Path, table: dict[str, Any], prefix: str = "") -> None:
+        self.source, self.table, self.prefix = source, table, prefix
+
+    def fail(self, key: str, message: str) -> StudyError:
+        return StudyError(f"{self.source}: key '{self.prefix}{key}': {message}")
+
+    def check_keys(self, allowed: tuple[str, ...] | list[str]) -> None:
+        unknown = sorted(set(self.table) - set(allowed))
+        if unknown:
+            raise self.fail(unknown[0], f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self.table.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0,
+               maximum: float = math.inf) -> float:
+        value = self.table.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) \
+                or not math.isfinite(value) or not minimum < value <= maximum:
+            bound = f"in ({minimum:g}, {maximum:g}]" if math.isfinite(maximum) else f"> {minimum:g}"
+            raise self.fail(key, f"must be a number {bound}, got {value!r}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+
+def _methods(r: _Reader) -> tuple[Method, ...]:
+    allowed = [m.value for m in Method]
+    raw = r.get("methods")
+    if not isinstance(raw, list) or not raw:
+        raise r.fail("methods", f"must be a non-empty list of methods from {allowed}")
+    out: list[Method] = []
+    for item in raw:
+        if not isinstance(item, str) or item not in allowed:
+            raise r.fail("methods", f"unknown method {item!r}; allowed: {', '.join(allowed)}")
+        if Method(item) in out:
+            raise r.fail("methods", f"method {item!r} listed twice")
+        out.append(Method(item))
+    return tuple(out)
+
+
+def _radii(r: _Reader) -> tuple[float, ...]:
+    from jobs.grid import radius_tag
+
+    raw = r.get("radii")
+    if not isinstance(raw, list) or not raw:
+        raise r.fail("radii", "must be a non-empty list of radii > 0")
+    out: list[float] = []
+    for item in raw:
+        if not isinstance(item, int | float) or isinstance(item, bool) \
+                or not math.isfinite(item) or item <= 0:
+            raise r.fail("radii", f"every radius must be a finite number > 0, got {item!r}")
+        if radius_tag(float(item)) in {radius_tag(x) for x in out}:
+            raise r.fail("radii", f"radius {item!r} listed twice")
+        out.append(float(item))
+    return tuple(out)
+
+
+def _settings(source: Path, raw: Any) -> TrainSettings:
+    if raw is None:
+        return TrainSettings()
+    if not isinstance(raw, dict):
+        raise StudyError(f"{source}: key 'training': must be a table of training settings")
+    try:
+        return TrainSettings.from_dict(raw)
+    except SpecError as exc:
+        raise StudyError(f"{source}: table 'training': {exc}") from None
+    except TypeError as exc:  # a value of the wrong type that from_dict did not catch
+        raise StudyError(f"{source}: table 'training': {exc}") from None
+
+
+def _optional_str(r: _Reader, key: str) -> str | None:
+    value = r.string(key)
+    if value is not None and any(c in value for c in "\n\r"):
+        raise r.fail(key, "must be a single line")
+    return value
+
+
+def _cluster(source: Path, raw: Any) -> ClusterProfile:
+    if raw is None:
+        return ClusterProfile()
+    if not isinstance(raw, dict):
+        raise StudyError(f"{source}: key 'cluster': must be a table")
+    r = _Reader(source, raw, "cluster.")
+    d = ClusterProfile()
+    r.check_keys([f.name for f in fields(ClusterProfile)])
+    extra = r.get("sbatch_extra", {})
+    if not isinstance(extra, dict):
+        raise r.fail("sbatch_extra", "must be a table of sbatch option = value")
+    for key, value in extra.items():
+        if not _SBATCH_KEY_RE.match(key) or not isinstance(value, str | int) \
+                or isinstance(value, bool) or any(c in str(value) for c in "\n\r"):
+            raise r.fail(f"sbatch_extra.{key}", "must be an sbatch long option name "
+                         "(lowercase, e.g. exclude) with a one-line string or integer value")
+    setup = r.get("setup", [])
+    if not isinstance(setup, list) or not all(isinstance(s, str) and "\n" not in s
+                                              for s in setup):
+        raise r.fail("setup", "must be a list of one-line shell commands")
+    device = r.get("device", d.device)
+    if device not in ("auto", "cuda", "cpu"):
+        raise r.fail("device", f"must be 'auto', 'cuda' or 'cpu', got {device!r}")
+    profile = ClusterProfile(
+        partition=_optional_str(r, "partition"),
+        gpus_per_node=r.integer("gpus_per_node", d.gpus_per_node, 0),
+        gpus_per_task=r.integer("gpus_per_task", d.gpus_per_task, 0),
+        gpu_mem_gb=r.number("gpu_mem_gb", d.gpu_mem_gb),
+        cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1),
+        mem_gb=r.number("mem_gb", d.mem_gb),
+        time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1),
+        max_array_size=r.integer("max_array_size", d.max_array_size, 1),
+        array_parallelism=r.integer("array_parallelism", d.array_parallelism, 1),
+        max_pack=r.integer("max_pack", d.max_pack, 1),
+        fill_fraction=r.number("fill_fraction", d.fill_fraction, maximum=1.0),
+        max_requeue=r.integer("max_requeue", d.max_requeue, 0),
+        signal_delay_s=r.integer("signal_delay_s", d.signal_delay_s, 1),
+        account=_optional_str(r, "account"),
+        qos=_optional_str(r, "qos"),
+        constraint=_optional_str(r, "constraint"),
+        sbatch_extra={k: str(v) for k, v in extra.items()},
+        setup=tuple(setup),
+        device=device,
+        local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1),
+        gpu_tflops=r.number("gpu_tflops", d.gpu_tflops),
+        launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms),
+    )
+    if profile.gpus_per_task > profile.gpus_per_node:
+        raise r.fail("gpus_per_task", f"asks for {profile.gpus_per_task} GPUs but a node has "
+                     f"{profile.gpus_per_node} (cluster.gpus_per_node)")
+    if profile.signal_delay_s >= profile.time_limit_min * 60:
+        raise r.fail("signal_delay_s", "must be shorter than cluster.time_limit_min")
+    return profile
+
+
+def parse_study(text: str, source: Path, root: str | Path | None = None) -> Study:
+    """Validate a study given as TOML text; `root` (e.g. --root) replaces the file's root."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{source}: malformed TOML: {exc}") from None
+    r = _Reader(source, data)
+    r.check_keys(_TOP_KEYS)
+    for key in _REQUIRED:
+        if key not in data and not (key == "root" and root is not None):
+            raise r.fail(key, "missing (required)")
+    name = r.string("name")
+    assert name is not None
+    if not _NAME_RE.match(name):
+        raise r.fail("name", "must be 1-64 characters of letters, digits, '_', '.', '-' "
+                     f"starting with a letter or digit, got {name!r}")
+    dataset = r.get("dataset", "avila")
+    if dataset not in DATASETS:
+        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(DATASETS)}")
+    root_value = root if root is not None else r.string("root")
+    assert root_value is not None
+    if not str(root_value).strip():
+        raise r.fail("root", "must be a non-empty path")
+    data_dir = r.string("data_dir")
+    return Study(
+        name=name,
+        root=Path(root_value).expanduser().absolute(),
+        dataset=dataset,
+        methods=_methods(r),
+        radii=_radii(r),
+        trials=r.integer("trials", 0, 1),
+        base_seed=r.integer("base_seed", 0, 0),
+        regular_per_radius=r.boolean("regular_per_radius", False),
+        settings=_settings(source, data.get("training")),
+        cluster=_cluster(source, data.get("cluster")),
+        data_dir=Path(data_dir).expanduser().absolute() if data_dir else None,
+        source=source,
+        text=text,
+    )
+
+
+def load_study(path: str | Path, root: str | Path | None = None) -> Study:
+    """Read and validate a study file. Raises StudyError (one line) on any problem."""
+    source = Path(path)
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise StudyError(f"{source}: study file not found") from None
+    except OSError as exc:
+        raise StudyError(f"{source}: cannot read the study file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StudyError(f"{source}: malformed TOML: not UTF-8 text") from None
+    return parse_study(text, source, root)

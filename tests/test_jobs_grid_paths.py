@@ -1,0 +1,117 @@
+"""Grid expansion, keys, seeds, and the Paths class (nothing escapes the root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs import (
+    Paths,
+    StudyError,
+    check_root_writable,
+    evaluation_radii,
+    expand,
+    parse_key,
+    parse_study,
+    radius_tag,
+    trial_key,
+)
+from trainers.spec import Method
+
+TEXT = """
+name = "g"
+root = "/tmp/unused"
+methods = ["regular", "robust", "langevin"]
+radii = [0.01, 0.1, 0.25]
+trials = 4
+base_seed = 7
+"""
+
+
+def study(text: str = TEXT):
+    return parse_study(text, Path("g.toml"))
+
+
+def test_regular_once_per_trial() -> None:
+    specs = expand(study())
+    keys = [s.key for s in specs]
+    assert len(specs) == 4 + 2 * 3 * 4
+    assert keys[:4] == [f"regular/eps_0/trial_{i}" for i in range(4)]
+    assert "robust/eps_0.01/trial_0" in keys and "langevin/eps_0.25/trial_3" in keys
+    assert len(set(keys)) == len(keys)
+    regular = specs[0]
+    assert regular.radius == 0.0 and regular.method is Method.REGULAR
+    assert evaluation_radii(study(), regular) == (0.01, 0.1, 0.25)
+    assert evaluation_radii(study(), specs[4]) == (0.01,)
+
+
+def test_regular_per_radius() -> None:
+    specs = expand(study(TEXT + "regular_per_radius = true\n"))
+    assert len(specs) == 3 * 3 * 4
+    assert specs[0].key == "regular/eps_0.01/trial_0" and specs[0].radius == 0.01
+
+
+def test_seeds_stable_and_distinct() -> None:
+    a = {s.key: s.train_spec.seed for s in expand(study())}
+    assert len(set(a.values())) == len(a)
+    # more trials/radii/methods do not move existing seeds
+    bigger = TEXT.replace("trials = 4", "trials = 9").replace("0.25]", "0.25, 0.3]")
+    b = {s.key: s.train_spec.seed for s in expand(study(bigger))}
+    assert all(b[k] == v for k, v in a.items())
+    # the base seed moves all of them
+    c = {s.key: s.train_spec.seed for s in expand(study(TEXT.replace("= 7", "= 8")))}
+    assert all(c[k] != v for k, v in a.items())
+
+
+def test_train_spec_carries_study_settings() -> None:
+    s = study(TEXT + "dataset = 'synthetic'\n[training]\nepochs = 3\n")
+    for t in expand(s):
+        assert t.train_spec.settings.epochs == 3 and t.train_spec.dataset == "synthetic"
+        t.train_spec.validate()
+
+
+@pytest.mark.parametrize(("radius", "tag"), [(0.01, "0.01"), (0.1, "0.1"), (1.0, "1"),
+                                              (0.0, "0"), (1e-05, "1e-05"), (0.15, "0.15")])
+def test_radius_tag(radius: float, tag: str) -> None:
+    assert radius_tag(radius) == tag
+    key = trial_key(Method.ROBUST, radius, 3)
+    assert parse_key(key) == (Method.ROBUST, radius, 3)
+
+
+@pytest.mark.parametrize("key", [
+    "../etc/passwd", "robust/eps_0.1/trial_1/../../..", "robust/eps_0.1/trial_-1",
+    "robust/eps_0.10/trial_1", "/abs/eps_0.1/trial_1", "robust/eps_0.1/trial_01",
+    "robust\\eps_0.1\\trial_1", "cheat/eps_0.1/trial_1", "robust/eps_../trial_1", "",
+])
+def test_keys_cannot_escape(tmp_path: Path, key: str) -> None:
+    with pytest.raises(StudyError):
+        Paths(tmp_path).trial_dir(key)
+
+
+def test_paths_layout(tmp_path: Path) -> None:
+    p = Paths(tmp_path)
+    spec = expand(study())[5]
+    d = tmp_path / "runs" / spec.key
+    assert p.trial_dir(spec) == d == p.trial_dir(spec.key)
+    assert p.model(spec) == d / "model.pt" and p.checkpoint(spec) == d / "ckpt.pt"
+    assert p.done(spec) == d / "DONE.json" and p.failed(spec) == d / "FAILED.json"
+    assert p.spec_file(spec) == d / "spec.json"
+    assert p.study_file == tmp_path / "study.toml" and p.ledger == tmp_path / "ledger.jsonl"
+    assert p.metrics_parquet == tmp_path / "results" / "metrics.parquet"
+    assert p.metrics_csv == tmp_path / "results" / "metrics.csv"
+    assert p.figures == tmp_path / "figures" and p.report == tmp_path / "report.md"
+    assert p.logs == tmp_path / "logs"
+    for path in (p.model(spec), p.done(spec), p.ledger, p.report):
+        assert tmp_path in path.parents
+
+
+def test_root_writable(tmp_path: Path) -> None:
+    check_root_writable(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StudyError, match="not a directory"):
+        check_root_writable(blocker / "root")
+    with pytest.raises(StudyError, match="not writable"):
+        check_root_writable("/proc/1/drosweep-root")
