@@ -1,0 +1,175 @@
+"""`reduce_study`: from DONE markers to the results table, incrementally.
+
+Models already in the table with the same sha256 and evaluation settings are not evaluated again;
+the others are split into `EvalTask`s and handed to a mapper (in-process by default; the CLI may
+pass one that runs them as a job array). The table is rewritten atomically as results arrive and
+at the end, so an interrupted reduction leaves a complete table behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from jobs import Paths, Study, TrialSpec, evaluation_radii, expand, read_done
+from reduce.errors import ReduceError
+from reduce.evaluate import METRICS
+from reduce.settings import EvalSettings
+from reduce.table import (
+    ERROR_METRIC,
+    StudyIdentity,
+    flag_failed_training,
+    normalize,
+    read_table,
+    write_table,
+)
+from reduce.tasks import EvalTask, EvalUnit, Row, run_eval_task
+from reduce.wait import MarkerScan, scan_markers, wait_for_markers
+
+TaskFn = Callable[[EvalTask], list[Row]]
+Mapper = Callable[[TaskFn, Sequence[EvalTask]], Iterable[list[Row]]]
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    wait: bool = False
+    timeout_s: float | None = None
+    poll_s: float = 10.0
+    partial: bool = False
+    failed_threshold: float = 0.12   # clean accuracy below this flags a failed training (paper)
+    device: str = "auto"
+    data_dir: str | None = None      # None: the study's data_dir, else $DROSWEEP_DATA_DIR / cache
+    models_per_task: int = 16        # models per EvalTask (per array element)
+    save_every_s: float = 60.0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ReduceSummary:
+    parquet: Path
+    csv: Path
+    rows: int
+    evaluated: int                   # models evaluated by this call
+    reused: int                      # models whose rows were already up to date
+    errors: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (key, reason)
+    missing: tuple[str, ...] = ()    # trials without a DONE marker (with --partial)
+    failed: tuple[str, ...] = ()     # trials with a FAILED marker
+    failed_training: tuple[str, ...] = ()
+    wall_s: float = 0.0
+
+
+def eval_settings_for(study: Study) -> EvalSettings:
+    """The study's `[evaluation]` table when it has one, else the paper's evaluation."""
+    raw = getattr(study, "evaluation", None)
+    if not raw:
+        return EvalSettings()
+    return EvalSettings.from_dict(dict(raw), source=f"{study.source}: table 'evaluation'")
+
+
+def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:
+    for task in tasks:
+        yield fn(task)
+
+
+def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings_hash: str) -> bool:
+    rows = existing[(existing["key"] == unit.key) & (existing["model_sha256"] == unit.model_sha256)
+                    & (existing["settings_hash"] == settings_hash)
+                    & (existing["metric"] != ERROR_METRIC)]
+    have = set(zip(rows["radius"], rows["metric"], strict=True))
+    return all((float(r), m) in have for r in unit.radii for m in METRICS)
+
+
+def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec],
+           done: Iterable[str]) -> list[EvalUnit]:
+    by_key = {t.key: t for t in trials}
+    units: list[EvalUnit] = []
+    for key in done:
+        trial = by_key[key]
+        marker = read_done(paths, trial)
+        if marker is None:  # vanished since the scan
+            continue
+        units.append(EvalUnit(key=key, method=trial.method.value, trial=trial.trial,
+                              trained_radius=trial.radius,
+                              radii=tuple(float(r) for r in evaluation_radii(study, trial)),
+                              model_path=str(paths.model(trial)),
+                              model_sha256=marker.model_sha256))
+    return units
+
+
+def _chunks(units: Sequence[EvalUnit], size: int) -> list[tuple[EvalUnit, ...]]:
+    return [tuple(units[i:i + size]) for i in range(0, len(units), size)]
+
+
+def settle(study: Study, options: ReduceOptions) -> MarkerScan:
+    """The markers, after waiting when asked; refuses an incomplete study unless partial."""
+    paths, trials = Paths(study.root), expand(study)
+    if options.wait:
+        scan = wait_for_markers(paths, trials, timeout_s=options.timeout_s,
+                                poll_s=options.poll_s, progress=options.progress)
+    else:
+        scan = scan_markers(paths, trials)
+    if not scan.complete and not options.partial:
+        raise ReduceError(f"study {study.name!r} is incomplete: {len(scan.done)} of {len(trials)} "
+                          f"trials done, {len(scan.failed)} failed, {len(scan.missing)} not "
+                          f"finished; wait with --wait, finish with `drosweep resume`, or reduce "
+                          f"what is there with --partial")
+    return scan
+
+
+def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
+                 settings: EvalSettings | None = None, mapper: Mapper = in_process,
+                 scan: MarkerScan | None = None) -> ReduceSummary:
+    """Evaluate every DONE model not yet in the table and (re)write the table."""
+    start = time.monotonic()
+    settings = settings or eval_settings_for(study)
+    paths, trials = Paths(study.root), expand(study)
+    scan = scan or settle(study, options)
+    identity = StudyIdentity(study.name, study.fingerprint)
+    existing = read_table(paths.metrics_parquet, identity)
+    units = _units(study, paths, trials, scan.done)
+    current = {(u.key, u.model_sha256) for u in units}
+    todo = [u for u in units if not _up_to_date(existing, u, settings.digest)]
+    todo_keys = {u.key for u in todo}
+    still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in
+                               zip(existing["key"], existing["model_sha256"], strict=True)],
+                              index=existing.index, dtype=bool)
+    keep = existing[still_current & (existing["settings_hash"] == settings.digest)]
+    data_dir = options.data_dir or (str(study.data_dir) if study.data_dir else None)
+    tasks = [EvalTask(units=chunk, settings=settings, dataset=study.dataset, data_dir=data_dir,
+                      device=options.device, study=study.name,
+                      study_fingerprint=study.fingerprint)
+             for chunk in _chunks(todo, 1 if mapper is in_process else options.models_per_task)]
+    new_rows: list[Row] = []
+    last_save = time.monotonic()
+
+    def table() -> pd.DataFrame:
+        parts = [keep] + ([pd.DataFrame(new_rows)] if new_rows else [])
+        df = normalize(pd.concat(parts, ignore_index=True)) if new_rows else keep
+        return flag_failed_training(df, options.failed_threshold)
+
+    bar = tqdm(total=len(todo), desc="reducing", unit="model", disable=not options.progress,
+               dynamic_ncols=True)
+    try:
+        for rows in mapper(run_eval_task, tasks):
+            new_rows.extend(rows)
+            bar.update(len({r["key"] for r in rows}))
+            if time.monotonic() - last_save >= options.save_every_s:
+                write_table(table(), paths.metrics_parquet, paths.metrics_csv)
+                last_save = time.monotonic()
+    finally:
+        bar.close()
+    final = table()
+    write_table(final, paths.metrics_parquet, paths.metrics_csv)
+    errors = final[final["metric"] == ERROR_METRIC].drop_duplicates("key")
+    flagged = final[final["failed_training"]]["key"].unique()
+    return ReduceSummary(parquet=paths.metrics_parquet, csv=paths.metrics_csv, rows=len(final),
+                         evaluated=len(todo), reused=len(units) - len(todo),
+                         errors=tuple(zip(errors["key"], errors["error"], strict=True)),
+                         missing=scan.missing, failed=scan.failed,
+                         failed_training=tuple(sorted(map(str, flagged))),
+                         wall_s=time.monotonic() - start)

@@ -1,0 +1,114 @@
+"""Evaluation settings: every constant of the paper's evaluation, with the paper's value as default.
+
+The settings are part of each result row (as a hash and as JSON), so a change of any value makes
+the affected models be evaluated again, and results computed under different settings never mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from reduce.errors import ReduceError
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    # worst-case accuracy: N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)) uniform points in
+    # the L-inf ball of each test point (the training formula); `ball_samples` fixes N instead
+    n_base: int = 616
+    n_growth: float = 100.0
+    n_eps_scale: float = 0.24
+    ball_samples: int | None = None
+    # mean accuracy: fraction correct over the first `mean_samples` draws of each point's stream
+    # (the same draws the worst case starts with); None: all N(eps) draws (no early stop)
+    mean_samples: int | None = 1000
+    # PGD accuracy: L-inf, sign steps of absolute size pgd_step, start uniform in the ball
+    pgd_steps: int = 30
+    pgd_step: float = 0.02
+    pgd_random_start: bool = True
+    # Lipschitz search over ReLU activation patterns: a genetic algorithm, then an ascent polish
+    ga_population: int = 100
+    ga_generations: int = 3200
+    ga_elite: int = 4
+    ga_tournament: int = 3
+    ga_mutation: float | None = None  # bit-flip probability; None: 1 / number of hidden units
+    ga_polish: bool = True
+    # evaluate on the first `test_subset` test points after a seeded shuffle (None: all)
+    test_subset: int | None = None
+    # memory bounds: ball points per forward pass; test points per PGD / Jacobian block
+    chunk_size: int = 131072
+    batch_size: int = 1024
+    seed: int = 0
+
+    def validate(self) -> None:
+        positive_int = ["n_base", "pgd_steps", "ga_population", "ga_generations",
+                        "ga_tournament", "chunk_size", "batch_size"]
+        for name in positive_int:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ReduceError(f"evaluation setting '{name}' must be a positive integer, "
+                                  f"got {value!r}")
+        for name in ("n_growth", "n_eps_scale", "pgd_step"):
+            value = getattr(self, name)
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value) or value <= 0):
+                raise ReduceError(f"evaluation setting '{name}' must be a positive number, "
+                                  f"got {value!r}")
+        for name in ("ball_samples", "mean_samples", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise ReduceError(f"evaluation setting '{name}' must be a positive integer "
+                                  f"or unset, got {value!r}")
+        if not isinstance(self.ga_elite, int) or not 0 <= self.ga_elite < self.ga_population:
+            raise ReduceError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
+                              f"got {self.ga_elite!r}")
+        if self.ga_mutation is not None and not 0 < self.ga_mutation < 1:
+            raise ReduceError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
+                              f"got {self.ga_mutation!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ReduceError(f"evaluation setting 'seed' must be an integer >= 0, "
+                              f"got {self.seed!r}")
+
+    def n_worst(self, radius: float) -> int:
+        """Ball samples per test point for the worst-case accuracy at `radius`."""
+        if self.ball_samples is not None:
+            return self.ball_samples
+        return max(1, int(self.n_base * self.n_growth ** (radius / self.n_eps_scale)))
+
+    def n_mean(self, radius: float) -> int:
+        return self.n_worst(radius) if self.mean_samples is None else self.mean_samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        """Short, stable hash of every value: the incremental table's notion of 'same settings'."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "evaluation settings") -> EvalSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ReduceError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+        values = dict(data)
+        for name in ("n_growth", "n_eps_scale", "pgd_step", "ga_mutation"):
+            value = values.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
+        settings = cls(**values)
+        try:
+            settings.validate()
+        except ReduceError as exc:
+            raise ReduceError(f"{source}: {exc}") from None
+        return settings
