@@ -1,0 +1,72 @@
+"""Reading the results table and summarising it: bands of quantiles over trials, failure rates.
+
+This is the only input of the figures and the report; nothing here reads models or markers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED = ("method", "radius", "trial", "metric", "value", "key", "failed_training", "settings",
+            "settings_hash", "study")
+ERROR_METRIC = "reduce_error"
+QUANTILES = {"q10": 0.10, "q25": 0.25, "median": 0.50, "q75": 0.75, "q90": 0.90}
+
+
+class ResultsError(ValueError):
+    """The results table is missing or is not one the figures can be drawn from."""
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise ResultsError(f"{path}: no results table; run `drosweep reduce` first")
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # damaged file: pyarrow raises many types
+        raise ResultsError(f"{path}: cannot read the results table "
+                           f"({type(exc).__name__})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ResultsError(f"{path}: not a drosweep results table (no column(s) {missing})")
+    if df.empty or (df["metric"] == ERROR_METRIC).all():
+        raise ResultsError(f"{path}: the results table holds no evaluated model yet")
+    return df
+
+
+def metric_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["metric"] != ERROR_METRIC]
+
+
+def bands(df: pd.DataFrame, metric: str, include_failed: bool = False) -> pd.DataFrame:
+    """Per (method, radius): trials used, median and the 10/25/75/90% quantiles of `metric`."""
+    rows = metric_rows(df)
+    rows = rows[rows["metric"] == metric]
+    if not include_failed:
+        rows = rows[~rows["failed_training"].astype(bool)]
+    grouped = rows.groupby(["method", "radius"])["value"]
+    out = pd.DataFrame({"n": grouped.count()})
+    for name, q in QUANTILES.items():
+        out[name] = grouped.quantile(q)
+    return out.reset_index()
+
+
+def failure_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, radius): share of evaluated trials flagged as failed trainings."""
+    rows = metric_rows(df).drop_duplicates(["method", "radius", "key"])
+    grouped = rows.groupby(["method", "radius"])["failed_training"]
+    return pd.DataFrame({"n": grouped.count(),
+                         "failed": grouped.sum().astype(int),
+                         "rate": grouped.mean().astype(float)}).reset_index()
+
+
+def medians(df: pd.DataFrame, include_failed: bool = False) -> pd.DataFrame:
+    """Median of every metric per (method, radius), one column per metric."""
+    rows = metric_rows(df)
+    if not include_failed:
+        rows = rows[~rows["failed_training"].astype(bool)]
+    table = rows.pivot_table(index=["method", "radius"], columns="metric", values="value",
+                             aggfunc="median")
+    table.columns.name = None
+    return table.reset_index()
