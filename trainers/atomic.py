@@ -6,6 +6,7 @@ crash or a kill at any point leaves no torn file behind (the temp file is remove
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -41,10 +42,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(target.parent)
 

@@ -34,7 +34,7 @@ class CheckpointError(RuntimeError):
 
 
 def capture_global_rng() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
     return {
         "torch_cpu": torch.random.get_rng_state(),
         "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

@@ -1,7 +1,9 @@
-"""The one training loop for all methods (CPU or CUDA), resumable from its own checkpoints.
+"""The one training loop for all methods (CPU or CUDA), for one trial or a pack of k trials.
 
-Everything random in a trial comes from generators seeded from the trial's seed alone (model
-initialisation, data order, method noise, the ReLU subgradient), and all of it is in the
+A pack is k trials of the same method, radius and settings that differ only in their seeds; they
+train as one `PackedMLP`, each with its own initialisation, data order, noise and checkpoint, so a
+packed run computes what k separate runs compute (see `train_pack`). Everything random in a trial
+comes from generators seeded from the trial's seed alone, and all of it is in the trial's
 checkpoint, so an interrupted and resumed run gives the same weights as an uninterrupted one.
 """
 
@@ -11,7 +13,7 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from trainers.checkpoint import (
 )
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.methods import StepContext, method_step, temperature
-from trainers.model import MLP, build_model
+from trainers.model import build_model
+from trainers.packed import PackedMLP
 from trainers.spec import SpecError, TrainSpec
 
 
@@ -72,97 +75,141 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class _Run:
-    """The mutable state of one trial between checkpoints."""
+def pack_key(spec: TrainSpec) -> tuple[Any, ...]:
+    """Trials with equal keys may share a pack: everything but the seed is the same."""
+    return (spec.method, spec.radius, spec.dataset, spec.settings)
 
-    def __init__(self, spec: TrainSpec, data: Dataset, device: torch.device) -> None:
-        s = spec.settings
-        self.spec, self.data, self.device = spec, data, device
-        self.model: MLP = build_model(s.hidden, data.n_features, data.n_classes,
-                                      seed=derive_seed(spec.seed, "init")).to(device)
-        self.relu_gen = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, "relu"))
-        self.model.set_generator(self.relu_gen)
+
+class _Trial:
+    """Per-trial state of a pack: its generators, data order and loss bookkeeping."""
+
+    def __init__(self, spec: TrainSpec, paths: TrainPaths, device: torch.device) -> None:
+        self.spec, self.paths = spec, paths
         self.noise_gen = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, "noise"))
+        self.seed_gen = torch.Generator().manual_seed(derive_seed(spec.seed, "seeds"))
         self.data_gen = torch.Generator().manual_seed(derive_seed(spec.seed, "data"))
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.lr_step_size,
-                                                         gamma=s.lr_gamma)
-        self.step = 0
-        self.epoch = 0
-        self.batch_index = 0
         self.perm: torch.Tensor | None = None
         self.loss_sum = 0.0
         self.loss_count = 0
         self.last_epoch_loss = math.nan
         self.wall_total = 0.0
 
+    def current_loss(self) -> float:
+        return self.loss_sum / self.loss_count if self.loss_count else self.last_epoch_loss
+
+
+class _Pack:
+    """The shared state of k trials between checkpoints."""
+
+    def __init__(self, specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
+                 datasets: Sequence[Dataset], device: torch.device) -> None:
+        s = specs[0].settings
+        self.spec, self.device = specs[0], device
+        self.trials = [_Trial(sp, pa, device) for sp, pa in zip(specs, paths, strict=True)]
+        data = datasets[0]
+        models = [build_model(s.hidden, data.n_features, data.n_classes,
+                              seed=derive_seed(sp.seed, "init")) for sp in specs]
+        # the tie-break draws of the generalized ReLU are shared by the pack (see README)
+        relu_seed = derive_seed(specs[0].seed, "relu") if len(specs) == 1 else \
+            derive_seed(sum(derive_seed(sp.seed, "relu") for sp in specs), "relu-pack")
+        self.relu_gen = torch.Generator(device=device).manual_seed(relu_seed)
+        self.model = PackedMLP(models, self.relu_gen).to(device)
+        self.x = torch.stack([d.x_train for d in datasets]).to(device)
+        self.y = torch.stack([d.y_train for d in datasets]).to(device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.lr_step_size,
+                                                         gamma=s.lr_gamma)
+        self.step = 0
+        self.epoch = 0
+        self.batch_index = 0
+        self.loss_acc = torch.zeros(len(specs), dtype=torch.float64, device=device)
+
     @property
     def n_batches(self) -> int:
-        return math.ceil(len(self.data.y_train) / self.spec.settings.batch_size)
+        return math.ceil(self.y.shape[1] / self.spec.settings.batch_size)
 
     def total_steps(self) -> int:
         s = self.spec.settings
         total = s.epochs * self.n_batches
         return min(total, s.max_steps) if s.max_steps is not None else total
 
-    def state(self, finished: bool) -> dict[str, Any]:
+    def trial_state(self, i: int, finished: bool) -> dict[str, Any]:
+        t = self.trials[i]
+        self._flush_losses()
         return {
-            "spec": self.spec.to_dict(), "step": self.step, "epoch": self.epoch,
+            "spec": t.spec.to_dict(), "step": self.step, "epoch": self.epoch,
             "batch_index": self.batch_index, "finished": finished,
-            "perm": self.perm if self.perm is not None else torch.empty(0, dtype=torch.long),
-            "loss_sum": self.loss_sum, "loss_count": self.loss_count,
-            "last_epoch_loss": self.last_epoch_loss, "wall_total": self.wall_total,
+            "perm": t.perm if t.perm is not None else torch.empty(0, dtype=torch.long),
+            "loss_sum": t.loss_sum, "loss_count": t.loss_count,
+            "last_epoch_loss": t.last_epoch_loss, "wall_total": t.wall_total,
             "temperature_step": self.step,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rng": {"global": capture_global_rng(), "data": self.data_gen.get_state(),
-                    "noise": self.noise_gen.get_state(), "relu": self.relu_gen.get_state()},
+            "model": self.model.trial_state_dict(i),
+            # plain SGD keeps no per-parameter state: the pack's lr and schedule are the optimizer
+            "optimizer": {"lr": self.optimizer.param_groups[0]["lr"]},
+            "scheduler": self.scheduler.state_dict(),
+            "rng": {"global": capture_global_rng(), "data": t.data_gen.get_state(),
+                    "noise": t.noise_gen.get_state(), "seeds": t.seed_gen.get_state(),
+                    "relu": self.relu_gen.get_state()},
         }
 
-    def load(self, ck: dict[str, Any]) -> None:
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["scheduler"])
-        self.step, self.epoch, self.batch_index = ck["step"], ck["epoch"], ck["batch_index"]
-        self.perm = ck["perm"] if ck["perm"].numel() else None
-        self.loss_sum, self.loss_count = ck["loss_sum"], ck["loss_count"]
-        self.last_epoch_loss, self.wall_total = ck["last_epoch_loss"], ck["wall_total"]
+    def load_trial(self, i: int, ck: dict[str, Any]) -> None:
+        t = self.trials[i]
+        self.model.load_trial(i, ck["model"])
+        t.perm = ck["perm"] if ck["perm"].numel() else None
+        t.loss_sum, t.loss_count = ck["loss_sum"], ck["loss_count"]
+        t.last_epoch_loss, t.wall_total = ck["last_epoch_loss"], ck["wall_total"]
         rng = ck["rng"]
-        restore_global_rng(rng["global"])
-        self.data_gen.set_state(rng["data"])
-        self.noise_gen.set_state(rng["noise"])
-        self.relu_gen.set_state(rng["relu"])
+        t.data_gen.set_state(rng["data"])
+        t.noise_gen.set_state(rng["noise"])
+        t.seed_gen.set_state(rng["seeds"])
+        if i == 0:  # the pack's shared state: equal in every trial's checkpoint
+            self.step, self.epoch, self.batch_index = ck["step"], ck["epoch"], ck["batch_index"]
+            self.scheduler.load_state_dict(ck["scheduler"])
+            for group in self.optimizer.param_groups:
+                group["lr"] = ck["optimizer"]["lr"]
+            restore_global_rng(rng["global"])
+            self.relu_gen.set_state(rng["relu"])
+
+    def _flush_losses(self) -> None:
+        if self.loss_acc.any():
+            for t, value in zip(self.trials, self.loss_acc.tolist(), strict=True):
+                t.loss_sum += value
+            self.loss_acc.zero_()
 
     def run_step(self) -> None:
         s = self.spec.settings
-        if self.perm is None:
-            self.perm = torch.randperm(len(self.data.y_train), generator=self.data_gen)
-        idx = self.perm[self.batch_index * s.batch_size:(self.batch_index + 1) * s.batch_size]
-        idx = idx.to(self.device)
-        x, y = self.data.x_train[idx], self.data.y_train[idx]
-        ctx = StepContext(self.spec, self.step, self.epoch,
-                          temperature(s, self.step, self.epoch), self.noise_gen)
+        perms = []
+        for t in self.trials:
+            if t.perm is None:
+                t.perm = torch.randperm(self.y.shape[1], generator=t.data_gen)
+            perms.append(t.perm)
+        lo, hi = self.batch_index * s.batch_size, (self.batch_index + 1) * s.batch_size
+        idx = torch.stack([p[lo:hi] for p in perms]).to(self.device)
+        rows = torch.arange(len(self.trials), device=self.device).unsqueeze(1)
+        x, y = self.x[rows, idx], self.y[rows, idx]
+        ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
+                          [t.noise_gen for t in self.trials], [t.seed_gen for t in self.trials])
         self.optimizer.zero_grad(set_to_none=True)
-        loss = method_step(self.spec.method)(self.model, x, y, ctx)
+        losses = method_step(self.spec.method)(self.model, x, y, ctx)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
         self.batch_index += 1
-        self.loss_sum += float(loss) * len(y)
-        self.loss_count += len(y)
+        self.loss_acc += losses.to(torch.float64) * y.shape[1]
+        for t in self.trials:
+            t.loss_count += y.shape[1]
         if self.batch_index >= self.n_batches:
-            self.last_epoch_loss = self.loss_sum / max(self.loss_count, 1)
+            self._flush_losses()
             self.epoch += 1
             self.batch_index = 0
-            self.perm = None
-            self.loss_sum, self.loss_count = 0.0, 0
+            for t in self.trials:
+                t.last_epoch_loss = t.loss_sum / max(t.loss_count, 1)
+                t.perm, t.loss_sum, t.loss_count = None, 0.0, 0
 
 
-def _load_data(spec: TrainSpec, data_dir: str | os.PathLike[str] | None,
-               device: torch.device) -> Dataset:
+def _load_data(spec: TrainSpec, data_dir: str | os.PathLike[str] | None) -> Dataset:
     data = load_dataset(spec.dataset, data_dir)
-    data = subset_train(data, spec.settings.train_subset, derive_seed(spec.seed, "subset"))
-    return data.to(device)
+    return subset_train(data, spec.settings.train_subset, derive_seed(spec.seed, "subset"))
 
 
 def _check_writable(paths: TrainPaths) -> None:
@@ -184,52 +231,107 @@ def train(spec: TrainSpec, paths: TrainPaths, *, data_dir: str | os.PathLike[str
     `should_stop` is polled after every optimizer step; when it returns True a checkpoint is
     written and the call returns with finished=False (preemption, SIGTERM, Ctrl-C).
     """
-    spec.validate()
+    return train_pack([spec], [paths], data_dir=data_dir, device=device, resume=resume,
+                      progress=progress, should_stop=should_stop)[0]
+
+
+def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
+               data_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
+               resume: bool = True, progress: bool = True,
+               should_stop: Callable[[], bool] | None = None) -> list[TrainResult]:
+    """Train k trials of one (method, radius, settings) as one batched model; results in order.
+
+    Trials whose checkpoints stand at different steps (a pack resumed after a partial run) are
+    trained in sub-packs of equal step, one after the other, so each resumes exactly.
+    """
+    if len(specs) != len(paths) or not specs:
+        raise SpecError("train_pack needs one TrainPaths per spec, and at least one spec")
+    keys = {pack_key(sp) for sp in specs}
+    if len(keys) != 1:
+        raise SpecError("a pack holds trials of one method, radius, data set and settings only")
+    if len({sp.seed for sp in specs}) != len(specs):
+        raise SpecError("the trials of a pack need distinct seeds")
+    for sp, pa in zip(specs, paths, strict=True):
+        sp.validate()
+        _check_writable(pa)
     dev = resolve_device(device)
-    _check_writable(paths)
-    data = _load_data(spec, data_dir, dev)
-    run = _Run(spec, data, dev)
+    checkpoints = [load_checkpoint(pa.checkpoint, pa.previous_checkpoint, sp) if resume else None
+                   for sp, pa in zip(specs, paths, strict=True)]
+    groups: dict[int, list[int]] = {}
+    for i, ck in enumerate(checkpoints):
+        groups.setdefault(ck["step"] if ck else 0, []).append(i)
+    results: dict[int, TrainResult] = {}
+    for members in groups.values():
+        out = _train_group([specs[i] for i in members], [paths[i] for i in members],
+                           [checkpoints[i] for i in members], data_dir, dev, progress,
+                           should_stop)
+        results.update(zip(members, out, strict=True))
+        if should_stop is not None and not all(r.finished for r in out):
+            break
+    return [results.get(i) or _unstarted(checkpoints[i]) for i in range(len(specs))]
+
+
+def _unstarted(ck: dict[str, Any] | None) -> TrainResult:
+    step = ck["step"] if ck else 0
+    return TrainResult(step, ck["epoch"] if ck else 0, 0.0, step, math.nan, False, None)
+
+
+def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
+                 checkpoints: Sequence[dict[str, Any] | None],
+                 data_dir: str | os.PathLike[str] | None, device: torch.device, progress: bool,
+                 should_stop: Callable[[], bool] | None) -> list[TrainResult]:
     start = time.monotonic()
-    if resume:
-        ck = load_checkpoint(paths.checkpoint, paths.previous_checkpoint, spec)
+    pack = _Pack(specs, paths, [_load_data(sp, data_dir) for sp in specs], device)
+    for i, ck in enumerate(checkpoints):
         if ck is not None:
-            run.load(ck)
-    resumed_from = run.step
-    total = run.total_steps()
-    s = spec.settings
-    last_ckpt_step, last_ckpt_time = run.step, time.monotonic()
+            pack.load_trial(i, ck)
+    resumed_from = pack.step
+    total = pack.total_steps()
+    s = pack.spec.settings
+    last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
 
     def checkpoint(finished: bool = False) -> None:
         nonlocal last_ckpt_step, last_ckpt_time
-        run.wall_total += time.monotonic() - last_ckpt_time
-        save_checkpoint(run.state(finished), paths.checkpoint, paths.previous_checkpoint)
-        last_ckpt_step, last_ckpt_time = run.step, time.monotonic()
+        elapsed = time.monotonic() - last_ckpt_time
+        for i, t in enumerate(pack.trials):
+            t.wall_total += elapsed
+            save_checkpoint(pack.trial_state(i, finished), t.paths.checkpoint,
+                            t.paths.previous_checkpoint)
+        last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
 
-    bar = tqdm(total=total, initial=min(run.step, total), unit="step", disable=not progress,
-               desc=f"{spec.method.value} eps={spec.radius:g} seed={spec.seed}", dynamic_ncols=True,
-               mininterval=1.0)
+    def results(finished: bool) -> list[TrainResult]:
+        wall = time.monotonic() - start
+        return [TrainResult(pack.step, pack.epoch, wall, resumed_from, t.current_loss(), finished,
+                            sha256_file(t.paths.model) if finished else None)
+                for t in pack.trials]
+
+    seeds = ",".join(str(sp.seed) for sp in specs)
+    bar = tqdm(total=total, initial=min(pack.step, total), unit="step", disable=not progress,
+               desc=f"{pack.spec.method.value} eps={pack.spec.radius:g} seed={seeds}"[:60],
+               dynamic_ncols=True, mininterval=1.0)
     try:
-        while run.step < total:
-            run.run_step()
+        while pack.step < total:
+            pack.run_step()
             bar.update(1)
-            if run.batch_index == 0 and progress:
-                bar.set_postfix(epoch=run.epoch, loss=f"{run.last_epoch_loss:.4f}", refresh=False)
+            if pack.batch_index == 0 and progress:
+                losses = [t.last_epoch_loss for t in pack.trials]
+                bar.set_postfix(epoch=pack.epoch, loss=f"{sum(losses) / len(losses):.4f}",
+                                refresh=False)
             if should_stop is not None and should_stop():
                 checkpoint()
-                return TrainResult(run.step, run.epoch, time.monotonic() - start, resumed_from,
-                                   _current_loss(run), False, None)
-            if (run.step - last_ckpt_step >= s.checkpoint_every
+                return results(False)
+            if (pack.step - last_ckpt_step >= s.checkpoint_every
                     or time.monotonic() - last_ckpt_time >= s.checkpoint_every_s):
                 checkpoint()
     finally:
         bar.close()
-    if run.step != last_ckpt_step or not paths.checkpoint.exists() or not paths.model.exists():
-        atomic_torch_save({k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-                          paths.model)
+    stale = [t for t in pack.trials if not t.paths.model.exists() or not t.paths.checkpoint.exists()]
+    if pack.step != last_ckpt_step or stale:
+        for i, t in enumerate(pack.trials):
+            atomic_torch_save(pack.model.trial_state_dict(i), t.paths.model)
         checkpoint(finished=True)
-    return TrainResult(run.step, run.epoch, time.monotonic() - start, resumed_from,
-                       _current_loss(run), True, sha256_file(paths.model))
+    return results(True)
 
 
-def _current_loss(run: _Run) -> float:
-    return run.loss_sum / run.loss_count if run.loss_count else run.last_epoch_loss
+__all__ = ["TrainPaths", "TrainResult", "derive_seed", "pack_key", "train",
+           "train_pack"]

@@ -18,7 +18,7 @@ N_CLASSES = 12
 
 class _GeneralizedReLU(torch.autograd.Function):
     @staticmethod
-    def forward(x: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, u: Tensor) -> Tensor:
         return x.clamp_min(0)
 
     @staticmethod
@@ -27,7 +27,7 @@ class _GeneralizedReLU(torch.autograd.Function):
         ctx.save_for_backward(x, u)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, u = ctx.saved_tensors
         slope = torch.where(x > 0, torch.ones_like(x), torch.where(x == 0, u.to(x.dtype), 0.0))
         return grad * slope, None

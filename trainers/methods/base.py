@@ -1,17 +1,20 @@
-"""The one interface every training method implements.
+"""The one interface every training method implements, for a pack of k trials at once.
 
-A method computes its loss on a batch and leaves the gradient in the parameters' `.grad` (it runs
-the backward itself: the smoothed max must backward chunk by chunk to keep memory bounded). It
-returns the detached loss value for logging. All its randomness comes from `ctx.generator`, so a
-trial's noise is its own and is restored exactly on resume.
+A method gets the batches of k trials of the same (method, radius) stacked — x (k, B, d),
+y (k, B) — and a `PackedMLP`; it computes each trial's loss and leaves the gradient of their sum
+in the parameters' `.grad` (trials share no parameter, so each trial gets exactly its own
+gradient). It runs the backward itself: the smoothed max must backward chunk by chunk to keep
+memory bounded. It returns the detached per-trial losses, shape (k,). Each trial's randomness comes
+from its own generators, so a packed run draws what k separate runs would draw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.spec import TempSchedule, TrainSettings, TrainSpec
@@ -19,11 +22,12 @@ from trainers.spec import TempSchedule, TrainSettings, TrainSpec
 
 @dataclass(frozen=True)
 class StepContext:
-    spec: TrainSpec
+    spec: TrainSpec    # the pack's shared method, radius and settings (seeds differ per trial)
     step: int          # optimizer steps done before this one
     epoch: int         # zero-based epoch of this step
     temperature: float
-    generator: torch.Generator  # the trial's noise generator, on the training device
+    generators: Sequence[torch.Generator]       # per trial, on the training device
+    seed_generators: Sequence[torch.Generator]  # per trial, on the CPU (seeds without a sync)
 
 
 MethodStep = Callable[[nn.Module, Tensor, Tensor, StepContext], Tensor]
@@ -37,5 +41,23 @@ def temperature(settings: TrainSettings, step: int, epoch: int) -> float:
 
 
 def draw_seed(generator: torch.Generator) -> int:
-    """A 62-bit seed from the trial's generator, for sources that regenerate their samples."""
-    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    """A 62-bit seed from a CPU generator, for sources that regenerate their samples."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
+def per_trial_rand(shape: Sequence[int], generators: Sequence[torch.Generator],
+                   like: Tensor) -> Tensor:
+    """U[0, 1) of shape (k, *shape), trial i drawn from generator i."""
+    return torch.stack([torch.rand(tuple(shape), generator=g, device=like.device, dtype=like.dtype)
+                        for g in generators])
+
+
+def per_trial_ce(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy of each sample, logits (..., C) and labels (...) -> (...)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                           reduction="none").view(y.shape)
+
+
+def batch_mean_ce(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """(k,): each trial's batch-mean cross-entropy."""
+    return per_trial_ce(model(x), y).mean(dim=-1)

@@ -6,26 +6,29 @@ the weights frozen; the trajectory's points (start included) are the samples of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from trainers.attacks import input_grad, project_ball
-from trainers.methods.base import StepContext
+from trainers.methods.base import StepContext, per_trial_rand
 from trainers.smoothmax import smoothed_max_ce_backward, tensor_source
 
 
 def langevin_trajectory(model: nn.Module, x: Tensor, y: Tensor, radius: float, points: int,
-                        step: float, noise: float, generator: torch.Generator) -> Tensor:
-    """(B, points, d): the start point and points - 1 updates."""
+                        step: float, noise: float,
+                        generators: Sequence[torch.Generator]) -> Tensor:
+    """x (k, B, d) -> (k, B, points, d): the start point and points - 1 updates."""
     x = x.detach()
-    out = torch.empty((x.shape[0], points, x.shape[1]), dtype=x.dtype, device=x.device)
+    out = torch.empty((*x.shape[:-1], points, x.shape[-1]), dtype=x.dtype, device=x.device)
     z = x
-    out[:, 0] = z
-    for k in range(1, points):
+    out[..., 0, :] = z
+    for t in range(1, points):
         grad = input_grad(model, z, y)
-        u = torch.rand(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        u = per_trial_rand(x.shape[1:], generators, x)
         z = project_ball(z + (grad + noise * (2.0 * u - 1.0)) * step, x, radius)
-        out[:, k] = z
+        out[..., t, :] = z
     return out
 
 
@@ -33,6 +36,6 @@ def langevin_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> T
     s = ctx.spec.settings
     traj = langevin_trajectory(model, x, y, ctx.spec.radius, s.langevin_points,
                                s.langevin_step_factor * ctx.spec.radius, s.langevin_noise,
-                               ctx.generator)
+                               ctx.generators)
     return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
                                     threshold=s.prune_threshold, fast=s.fast_sampling)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.methods.base import StepContext
+from trainers.methods.base import StepContext, batch_mean_ce
 
 
 def regular_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
     del ctx
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    return loss.detach()
+    losses = batch_mean_ce(model, x, y)
+    losses.sum().backward()
+    return losses.detach()

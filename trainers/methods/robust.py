@@ -1,7 +1,7 @@
 """`robust`: per training point, the smoothed max T*logsumexp(CE/T) over N(eps) uniform ball points.
 
 Exact and memory-bounded through the chunked two-pass smoothed max (trainers.smoothmax); the N
-samples are regenerated from a per-step seed rather than stored.
+samples are regenerated from a per-step seed of each trial rather than stored.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from trainers.spec import n_ball_samples
 def robust_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
     s = ctx.spec.settings
     n = n_ball_samples(ctx.spec.radius, s)
-    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size, draw_seed(ctx.generator))
+    seeds = [draw_seed(g) for g in ctx.seed_generators]
+    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size, seeds)
     return smoothed_max_ce_backward(model, source, y, ctx.temperature,
                                     threshold=s.prune_threshold, fast=s.fast_sampling)
