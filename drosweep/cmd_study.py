@@ -1,13 +1,184 @@
-"""Placeholder: subcommands of this group are registered here."""
+"""`drosweep plan | submit | status | resume STUDY.toml`: a study on SLURM, locally or in-process."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
+
+from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
+from cluster.backends import BACKENDS
+from cluster.status import group_label
+from jobs import expand, load_study
+from jobs.grid import radius_tag
+from trainers.spec import Method
 
 
 def register(sub: Any) -> None:
-    del sub
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("study", help="study file (TOML)")
+        p.add_argument("--root", default=None,
+                       help="study root (default: the `root` of the study file)")
+
+    p = sub.add_parser("plan", help="show how a study would be packed into tasks and arrays",
+                       description="Plan a study: arrays, tasks, trials per task, estimated "
+                                   "GPU-hours per method and radius. Submits nothing.")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_plan)
+
+    for name, fn, text in (
+            ("submit", run_submit, "submit every trial not done and not queued"),
+            ("resume", run_resume, "resubmit the trials with no DONE marker and no live job")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        common(p)
+        p.add_argument("--executor", default="slurm", choices=sorted(BACKENDS),
+                       help="slurm: job arrays (returns at once); local: this machine; "
+                            "debug: in this process (pdb on errors). Default: slurm")
+        p.add_argument("--dry-run", action="store_true", help="plan only: write and submit nothing")
+        p.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
+                       help="torch device of the tasks (default: cluster.device of the study)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.set_defaults(func=fn)
+
+    p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
+                                      "and radius, with an ETA",
+                       description="Where a study stands: markers first, then one sacct call.")
+    common(p)
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object; `counts` maps each state to the study's total")
+    p.set_defaults(func=run_status)
 
 
-_ = argparse
+def _hours(h: float) -> str:
+    return f"{h:.2f}" if h < 10 else f"{h:.0f}" if h >= 1000 else f"{h:.1f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _eps(method: Method, radius: float) -> str:
+    return "-" if method is Method.REGULAR and radius == 0 else radius_tag(radius)
+
+
+def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
+    return {
+        "study": name, "trials": len(the_plan.trials), "tasks": len(the_plan.tasks),
+        "arrays": [{"index": i, "tasks": len(a.tasks)} for i, a in enumerate(the_plan.arrays)],
+        "groups": [{"method": g.method.value, "radius": g.radius, "trials": g.trials,
+                    "tasks": g.tasks, "trials_per_task": g.trials_per_task,
+                    "hours_per_trial": g.hours_per_trial, "device_hours": g.device_hours,
+                    "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task}
+                   for g in the_plan.groups],
+        "device_hours": the_plan.device_hours, "gpu_hours": the_plan.gpu_hours,
+        "warnings": list(the_plan.warnings),
+    }
+
+
+def format_plan(the_plan: Plan, name: str) -> str:
+    p = the_plan.profile
+    unit = "GPU-h" if p.gpus_per_task > 0 else "task-h"
+    lines = [f"study {name}: {len(the_plan.trials)} trials -> {len(the_plan.tasks)} tasks in "
+             f"{len(the_plan.arrays)} array(s) (max array size {p.max_array_size}, "
+             f"{p.array_parallelism} at once, {p.time_limit_min} min per task)",
+             f"{'method':<12}{'eps':>6}{'trials':>8}{'tasks':>7}{'per task':>10}"
+             f"{'h/trial':>9}{unit:>9}"]
+    for g in the_plan.groups:
+        scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
+        lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
+                     f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
+                     f"{_hours(g.device_hours * scale):>9}")
+    total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
+    lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
+                 f"{'':>19}{_hours(total):>9}")
+    lines.append("arrays: " + ", ".join(f"#{i}: {len(a.tasks)} tasks"
+                                        for i, a in enumerate(the_plan.arrays)))
+    lines.extend(f"warning: {w}" for w in the_plan.warnings)
+    return "\n".join(lines)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    study = load_study(args.study, root=args.root)
+    the_plan = plan(expand(study), study.cluster)
+    if args.json:
+        print(json.dumps(plan_json(the_plan, study.name), indent=2))
+    else:
+        print(format_plan(the_plan, study.name))
+    return 0
+
+
+def _report_submission(result: SubmitResult, root: str) -> int:
+    verb = "would submit" if result.dry_run else "submitted"
+    n = len(result.plan.trials)
+    head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
+            f"{verb} {n} trial(s)")
+    if n == 0:
+        print(head + ": nothing to do")
+        return 0
+    print(head + f" in {len(result.plan.tasks)} task(s)")
+    if result.dry_run:
+        print(format_plan(result.plan, "(to submit)"))
+        return 0
+    if result.executor == "slurm":
+        print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
+              f"follow with `drosweep status`")
+        return 0
+    for line in result.errors:
+        print(line)
+    print(f"{result.executor} run finished: {len(result.errors)} task(s) failed; "
+          f"see `drosweep status` and {root}/logs")
+    return 1 if result.errors else 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    study = load_study(args.study, root=args.root)
+    result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
+                    device=args.device)
+    return _report_submission(result, str(study.root))
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    study = load_study(args.study, root=args.root)
+    result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
+                    device=args.device)
+    return _report_submission(result, str(study.root))
+
+
+def format_status(status: StudyStatus) -> str:
+    counts = status.counts
+    lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
+             + ", ".join(f"{s.value} {counts[s]}" for s in TrialState)
+             + f"; ETA {_duration(status.eta_s)}",
+             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in TrialState)
+             + f"{'ETA':>9}"]
+    for g in status.groups:
+        lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}"
+                     + "".join(f"{g.counts[s]:>9}" for s in TrialState)
+                     + f"{_duration(g.eta_s):>9}")
+    failed = [t for t in status.trials if t.state is TrialState.FAILED]
+    for t in failed[:20]:
+        job = f" (job {t.job_id})" if t.job_id else ""
+        lines.append(f"failed {t.trial.key}{job}: {t.detail}")
+    if len(failed) > 20:
+        lines.append(f"... and {len(failed) - 20} more failed (see --json)")
+    return "\n".join(lines)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    study = load_study(args.study, root=args.root)
+    status = study_status(study)
+    if args.json:
+        print(json.dumps(status.to_json(), indent=2))
+    else:
+        print(format_status(status))
+    return 0
+
+
+__all__ = ["format_plan", "format_status", "group_label", "register"]

@@ -51,8 +51,8 @@ class ClusterProfile:
     setup: tuple[str, ...] = ()     # shell lines run before the task (module load ...)
     device: str = "auto"            # torch device inside a task: auto, cuda or cpu
     local_parallelism: int = 1      # tasks at once with the local executor
-    gpu_tflops: float = 15.0        # cost model: sustained fp32 throughput of one GPU
-    launch_overhead_ms: float = 0.05  # cost model: fixed cost of one forward+backward pass
+    device_tflops: float = 15.0     # cost model: sustained fp32 throughput of one task's device
+    launch_overhead_ms: float = 0.3  # cost model: fixed time of one sequential pass
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -239,7 +239,7 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         setup=tuple(setup),
         device=device,
         local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1),
-        gpu_tflops=r.number("gpu_tflops", d.gpu_tflops),
+        device_tflops=r.number("device_tflops", d.device_tflops),
         launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms),
     )
     if profile.gpus_per_task > profile.gpus_per_node:

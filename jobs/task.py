@@ -1,9 +1,10 @@
 """The entry point of one task (an array element, a local process or an in-process call).
 
-A task trains the trials of its pack one after the other. Each trial resumes from its own
-checkpoint on disk, so a requeued or resubmitted task continues where the last one stopped;
-trials already DONE are skipped. A trial that raises gets a FAILED marker and the task goes on
-with the next one; the task then raises `TaskFailed` so the scheduler records a failure too.
+A task trains the trials of its pack that are not DONE; trials of one method, radius and settings
+train together as one batched model (`trainers.loop.train_pack`). Each trial resumes from its own
+checkpoint on disk, so a requeued or resubmitted task continues where the last one stopped. A
+trial whose spec is invalid, or a batch that raises, gets FAILED markers and the task goes on
+with the rest; the task then raises `TaskFailed` so the scheduler records a failure too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class TaskPack:
     trials: tuple[TrialSpec, ...]
     device: str = "auto"
     data_dir: str | None = None   # None: $DROSWEEP_DATA_DIR on the node, else the user cache
+    progress: bool = False        # the trainer's progress bar (local runs)
+    reraise: bool = False         # re-raise a trial's error after marking it (debug: pdb)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -56,57 +59,78 @@ class TaskFailed(RuntimeError):
     """Some trials of the pack failed (their FAILED markers hold the tracebacks)."""
 
 
-def run_pack(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None,
-             progress: bool = False) -> TaskResult:
-    """Train every trial of the pack that is not DONE; never raises for a trial's error."""
+def run_pack(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -> TaskResult:
+    """Train every trial of the pack that is not DONE; never raises for a trial's error
+    (unless `pack.reraise`)."""
     paths = Paths(pack.root)
-    outcomes: list[tuple[str, TrialOutcome]] = []
-    for index, trial in enumerate(pack.trials):
-        if should_stop is not None and should_stop():
-            outcomes.extend((t.key, TrialOutcome.STOPPED) for t in pack.trials[index:])
-            break
+    outcome: dict[str, TrialOutcome] = {}
+    batches: dict[tuple[object, ...], list[TrialSpec]] = {}
+    for trial in pack.trials:
         if read_done(paths, trial) is not None:
-            outcomes.append((trial.key, TrialOutcome.SKIPPED))
+            outcome[trial.key] = TrialOutcome.SKIPPED
             continue
-        outcome = _run_trial(paths, trial, pack, should_stop, progress)
-        outcomes.append((trial.key, outcome))
-        if outcome is TrialOutcome.STOPPED:
-            outcomes.extend((t.key, TrialOutcome.STOPPED) for t in pack.trials[index + 1:])
+        try:
+            trial.train_spec.validate()
+            atomic_write_json(paths.spec_file(trial), {"key": trial.key, "trial": trial.trial,
+                                                       "spec": trial.train_spec.to_dict()})
+        except Exception as exc:
+            outcome[trial.key] = _fail(paths, [trial], exc, pack.reraise)
+            continue
+        batches.setdefault(_batch_key(trial), []).append(trial)
+    for trials in batches.values():
+        if should_stop is not None and should_stop():
             break
-    return TaskResult(tuple(outcomes))
+        outcome.update(_run_batch(paths, trials, pack, should_stop))
+    return TaskResult(tuple((t.key, outcome.get(t.key, TrialOutcome.STOPPED))
+                            for t in pack.trials))
 
 
-def run_task(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None,
-             progress: bool = False) -> TaskResult:
+def run_task(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -> TaskResult:
     """`run_pack`, raising `TaskFailed` at the end when a trial failed."""
-    result = run_pack(pack, should_stop=should_stop, progress=progress)
+    result = run_pack(pack, should_stop=should_stop)
     if result.failed:
         raise TaskFailed(f"{len(result.failed)} of {len(pack.trials)} trial(s) failed: "
                          f"{', '.join(result.failed)} (see their FAILED.json)")
     return result
 
 
-def _run_trial(paths: Paths, trial: TrialSpec, pack: TaskPack,
-               should_stop: Callable[[], bool] | None, progress: bool) -> TrialOutcome:
-    from trainers.loop import train  # torch and the methods load only where a trial trains
+def _batch_key(trial: TrialSpec) -> tuple[object, ...]:
+    spec = trial.train_spec
+    return (spec.method, spec.radius, spec.dataset, spec.settings)
+
+
+def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) -> TrialOutcome:
+    for trial in trials:
+        write_failed(paths, trial, exc)
+    if reraise:
+        raise exc
+    return TrialOutcome.FAILED
+
+
+def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
+               should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
+    from trainers.loop import train_pack  # torch and the methods load only where trials train
 
     try:
-        atomic_write_json(paths.spec_file(trial), {"key": trial.key, "trial": trial.trial,
-                                                   "spec": trial.train_spec.to_dict()})
-        result = train(trial.train_spec, paths.train_paths(trial), data_dir=pack.data_dir,
-                       device=pack.device, resume=True, progress=progress,
-                       should_stop=should_stop)
-        if not result.finished:
-            return TrialOutcome.STOPPED
-        model = paths.model(trial)
-        sha = result.model_sha256 or sha256_file(model)
-        if sha256_file(model) != sha:
-            raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
-        write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
-                   wall_s=result.wall_s, final_loss=result.final_loss,
-                   resumed_from=result.resumed_from)
-        return TrialOutcome.DONE
+        results = train_pack([t.train_spec for t in trials],
+                             [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
+                             device=pack.device, resume=True, progress=pack.progress,
+                             should_stop=should_stop)
+        out: dict[str, TrialOutcome] = {}
+        for trial, result in zip(trials, results, strict=True):
+            if not result.finished:
+                out[trial.key] = TrialOutcome.STOPPED
+                continue
+            model = paths.model(trial)
+            sha = sha256_file(model)
+            if result.model_sha256 is not None and sha != result.model_sha256:
+                raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
+            write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
+                       wall_s=result.wall_s, final_loss=result.final_loss,
+                       resumed_from=result.resumed_from)
+            out[trial.key] = TrialOutcome.DONE
+        return out
     except Exception as exc:
-        write_failed(paths, trial, exc)
-        return TrialOutcome.FAILED
-
+        failed = [t for t in trials if read_done(paths, t, retries=0) is None]
+        outcome = _fail(paths, failed, exc, pack.reraise)
+        return {t.key: TrialOutcome.DONE if t not in failed else outcome for t in trials}

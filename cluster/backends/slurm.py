@@ -1,0 +1,64 @@
+"""SLURM: each plan array becomes one job array (`executor.batch()`), throttled, requeueable."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+
+import submitit
+
+from cluster.backends.base import Backend
+from cluster.errors import ClusterError
+from cluster.task import TrainTask
+from jobs.task import TaskPack
+
+REQUIRED_TOOLS = ("sbatch", "srun", "sacct", "scancel")
+
+
+class SlurmBackend(Backend):
+    name = "slurm"
+
+    def check(self) -> None:
+        missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise ClusterError(f"{', '.join(missing)} not found on PATH: the slurm executor "
+                               f"needs a SLURM login node (or use --executor local)")
+
+    def executor(self, size: int) -> submitit.SlurmExecutor:
+        p = self.study.cluster
+        ex = submitit.SlurmExecutor(folder=self.paths.logs / "%j", max_num_timeout=p.max_requeue,
+                                    python=sys.executable)
+        params: dict[str, object] = {
+            "job_name": f"drosweep-{self.study.name}",
+            "time": p.time_limit_min,
+            "cpus_per_task": p.cpus_per_task,
+            "mem": f"{max(1, round(p.mem_gb * 1024))}MB",
+            "signal_delay_s": p.signal_delay_s,
+            "array_parallelism": min(p.array_parallelism, max(size, 1)),
+            "stderr_to_stdout": True,
+        }
+        if p.gpus_per_task > 0:
+            params["gpus_per_node"] = p.gpus_per_task
+        for name in ("partition", "account", "qos", "constraint"):
+            value = getattr(p, name)
+            if value:
+                params[name] = value
+        if p.setup:
+            params["setup"] = list(p.setup)
+        if p.sbatch_extra:
+            params["additional_parameters"] = dict(p.sbatch_extra)
+        ex.update_parameters(**params)
+        return ex
+
+    def submit(self, packs: Sequence[TaskPack]) -> list[str]:
+        ex = self.executor(len(packs))
+        try:
+            with ex.batch():
+                jobs = [ex.submit(TrainTask(pack)) for pack in packs]
+        except Exception as exc:  # sbatch refused (partition, GRES, account, ...)
+            lines = str(exc).strip().splitlines()
+            detail = next((ln for ln in reversed(lines) if "error" in ln.lower()),
+                          lines[-1] if lines else type(exc).__name__)
+            raise ClusterError(f"sbatch refused the array: {detail.strip()}") from None
+        return [job.job_id for job in jobs]

@@ -1,0 +1,97 @@
+"""Cost model: work, time and peak device memory of one trial, before it runs.
+
+A trial costs (optimizer steps) × (work per step). Work is counted in forward passes of one
+sample through the MLP (2·MACs FLOPs; a backward counts as two forwards) plus a fixed time per
+sequential pass (kernel launches and Python: what dominates the many small passes of PGD and
+Langevin). Trials of a pack are trained as one batched model; their time is counted as if
+sequential (an upper bound) and their working memory adds up. The smoothed max of
+`robust`/`langevin` runs one no-grad pass over all N samples and a backward over the samples
+that keep weight; late in training (T → 1e-4) few do, so an average kept share is assumed.
+Estimates are for planning (packing, time limits, GPU-hours), not promises.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from jobs.study import ClusterProfile
+from trainers.spec import Method, TrainSpec
+
+N_FEATURES = 8            # Avila's 10 features minus F6 and F10 (the synthetic set matches)
+N_CLASSES = 12
+TRAIN_ROWS = {"avila": 10430, "synthetic": 600}
+KEPT_SHARE = 0.05         # mean share of smoothed-max samples that need a backward
+CONTEXT_BYTES = 600e6     # CUDA context, allocator slack, data set and model
+BYTES_PER_ACTIVATION = 4 * 3  # fp32 activations, kept for backward, plus temporaries
+
+
+@dataclass(frozen=True)
+class Cost:
+    steps: int
+    flops: float
+    passes: float             # sequential passes (each pays the fixed launch overhead)
+    seconds: float            # estimated wall time on one device of the profile
+    working_bytes: float      # device memory of the trial's own tensors (a pack adds them up)
+
+    @property
+    def peak_mem_bytes(self) -> float:
+        """Peak device memory of the trial trained alone."""
+        return CONTEXT_BYTES + self.working_bytes
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600.0
+
+
+def steps_of(spec: TrainSpec) -> int:
+    s = spec.settings
+    rows = TRAIN_ROWS.get(spec.dataset, TRAIN_ROWS["avila"])
+    if s.train_subset is not None:
+        rows = min(rows, s.train_subset)
+    total = s.epochs * math.ceil(rows / s.batch_size)
+    return min(total, s.max_steps) if s.max_steps is not None else total
+
+
+def forward_flops(hidden: int) -> float:
+    """FLOPs of one sample's forward pass through 8 → H → H → 12."""
+    return 2.0 * (N_FEATURES * hidden + hidden * hidden + hidden * N_CLASSES)
+
+
+def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
+    s = spec.settings
+    steps = steps_of(spec)
+    f = forward_flops(s.hidden)
+    b = s.batch_size
+    samples_in_flight = b  # per pass, for the memory estimate
+    if spec.method is Method.REGULAR:
+        flops_step, passes_step = 3.0 * b * f, 1.0
+    elif spec.method is Method.ROBUST:
+        n = spec.n_samples * b
+        chunks = math.ceil(n / s.chunk_size)
+        flops_step = n * f * (1.0 + 3.0 * KEPT_SHARE)
+        passes_step = 1.0 + 2.0 * chunks
+        samples_in_flight = min(n, s.chunk_size)
+    elif spec.method is Method.ADVERSARIAL:
+        rows = TRAIN_ROWS.get(spec.dataset, TRAIN_ROWS["avila"])
+        if s.train_subset is not None:
+            rows = min(rows, s.train_subset)
+        attacked = max(0.0, 1.0 - s.adv_start_epoch * math.ceil(rows / b) / max(steps, 1))
+        flops_step = 3.0 * b * f * (1.0 + s.pgd_steps * attacked)
+        passes_step = 1.0 + s.pgd_steps * attacked
+    else:  # LANGEVIN: the trajectory is sequential, then the smoothed max over its points
+        n = s.langevin_points * b
+        flops_step = 3.0 * b * f * (s.langevin_points - 1) + n * f * (1.0 + 3.0 * KEPT_SHARE)
+        passes_step = float(s.langevin_points - 1) + 1.0 + 2.0 * math.ceil(n / s.chunk_size)
+        samples_in_flight = min(n, s.chunk_size)
+    flops = flops_step * steps
+    passes = passes_step * steps
+    seconds = flops / (profile.device_tflops * 1e12) + passes * profile.launch_overhead_ms / 1e3
+    width = N_FEATURES + 2 * s.hidden + N_CLASSES
+    working = samples_in_flight * width * BYTES_PER_ACTIVATION
+    return Cost(steps=steps, flops=flops, passes=passes, seconds=seconds, working_bytes=working)
+
+
+def pack_peak_bytes(cost: Cost, trials: int) -> float:
+    """Peak device memory of `trials` trials of one group trained as one batched model."""
+    return CONTEXT_BYTES + trials * cost.working_bytes

@@ -1,0 +1,107 @@
+"""The submission ledger: one JSON line per submitted array, appended, never rewritten.
+
+It is what maps a trial back to the scheduler: array id, and for each task its job id and keys.
+Writers hold the study's submit lock; each record is one `write` of one line followed by fsync,
+and a reader skips a torn last line (a crash mid-append loses that record, never earlier ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LEDGER_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    index: int
+    job_id: str                  # `<array>_<index>`, a plain job id, or a local job id
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Submission:
+    submission_id: str           # one `submit`/`resume` call; its arrays share it
+    executor: str                # slurm | local | debug
+    array_id: str                # scheduler array (or job) id; for local/debug a label
+    submitted_at: str
+    reason: str                  # submit | resume
+    fingerprint: str
+    tasks: tuple[TaskRecord, ...]
+
+    @property
+    def submitted_epoch(self) -> float:
+        return datetime.fromisoformat(self.submitted_at).timestamp()
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": LEDGER_FORMAT, "submission_id": self.submission_id,
+            "executor": self.executor, "array_id": self.array_id,
+            "submitted_at": self.submitted_at, "reason": self.reason,
+            "fingerprint": self.fingerprint,
+            "tasks": [{"index": t.index, "job_id": t.job_id, "keys": list(t.keys)}
+                      for t in self.tasks]}, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Submission:
+        return cls(submission_id=str(data["submission_id"]), executor=str(data["executor"]),
+                   array_id=str(data["array_id"]), submitted_at=str(data["submitted_at"]),
+                   reason=str(data["reason"]), fingerprint=str(data["fingerprint"]),
+                   tasks=tuple(TaskRecord(int(t["index"]), str(t["job_id"]),
+                                          tuple(str(k) for k in t["keys"]))
+                               for t in data["tasks"]))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def append(path: Path, submission: Submission) -> None:
+    """Append one record durably (the caller holds the study's submit lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (submission.to_json() + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> list[Submission]:
+    """All intact records, oldest first; a missing ledger is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    out: list[Submission] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(Submission.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn or foreign line
+    return out
+
+
+def latest_tasks(submissions: list[Submission]) -> dict[str, tuple[Submission, TaskRecord]]:
+    """For each key, the latest submission (and task) that included it."""
+    latest: dict[str, tuple[Submission, TaskRecord]] = {}
+    for sub in submissions:
+        for task in sub.tasks:
+            for key in task.keys:
+                latest[key] = (sub, task)
+    return latest
+
+
+def iter_job_ids(submissions: list[Submission]) -> Iterator[str]:
+    for sub in submissions:
+        for task in sub.tasks:
+            yield task.job_id

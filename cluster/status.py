@@ -1,0 +1,193 @@
+"""Where a study stands: completion markers first, scheduler states second.
+
+A DONE marker settles a trial. Otherwise the latest submission that included it (ledger) names
+its job, whose state comes from one `sacct` call for all arrays of the poll; `job.result()` is
+never consulted (a task killed without a result pickle would block it forever). Inside a running
+task only the first unfinished trial of its pack is running, the later ones are pending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cluster import ledger
+from cluster.cost import estimate
+from cluster.sacct import SacctRunner, job_states, run_sacct
+from cluster.states import TRIAL_STATES, JobState, TrialState
+from jobs.errors import StudyError
+from jobs.grid import TrialSpec, expand, radius_tag
+from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
+from jobs.paths import Paths
+from jobs.study import Study, parse_study
+from trainers.spec import Method
+
+SACCT_GRACE_S = 120.0   # a just-submitted array may not be in accounting yet: count it pending
+
+
+@dataclass(frozen=True)
+class TrialStatus:
+    trial: TrialSpec
+    state: TrialState
+    job_id: str | None = None
+    job_state: JobState | None = None
+    detail: str = ""        # why failed (the FAILED marker's error or the job's end state)
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    method: Method
+    radius: float
+    counts: dict[TrialState, int]
+    eta_s: float | None     # None when nothing is queued or running
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    name: str
+    root: str
+    trials: tuple[TrialStatus, ...]
+    groups: tuple[GroupStatus, ...]
+    eta_s: float | None
+
+    @property
+    def counts(self) -> dict[TrialState, int]:
+        c = Counter(t.state for t in self.trials)
+        return {s: c.get(s, 0) for s in TRIAL_STATES}
+
+    def keys_in(self, *states: TrialState) -> list[str]:
+        return [t.trial.key for t in self.trials if t.state in states]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": self.name, "root": self.root,
+            "counts": {s.value: n for s, n in self.counts.items()},
+            "total": len(self.trials), "eta_s": self.eta_s,
+            "groups": [{"method": g.method.value, "radius": g.radius,
+                        "counts": {s.value: n for s, n in g.counts.items()}, "eta_s": g.eta_s}
+                       for g in self.groups],
+            "failed": [{"key": t.trial.key, "job_id": t.job_id, "detail": t.detail}
+                       for t in self.trials if t.state is TrialState.FAILED],
+        }
+
+
+def check_frozen(study: Study, paths: Paths) -> bool:
+    """True when the root holds this study; StudyError when it holds a different one."""
+    try:
+        text = paths.study_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    frozen = parse_study(text, paths.study_file, root=study.root)
+    if frozen.fingerprint != study.fingerprint:
+        mine, theirs = study.science(), frozen.science()
+        differ = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise StudyError(f"{study.root} already holds a different study ({paths.study_file}; "
+                         f"differs in: {', '.join(differ)}); use another --root")
+    return True
+
+
+def _classify(done: DoneMarker | None, failed: FailedMarker | None,
+              record: tuple[ledger.Submission, ledger.TaskRecord] | None,
+              states: dict[str, JobState], now: float) -> TrialState:
+    """The state of one trial, before the running-pack refinement."""
+    if done is not None:
+        return TrialState.DONE
+    fallback = TrialState.FAILED if failed is not None else TrialState.MISSING
+    if record is None or record[0].executor != "slurm":
+        return fallback
+    sub, task = record
+    state = states.get(task.job_id)
+    if state is None:
+        return TrialState.PENDING if now - sub.submitted_epoch < SACCT_GRACE_S else fallback
+    if state.live:
+        if failed is not None and failed.slurm_job_id == task.job_id:
+            return TrialState.FAILED
+        return TrialState.RUNNING if state.running else TrialState.PENDING
+    if state.terminal:
+        return TrialState.FAILED
+    return fallback
+
+
+def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
+                 now: float | None = None) -> StudyStatus:
+    paths = Paths(study.root)
+    check_frozen(study, paths)
+    specs = expand(study)
+    moment = time.time() if now is None else now
+    done = {t.key: read_done(paths, t) for t in specs}
+    failed = {t.key: read_failed(paths, t) if done[t.key] is None else None for t in specs}
+    latest = ledger.latest_tasks(ledger.read(paths.ledger))
+    arrays = {latest[k][0].array_id for k in done
+              if done[k] is None and k in latest and latest[k][0].executor == "slurm"}
+    states = job_states(arrays, sacct) if arrays else {}
+
+    by_key: dict[str, TrialStatus] = {}
+    for t in specs:
+        record = latest.get(t.key)
+        state = _classify(done[t.key], failed[t.key], record, states, moment)
+        job_id = record[1].job_id if record else None
+        job_state = states.get(job_id) if job_id else None
+        detail = ""
+        if state is TrialState.FAILED:
+            marker = failed[t.key]
+            detail = marker.error if marker is not None else f"job ended {job_state}"
+        by_key[t.key] = TrialStatus(t, state, job_id, job_state, detail)
+    _refine_running(by_key, latest)
+    trials = tuple(by_key[t.key] for t in specs)
+    groups, eta = _groups_and_eta(study, trials, done)
+    return StudyStatus(study.name, str(study.root), trials, groups, eta)
+
+
+def _refine_running(by_key: dict[str, TrialStatus],
+                    latest: dict[str, tuple[ledger.Submission, ledger.TaskRecord]]) -> None:
+    """In a running task only the first unfinished trial (pack order) is running."""
+    seen: set[str] = set()
+    for key, status in list(by_key.items()):
+        if status.state is not TrialState.RUNNING or status.job_id in seen:
+            continue
+        assert status.job_id is not None
+        seen.add(status.job_id)
+        task = latest[key][1]
+        first = True
+        for k in task.keys:
+            s = by_key.get(k)
+            if s is None or s.state is not TrialState.RUNNING or latest[k][1] is not task:
+                continue
+            if not first:
+                by_key[k] = TrialStatus(s.trial, TrialState.PENDING, s.job_id, s.job_state)
+            first = False
+
+
+def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
+                    done: dict[str, DoneMarker | None]
+                    ) -> tuple[tuple[GroupStatus, ...], float | None]:
+    """Per (method, radius) counts; ETA = queued work / the array parallelism, where a trial's
+    time is the mean of finished uninterrupted trials of its group, else the cost model's."""
+    grouped: dict[tuple[Method, float], list[TrialStatus]] = {}
+    for t in trials:
+        grouped.setdefault(t.trial.group, []).append(t)
+    parallel = study.cluster.array_parallelism
+    groups: list[GroupStatus] = []
+    total_work = 0.0
+    total_left = 0
+    for (method, radius), members in grouped.items():
+        walls = [m.wall_s for m in (done[t.trial.key] for t in members)
+                 if m is not None and m.resumed_from == 0]
+        per_trial = (sum(walls) / len(walls) if walls
+                     else estimate(members[0].trial.train_spec, study.cluster).seconds)
+        left = [t for t in members if t.state in (TrialState.RUNNING, TrialState.PENDING)]
+        work = per_trial * sum(0.5 if t.state is TrialState.RUNNING else 1.0 for t in left)
+        total_work += work
+        total_left += len(left)
+        counts = Counter(t.state for t in members)
+        groups.append(GroupStatus(method, radius, {s: counts.get(s, 0) for s in TRIAL_STATES},
+                                  work / min(parallel, len(left)) if left else None))
+    eta = total_work / min(parallel, total_left) if total_left else None
+    return tuple(groups), eta
+
+
+def group_label(method: Method, radius: float) -> str:
+    return f"{method.value} eps={radius_tag(radius)}"

@@ -1,0 +1,137 @@
+"""Submit and resume: plan the trials that need training and hand them to an executor.
+
+Both submit exactly the trials with no DONE marker and no live job, under the study's lock, so
+two concurrent calls never double-submit and a second call right after the first submits
+nothing. Everything is validated (executor available, root writable, same study at the root,
+data present) before the first byte is written. `submit` freezes the study file into the root;
+`resume` requires it there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import filelock
+
+from cluster import ledger
+from cluster.backends import get_backend
+from cluster.errors import ClusterError
+from cluster.planner import Plan, plan
+from cluster.sacct import SacctRunner, run_sacct
+from cluster.states import TrialState
+from cluster.status import StudyStatus, check_frozen, study_status
+from jobs.errors import StudyError
+from jobs.grid import TrialSpec, expand
+from jobs.paths import Paths, check_root_writable
+from jobs.study import Study
+from jobs.task import TaskPack
+from trainers.atomic import atomic_write_text
+from trainers.data import AVILA_FILES, resolve_data_dir
+
+LOCK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    executor: str
+    plan: Plan                       # of the trials submitted (empty when nothing to do)
+    already_done: int
+    already_live: int
+    job_ids: tuple[str, ...]
+    array_ids: tuple[str, ...]
+    errors: tuple[str, ...]          # blocking executors: one line per failed task
+    dry_run: bool
+
+
+def _check_data(study: Study) -> str | None:
+    """The data folder the tasks will read (resolved now, so every node reads the same one)."""
+    if study.dataset != "avila":
+        return None
+    folder = resolve_data_dir(study.data_dir)
+    missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise StudyError(f"{study.source}: data set 'avila' not found in {folder} (missing "
+                         f"{', '.join(missing)}); set data_dir in the study or "
+                         f"$DROSWEEP_DATA_DIR, or run `drosweep data fetch`")
+    return str(folder.absolute())
+
+
+def _select(study: Study, status: StudyStatus) -> tuple[list[TrialSpec], int, int]:
+    todo = set(status.keys_in(TrialState.FAILED, TrialState.MISSING))
+    specs = [t for t in expand(study) if t.key in todo]
+    done = len(status.keys_in(TrialState.DONE))
+    live = len(status.keys_in(TrialState.RUNNING, TrialState.PENDING))
+    return specs, done, live
+
+
+def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
+           reraise: bool, progress: bool) -> list[list[TaskPack]]:
+    return [[TaskPack(root=str(study.root), trials=task.trials, device=device,
+                      data_dir=data_dir, progress=progress, reraise=reraise)
+             for task in array.tasks] for array in the_plan.arrays]
+
+
+def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
+           progress: bool = True, device: str | None = None, resume: bool = False,
+           sacct: SacctRunner = run_sacct) -> SubmitResult:
+    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live."""
+    paths = Paths(study.root)
+    backend = get_backend(executor, study, paths)
+    backend.check()
+    if device is not None and device not in ("auto", "cuda", "cpu"):
+        raise ClusterError(f"device must be auto, cuda or cpu, got {device!r}")
+    check_root_writable(study.root)
+    frozen = check_frozen(study, paths)
+    if resume and not frozen:
+        raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
+                         f"use `drosweep submit`")
+    data_dir = _check_data(study)
+    task_device = device or study.cluster.device
+    if dry_run:
+        specs, done, live = _select(study, study_status(study, sacct=sacct))
+        the_plan = plan(specs, study.cluster)
+        return SubmitResult(executor, the_plan, done, live, (), (), (), True)
+
+    paths.root.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise ClusterError(f"another submit/resume holds {paths.lock}; try again when it "
+                           f"has finished") from None
+    try:
+        if not frozen:
+            atomic_write_text(paths.study_file, study.text)
+        specs, done, live = _select(study, study_status(study, sacct=sacct))
+        the_plan = plan(specs, study.cluster)
+        submission_id = uuid.uuid4().hex[:12]
+        job_ids: list[str] = []
+        array_ids: list[str] = []
+        packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
+                                backend.trainer_progress)
+        for packs in packs_by_array:
+            ids = backend.submit(packs)
+            array_id = ids[0].split("_")[0]
+            ledger.append(paths.ledger, ledger.Submission(
+                submission_id=submission_id, executor=executor, array_id=array_id,
+                submitted_at=ledger.now_iso(), reason="resume" if resume else "submit",
+                fingerprint=study.fingerprint,
+                tasks=tuple(ledger.TaskRecord(i, job_id, pack.keys)
+                            for i, (job_id, pack) in enumerate(zip(ids, packs, strict=True)))))
+            job_ids.extend(ids)
+            array_ids.append(array_id)
+        errors = backend.finish(progress) if backend.blocking else []
+    finally:
+        lock.release()
+    return SubmitResult(executor, the_plan, done, live, tuple(job_ids), tuple(array_ids),
+                        tuple(errors), False)
+
+
+def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
+           progress: bool = True, device: str | None = None,
+           sacct: SacctRunner = run_sacct) -> SubmitResult:
+    """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
+    return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
+                  resume=True, sacct=sacct)
+

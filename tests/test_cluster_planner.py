@@ -1,0 +1,110 @@
+"""Cost model and planner: packing by time, pack size and GPU memory; arrays cut at MaxArraySize."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster import ClusterError, estimate, plan
+from cluster.cost import CONTEXT_BYTES
+from jobs import expand, load_study, parse_study
+from jobs.study import ClusterProfile
+from trainers.spec import Method, TrainSettings, TrainSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def grid(trials: int, methods: str = '"regular", "robust"', extra: str = "") -> str:
+    return (f'name = "p"\nroot = "/tmp/p"\nmethods = [{methods}]\nradii = [0.05, 0.3]\n'
+            f"trials = {trials}\n{extra}")
+
+
+def test_cost_grows_with_radius_and_method() -> None:
+    p = ClusterProfile()
+    robust = [estimate(TrainSpec(Method.ROBUST, r, 0), p).seconds for r in (0.01, 0.1, 0.3)]
+    assert robust == sorted(robust) and robust[2] > 50 * robust[0]
+    regular = estimate(TrainSpec(Method.REGULAR, 0.0, 0), p)
+    adversarial = estimate(TrainSpec(Method.ADVERSARIAL, 0.1, 0), p)
+    assert regular.seconds < adversarial.seconds < robust[2]
+    assert regular.steps == 1500 * 105
+    small = TrainSpec(Method.REGULAR, 0.0, 0, TrainSettings(max_steps=10))
+    assert estimate(small, p).steps == 10
+    subset = TrainSpec(Method.REGULAR, 0.0, 0, TrainSettings(epochs=2, train_subset=250))
+    assert estimate(subset, p).steps == 2 * 3
+
+
+def test_paper_plan() -> None:
+    study = load_study(REPO / "studies" / "paper.toml")
+    start = time.perf_counter()
+    the_plan = plan(expand(study), study.cluster)
+    assert time.perf_counter() - start < 2.0
+    assert len(the_plan.trials) == 1122 and {t.key for t in the_plan.trials} == {
+        t.key for t in expand(study)}
+    by_group = {(g.method, g.radius): g for g in the_plan.groups}
+    assert by_group[(Method.REGULAR, 0.0)].trials_per_task == study.cluster.max_pack
+    assert by_group[(Method.ROBUST, 0.3)].trials_per_task == 1  # big robust trials: alone
+    for task in the_plan.tasks:
+        assert len({t.group for t in task.trials}) == 1  # one method and radius per task
+        assert task.peak_mem_bytes <= study.cluster.gpu_mem_gb * 1e9
+    assert the_plan.gpu_hours > 100
+    # the longest tasks come first
+    seconds = [t.seconds for t in the_plan.tasks]
+    assert seconds == sorted(seconds, reverse=True)
+
+
+def test_pack_size_and_time_limit() -> None:
+    study = parse_study(grid(10, extra="[cluster]\nmax_pack = 4\ntime_limit_min = 100000\n"),
+                        Path("p.toml"))
+    the_plan = plan(expand(study), study.cluster)
+    assert all(len(t.trials) <= 4 for t in the_plan.tasks)
+    regular = [t for t in the_plan.tasks if t.trials[0].method is Method.REGULAR]
+    assert [len(t.trials) for t in regular] == [4, 4, 2]
+
+
+def test_long_trials_warn_and_go_alone() -> None:
+    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 2\n"),
+                        Path("p.toml"))
+    the_plan = plan(expand(study), study.cluster)
+    big = [t for t in the_plan.tasks if t.trials[0].radius == 0.3]
+    assert all(len(t.trials) == 1 for t in big)
+    assert any("robust eps=0.3" in w and "requeue" in w and "max_requeue" in w
+               for w in the_plan.warnings)
+
+
+def test_memory_limits_pack_and_refuses_oversized_trial() -> None:
+    study = parse_study(grid(8, extra="[cluster]\ntime_limit_min = 100000\n"), Path("p.toml"))
+    base = study.cluster
+    robust = [t for t in expand(study) if t.method is Method.ROBUST and t.radius == 0.3]
+    one = estimate(robust[0].train_spec, base)
+    # room for exactly three trials' working memory
+    tight = dataclasses.replace(base, gpu_mem_gb=(CONTEXT_BYTES + 3.5 * one.working_bytes) / 1e9)
+    assert max(len(t.trials) for t in plan(robust, tight).tasks) == 3
+    tiny = dataclasses.replace(base, gpu_mem_gb=0.1)
+    with pytest.raises(ClusterError, match="chunk_size"):
+        plan(robust, tiny)
+
+
+@pytest.mark.parametrize(("trials", "max_array", "sizes"), [
+    (10, 4, [4, 4, 2]), (10, 10, [10]), (10, 11, [10]), (1, 1, [1])])
+def test_arrays_split_at_max_array_size(trials: int, max_array: int, sizes: list[int]) -> None:
+    study = parse_study(grid(trials, methods='"robust"', extra=(
+        f"radii = [0.3]\n[cluster]\nmax_array_size = {max_array}\nmax_pack = 1\n"
+    )).replace("radii = [0.05, 0.3]\n", ""), Path("p.toml"))
+    the_plan = plan(expand(study), study.cluster)
+    assert [len(a.tasks) for a in the_plan.arrays] == sizes
+    assert sum(len(a.tasks) for a in the_plan.arrays) == trials
+
+
+def test_duplicates_refused() -> None:
+    study = parse_study(grid(2), Path("p.toml"))
+    specs = expand(study)
+    with pytest.raises(ClusterError):
+        plan(specs + specs[:1], study.cluster)
+
+
+def test_empty_plan() -> None:
+    the_plan = plan([], ClusterProfile())
+    assert the_plan.arrays == () and the_plan.gpu_hours == 0
