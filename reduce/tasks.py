@@ -83,14 +83,19 @@ def run_eval_task(task: EvalTask, progress: bool = False,
     return rows
 
 
+def unit_base(unit: EvalUnit, task: EvalTask, device: str) -> Row:
+    """The columns every row of one model shares."""
+    return {"method": unit.method, "trial": unit.trial, "key": unit.key,
+            "trained_radius": unit.trained_radius, "model_sha256": unit.model_sha256,
+            "settings_hash": task.settings.digest, "settings": task.settings.to_json(),
+            "failed_training": False, "study": task.study,
+            "study_fingerprint": task.study_fingerprint, "format": FORMAT, "device": device,
+            "evaluated_at": _now()}
+
+
 def _evaluate_unit(unit: EvalUnit, task: EvalTask, x: torch.Tensor, y: torch.Tensor,
                    n_in: int, n_out: int, dev: torch.device) -> list[Row]:
-    base: Row = {"method": unit.method, "trial": unit.trial, "key": unit.key,
-                 "trained_radius": unit.trained_radius, "model_sha256": unit.model_sha256,
-                 "settings_hash": task.settings.digest, "settings": task.settings.to_json(),
-                 "failed_training": False, "study": task.study,
-                 "study_fingerprint": task.study_fingerprint, "format": FORMAT,
-                 "device": dev.type, "evaluated_at": _now()}
+    base = unit_base(unit, task, dev.type)
     try:
         path = unit.model_path
         actual = sha256_file(path) if os.path.isfile(path) else None
