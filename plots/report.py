@@ -67,11 +67,11 @@ def write_report(df: pd.DataFrame, med: pd.DataFrame, claims: Sequence[Claim],
     parts = [
         f"# Study `{study}`: results",
         "",
-        f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from the results table. "
-        f"{n_models} trained models evaluated; {n_failed} (method, ε, trial) evaluations flagged "
-        f"as failed trainings{threshold_note} "
-        f"({'included in' if include_failed else 'excluded from'} the medians and bands); "
-        f"{len(errors)} model(s) could not be evaluated.",
+        f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from the results table: "
+        f"{n_models} trained models evaluated, {len(errors)} could not be evaluated. "
+        f"Failed trainings{threshold_note}: {n_failed} of {int(rates['n'].sum())} "
+        f"(method, ε, trial) evaluations, "
+        f"{'included in' if include_failed else 'excluded from'} the medians and bands.",
         "",
         "## Claims of the paper, checked",
         "",

@@ -1,0 +1,76 @@
+"""The reduce / plot / report / demo subcommands: exit codes and messages on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_plots_render import fake_table
+from test_reduce_helpers import save_model
+
+from drosweep.cli import main
+from jobs import Paths, expand, load_study
+
+
+def study_file(tmp_path: Path, name: str = "tiny") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
+                    'methods = ["regular", "robust"]\nradii = [0.05, 0.1]\ntrials = 2\n'
+                    '[training]\nepochs = 1\nhidden = 16\n')
+    return path
+
+
+def test_incomplete_study_is_refused_with_exit_code_2(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reduce", str(study_file(tmp_path)), "--no-progress"]) == 2
+    assert "incomplete: 0 of 6 trials done" in capsys.readouterr().err
+
+
+def test_wait_timeout_exits_2_naming_the_missing(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = study_file(tmp_path)
+    study = load_study(path)
+    save_model(Paths(study.root), expand(study)[0], seed=0)
+    code = main(["reduce", str(path), "--wait", "--timeout", "0.3", "--poll", "0.1",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "timed out" in err and "5 of 6 trial(s) not finished" in err
+
+
+def test_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reduce", str(study_file(tmp_path)), "--timeout", "-1"]) == 2
+    assert "--timeout must be > 0" in capsys.readouterr().err
+
+
+def test_foreign_table_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = study_file(tmp_path)
+    study = load_study(path)
+    for i, trial in enumerate(expand(study)):
+        save_model(Paths(study.root), trial, seed=i)
+    table = Paths(study.root).metrics_parquet
+    table.parent.mkdir(parents=True)
+    df = fake_table()
+    df["format"], df["study_fingerprint"] = 1, "f" * 64
+    df.to_parquet(table)
+    assert main(["reduce", str(path), "--no-progress"]) == 2
+    assert "belongs to another study" in capsys.readouterr().err
+
+
+def test_plot_and_report_from_the_table(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = study_file(tmp_path)
+    root = Paths(load_study(path).root)
+    assert main(["report", str(path)]) == 2
+    assert "no results table" in capsys.readouterr().err
+    root.results.mkdir(parents=True)
+    fake_table().to_parquet(root.metrics_parquet)
+    assert main(["plot", str(path)]) == 0
+    assert (root.figures / "worst_case_accuracy.pdf").is_file()
+    assert main(["report", str(path), "--clean-margin", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS: median worst-case accuracy of robust >= regular at ε=0.1" in out
+    assert f"report: {root.report}" in out
+    text = root.report.read_text()
+    assert "within 0.1 of regular" in text and 'name = "tiny"' in text
+    assert not pd.read_parquet(root.metrics_parquet).empty
