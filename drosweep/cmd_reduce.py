@@ -170,6 +170,20 @@ def run_reduce(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
+def reduce_and_report(root: str, device: str = "auto") -> str:
+    """The job chained after a study's training arrays (SLURM `afterany`): reduce what finished
+    (partial), then figures and report. Picklable by reference, for a submitit job."""
+    paths = Paths(root)
+    study = load_study(paths.study_file, root=root)
+    options = ReduceOptions(partial=True, device=device, progress=False)
+    summary = reduce_study(study, options)
+    print_summary(summary)
+    rendered = render(paths.metrics_parquet, paths.figures, paths.report, study_text=study.text,
+                      threshold=options.failed_threshold)
+    print_report(rendered)
+    return str(paths.report)
+
+
 # ---------------------------------------------------------------------------- plot, report
 
 
