@@ -66,8 +66,11 @@ def append(path: Path, submission: Submission) -> None:
     """Append one record durably (the caller holds the study's submit lock)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (submission.to_json() + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last record stays on its own
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:

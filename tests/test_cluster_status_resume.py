@@ -1,0 +1,270 @@
+"""Status decisions (markers first, one faked sacct call) and resume selection, with a fake
+scheduler; the integration tests repeat the important ones against a real SLURM."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster import TrialState, resume, study_status, submit
+from cluster.backends.slurm import SlurmBackend
+from cluster.errors import ClusterError
+from cluster.status import SACCT_GRACE_S
+from drosweep.cli import main
+from jobs import Paths, StudyError, expand, load_study, write_done, write_failed
+from jobs.study import Study
+from jobs.task import TaskPack
+
+STUDY = """
+name = "fake"
+root = "{root}"
+dataset = "synthetic"
+methods = ["regular", "robust"]
+radii = [0.1]
+trials = 3
+[training]
+epochs = 1
+[cluster]
+max_pack = 2
+time_limit_min = 100000
+"""
+
+
+class FakeScheduler:
+    """Stands in for sbatch (records packs) and sacct (answers from a dict)."""
+
+    def __init__(self) -> None:
+        self.next_id = 100
+        self.submitted: list[list[TaskPack]] = []
+        self.states: dict[str, str] = {}
+        self.sacct_calls = 0
+        self.lock = threading.Lock()
+
+    def submit(self, backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+        with self.lock:
+            array = str(self.next_id)
+            self.next_id += 1
+            self.submitted.append(list(packs))
+        return [f"{array}_{i}" for i in range(len(packs))]
+
+    def sacct(self, args: list[str]) -> str:
+        self.sacct_calls += 1
+        arrays = set(args[args.index("-j") + 1].split(","))
+        return "".join(f"{job}|{state}\n" for job, state in self.states.items()
+                       if job.split("_")[0] in arrays)
+
+    def keys(self, index: int = -1) -> list[str]:
+        return [k for pack in self.submitted[index] for k in pack.keys]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScheduler:
+    sched = FakeScheduler()
+    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "submit", lambda self, packs: sched.submit(self, packs))
+    return sched
+
+
+def make_study(tmp_path: Path, text: str = STUDY) -> Study:
+    f = tmp_path / "study.toml"
+    f.write_text(text.format(root=tmp_path / "root"))
+    return load_study(f)
+
+
+def done(study: Study, key: str) -> None:
+    trial = next(t for t in expand(study) if t.key == key)
+    write_done(Paths(study.root), trial, model_sha256="0" * 64, steps=1, epochs=1, wall_s=1.0,
+               final_loss=0.0, resumed_from=0)
+
+
+def failed(study: Study, key: str, job_id: str | None = None,
+           monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    trial = next(t for t in expand(study) if t.key == key)
+    if monkeypatch is not None and job_id is not None:
+        array, index = job_id.split("_")
+        monkeypatch.setenv("SLURM_ARRAY_JOB_ID", array)
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", index)
+    write_failed(Paths(study.root), trial, ValueError("boom"))
+    if monkeypatch is not None:
+        monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+        monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+
+
+def states(status: Any) -> dict[str, TrialState]:
+    return {t.trial.key: t.state for t in status.trials}
+
+
+def test_unsubmitted_study_is_missing_without_sacct(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    status = study_status(study, sacct=fake.sacct)
+    assert set(states(status).values()) == {TrialState.MISSING}
+    assert status.counts[TrialState.MISSING] == 6 and fake.sacct_calls == 0
+    assert set(status.to_json()["counts"]) == {"done", "running", "pending", "failed", "missing"}
+
+
+def test_submit_then_states(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    result = submit(study, "slurm", sacct=fake.sacct)
+    assert sorted(fake.keys()) == sorted(t.key for t in expand(study))
+    assert result.array_ids == ("100",) and len(result.job_ids) == 4  # 3+3 trials, packs of 2
+    tasks = fake.submitted[0]
+    # not yet in accounting, within the grace period: pending
+    assert set(states(study_status(study, sacct=fake.sacct)).values()) == {TrialState.PENDING}
+    # ... and long after: nothing known, so missing
+    late = time.time() + SACCT_GRACE_S + 10
+    assert set(states(study_status(study, sacct=fake.sacct, now=late)).values()) == {
+        TrialState.MISSING}
+    # a running pack trains its first unfinished trial; the rest of it waits
+    first, second = tasks[0].keys
+    fake.states = {"100_0": "RUNNING", "100_1": "PENDING", "100_2": "FAILED",
+                   "100_3": "CANCELLED by 0"}
+    calls = fake.sacct_calls
+    st = states(study_status(study, sacct=fake.sacct))
+    assert fake.sacct_calls == calls + 1  # one call per poll
+    assert st[first] is TrialState.RUNNING and st[second] is TrialState.PENDING
+    assert all(st[k] is TrialState.PENDING for k in tasks[1].keys)
+    assert all(st[k] is TrialState.FAILED for k in tasks[2].keys + tasks[3].keys)
+    done(study, first)
+    st = states(study_status(study, sacct=fake.sacct))
+    assert st[first] is TrialState.DONE and st[second] is TrialState.RUNNING
+    status = study_status(study, sacct=fake.sacct)
+    details = {t.trial.key: t.detail for t in status.trials}
+    assert "CANCELLED" in details[tasks[3].keys[0]]
+    assert status.eta_s is not None and status.eta_s > 0
+
+
+def test_failed_marker_and_requeued_job(tmp_path: Path, fake: FakeScheduler,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    study = make_study(tmp_path)
+    submit(study, "slurm", sacct=fake.sacct)
+    key = fake.submitted[0][0].keys[0]
+    failed(study, key, "100_0", monkeypatch)
+    fake.states = {"100_0": "RUNNING"}
+    # this job failed the trial: failed, even though the job still runs the rest of its pack
+    st = study_status(study, sacct=fake.sacct)
+    assert states(st)[key] is TrialState.FAILED
+    assert "ValueError: boom" in next(t.detail for t in st.trials if t.trial.key == key)
+    # an older failure of a trial that a live job will retry: pending
+    fake.states = {"100_0": "PENDING"}
+    failed(study, key, "99_0", monkeypatch)
+    assert states(study_status(study, sacct=fake.sacct))[key] is TrialState.PENDING
+
+
+def test_resume_resubmits_only_failed_and_missing(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    with pytest.raises(StudyError, match="use `drosweep submit`"):
+        resume(study, "slurm", sacct=fake.sacct)
+    assert not study.root.exists()
+    submit(study, "slurm", sacct=fake.sacct)
+    tasks = fake.submitted[0]
+    fake.states = {"100_0": "COMPLETED", "100_1": "RUNNING", "100_2": "FAILED",
+                   "100_3": "PENDING"}
+    for key in tasks[0].keys:
+        done(study, key)
+    result = resume(study, "slurm", sacct=fake.sacct)
+    assert sorted(fake.keys()) == sorted(tasks[2].keys)
+    assert result.already_done == 2
+    assert result.already_live == len(tasks[1].keys) + len(tasks[3].keys)
+    # twice in a row: the resubmitted trials are now live (just submitted): nothing to do
+    again = resume(study, "slurm", sacct=fake.sacct)
+    assert len(fake.submitted) == 2 and again.plan.trials == () and again.job_ids == ()
+    records = [json.loads(line) for line in Paths(study.root).ledger.read_text().splitlines()]
+    assert [r["reason"] for r in records] == ["submit", "resume"]
+    assert records[1]["tasks"][0]["keys"] == list(fake.submitted[1][0].keys)
+
+
+def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    submit(study, "slurm", sacct=fake.sacct)
+    fake.states = {f"100_{i}": "FAILED" for i in range(4)}
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            resume(study, "slurm", sacct=fake.sacct)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    resubmitted = [k for sub in fake.submitted[1:] for p in sub for k in p.keys]
+    assert sorted(resubmitted) == sorted(t.key for t in expand(study))
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    result = submit(study, "slurm", dry_run=True, sacct=fake.sacct)
+    assert result.dry_run and len(result.plan.trials) == 6
+    assert not study.root.exists() and fake.submitted == []
+
+
+def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
+    study = make_study(tmp_path)
+    submit(study, "slurm", sacct=fake.sacct)
+    ledger_before = Paths(study.root).ledger.read_bytes()
+    other = make_study(tmp_path, STUDY.replace("trials = 3", "trials = 4"))
+    with pytest.raises(StudyError, match="already holds a different study.*trials"):
+        submit(other, "slurm", sacct=fake.sacct)
+    with pytest.raises(StudyError, match="different study"):
+        study_status(other, sacct=fake.sacct)
+    assert Paths(study.root).ledger.read_bytes() == ledger_before
+    # a change of cluster profile only is the same study
+    moved = make_study(tmp_path, STUDY.replace("max_pack = 2", "max_pack = 1"))
+    submit(moved, "slurm", sacct=fake.sacct)
+
+
+def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROSWEEP_DATA_DIR", str(tmp_path / "nodata"))
+    study = make_study(tmp_path, STUDY.replace('"synthetic"', '"avila"'))
+    with pytest.raises(StudyError, match="not found in .*nodata"):
+        submit(study, "slurm", sacct=fake.sacct)
+    assert not study.root.exists()
+
+
+def test_cli_bad_input_exit_2_and_nothing_written(tmp_path: Path, capsys: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    study = make_study(tmp_path)
+    path = str(study.source)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch
+    assert main(["submit", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sbatch" in err and "\n" not in err
+    assert not study.root.exists()
+    (tmp_path / "bad.toml").write_text("name = [")
+    assert main(["plan", str(tmp_path / "bad.toml")]) == 2
+    assert "malformed TOML" in capsys.readouterr().err
+    assert main(["submit", path, "--executor", "local", "--root", "/proc/1/nope"]) == 2
+    assert "not writable" in capsys.readouterr().err
+    assert main(["resume", path, "--executor", "local"]) == 2
+    assert "no study was submitted" in capsys.readouterr().err
+    assert not study.root.exists()
+
+
+def test_cli_plan_and_status(tmp_path: Path, capsys: Any) -> None:
+    study = make_study(tmp_path)
+    assert main(["plan", str(study.source)]) == 0
+    out = capsys.readouterr().out
+    assert "6 trials" in out and "robust" in out and "total" in out
+    assert main(["plan", str(study.source), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trials"] == 6 and sum(a["tasks"] for a in data["arrays"]) == data["tasks"]
+    assert main(["status", str(study.source), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"] == {"done": 0, "running": 0, "pending": 0, "failed": 0, "missing": 6}
+    assert main(["status", str(study.source), "--root", str(tmp_path / "elsewhere")]) == 0
+    assert "elsewhere" in capsys.readouterr().out
+
+
+def test_unknown_executor(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match="unknown executor"):
+        submit(make_study(tmp_path), "kubernetes")
