@@ -212,7 +212,7 @@ def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
     submit(study, "slurm", sacct=fake.sacct)
     ledger_before = Paths(study.root).ledger.read_bytes()
     other = make_study(tmp_path, STUDY.replace("trials = 3", "trials = 4"))
-    with pytest.raises(StudyError, match="already holds a different study.*trials"):
+    with pytest.raises(StudyError, match=r"already holds a different study.*trials"):
         submit(other, "slurm", sacct=fake.sacct)
     with pytest.raises(StudyError, match="different study"):
         study_status(other, sacct=fake.sacct)
@@ -226,7 +226,7 @@ def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DROSWEEP_DATA_DIR", str(tmp_path / "nodata"))
     study = make_study(tmp_path, STUDY.replace('"synthetic"', '"avila"'))
-    with pytest.raises(StudyError, match="not found in .*nodata"):
+    with pytest.raises(StudyError, match=r"not found in .*nodata"):
         submit(study, "slurm", sacct=fake.sacct)
     assert not study.root.exists()
 
