@@ -10,12 +10,14 @@ data present) before the first byte is written. `submit` freezes the study file 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import filelock
 
 from cluster import ledger
-from cluster.backends import get_backend
+from cluster.backends import SlurmBackend, get_backend
 from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
 from cluster.sacct import SacctRunner, run_sacct
@@ -42,6 +44,7 @@ class SubmitResult:
     array_ids: tuple[str, ...]
     errors: tuple[str, ...]          # blocking executors: one line per failed task
     dry_run: bool
+    chained_job: str | None = None   # the job queued after the arrays (`then`), if any
 
 
 def _check_data(study: Study) -> str | None:
@@ -74,8 +77,12 @@ def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
 
 def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None, resume: bool = False,
+           then: Callable[[str], Any] | None = None,
            sacct: SacctRunner = run_sacct) -> SubmitResult:
-    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live."""
+    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live.
+
+    `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
+    (`afterany`), with blocking executors right after the run (the study's `chain_reduce`)."""
     paths = Paths(study.root)
     backend = get_backend(executor, study, paths)
     backend.check()
@@ -121,17 +128,27 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                             for i, (job_id, pack) in enumerate(zip(ids, packs, strict=True)))))
             job_ids.extend(ids)
             array_ids.append(array_id)
+        chained = None
+        if then is not None and array_ids and isinstance(backend, SlurmBackend):
+            chained = backend.submit_after(then, (str(study.root),), array_ids)
+            ledger.append(paths.ledger, ledger.Submission(
+                submission_id=submission_id, executor=executor, array_id=chained,
+                submitted_at=ledger.now_iso(), reason="then", fingerprint=study.fingerprint,
+                tasks=()))
         errors = backend.finish(progress) if backend.blocking else []
     finally:
         lock.release()
+    if then is not None and backend.blocking and job_ids:
+        then(str(study.root))
     return SubmitResult(executor, the_plan, done, live, tuple(job_ids), tuple(array_ids),
-                        tuple(errors), False)
+                        tuple(errors), False, chained)
 
 
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None,
+           then: Callable[[str], Any] | None = None,
            sacct: SacctRunner = run_sacct) -> SubmitResult:
     """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
     return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
-                  resume=True, sacct=sacct)
+                  resume=True, then=then, sacct=sacct)
 

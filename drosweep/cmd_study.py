@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
 from cluster.status import group_label
-from jobs import expand, load_study
+from jobs import Study, expand, load_study
 from jobs.grid import radius_tag
 from trainers.spec import Method
 
@@ -129,6 +130,8 @@ def _report_submission(result: SubmitResult, root: str) -> int:
     if result.executor == "slurm":
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
               f"follow with `drosweep status`")
+        if result.chained_job:
+            print(f"job {result.chained_job} reduces and reports once the arrays have ended")
         return 0
     for line in result.errors:
         print(line)
@@ -137,17 +140,26 @@ def _report_submission(result: SubmitResult, root: str) -> int:
     return 1 if result.errors else 0
 
 
+def _then(study: Study) -> Callable[[str], Any] | None:
+    """The study's `chain_reduce`: reduce and report once the training has ended."""
+    if not study.chain_reduce:
+        return None
+    from drosweep.cmd_reduce import reduce_and_report
+
+    return reduce_and_report
+
+
 def run_submit(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device)
+                    device=args.device, then=_then(study))
     return _report_submission(result, str(study.root))
 
 
 def run_resume(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device)
+                    device=args.device, then=_then(study))
     return _report_submission(result, str(study.root))
 
 

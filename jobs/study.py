@@ -79,6 +79,8 @@ class Study:
     data_dir: Path | None
     source: Path                     # the file it was read from
     text: str                        # its exact text (frozen into the root at submit)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # [evaluation], checked by reduce
+    chain_reduce: bool = False       # submit queues reduce + report after the training arrays
 
     @property
     def fingerprint(self) -> str:
@@ -94,7 +96,7 @@ class Study:
 
 
 _TOP_KEYS = ("name", "root", "dataset", "data_dir", "methods", "radii", "trials", "base_seed",
-             "regular_per_radius", "training", "cluster")
+             "regular_per_radius", "chain_reduce", "training", "cluster", "evaluation")
 _REQUIRED = ("name", "root", "methods", "radii", "trials")
 
 
@@ -274,6 +276,9 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     if not str(root_value).strip():
         raise r.fail("root", "must be a non-empty path")
     data_dir = r.string("data_dir")
+    evaluation = data.get("evaluation", {})
+    if not isinstance(evaluation, dict):
+        raise r.fail("evaluation", "must be a table of evaluation settings")
     return Study(
         name=name,
         root=Path(root_value).expanduser().absolute(),
@@ -288,6 +293,8 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         data_dir=Path(data_dir).expanduser().absolute() if data_dir else None,
         source=source,
         text=text,
+        evaluation=evaluation,
+        chain_reduce=r.boolean("chain_reduce", False),
     )
 
 

@@ -268,3 +268,24 @@ def test_cli_plan_and_status(tmp_path: Path, capsys: Any) -> None:
 def test_unknown_executor(tmp_path: Path) -> None:
     with pytest.raises(ClusterError, match="unknown executor"):
         submit(make_study(tmp_path), "kubernetes")
+
+
+def test_then_is_chained_after_the_arrays(tmp_path: Path, fake: FakeScheduler,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    chained: list[tuple[Any, ...]] = []
+
+    def submit_after(self: SlurmBackend, fn: Any, args: Any, after: Any) -> str:
+        chained.append((fn, tuple(args), tuple(after)))
+        return "999"
+
+    monkeypatch.setattr(SlurmBackend, "submit_after", submit_after)
+    study = make_study(tmp_path)
+    result = submit(study, "slurm", then=print, sacct=fake.sacct)
+    assert chained == [(print, (str(study.root),), ("100",))]
+    assert result.chained_job == "999"
+    reasons = [json.loads(line)["reason"] for line in Paths(study.root).ledger.read_text()
+               .splitlines()]
+    assert reasons == ["submit", "then"]
+    fake.states = {f"100_{i}": "PENDING" for i in range(4)}
+    again = submit(study, "slurm", then=print, sacct=fake.sacct)  # nothing new: no new chain
+    assert again.chained_job is None and len(chained) == 1

@@ -110,3 +110,11 @@ def test_load_is_fast() -> None:
     start = time.perf_counter()
     expand(load_study(REPO / "studies" / "paper.toml"))
     assert time.perf_counter() - start < 1.0
+
+
+def test_evaluation_table_and_chain(tmp_path: Path) -> None:
+    s = load(tmp_path, MINIMAL + "chain_reduce = true\n[evaluation]\npgd_steps = 3\n")
+    assert s.chain_reduce and s.evaluation == {"pgd_steps": 3}
+    assert s.fingerprint == load(tmp_path, MINIMAL).fingerprint  # evaluation is not training
+    with pytest.raises(StudyError, match="key 'evaluation': must be a table"):
+        load(tmp_path, MINIMAL + "evaluation = 3\n")

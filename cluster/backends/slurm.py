@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import submitit
 
@@ -62,3 +63,17 @@ class SlurmBackend(Backend):
                           lines[-1] if lines else type(exc).__name__)
             raise ClusterError(f"sbatch refused the array: {detail.strip()}") from None
         return [job.job_id for job in jobs]
+
+    def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
+                     after: Sequence[str]) -> str:
+        """One job that starts once every array in `after` has ended (`afterany`)."""
+        ex = self.executor(1)
+        ex.update_parameters(job_name=f"drosweep-{self.study.name}-after",
+                             dependency="afterany:" + ":".join(after))
+        try:
+            job = ex.submit(fn, *args)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            raise ClusterError(f"sbatch refused the chained job: "
+                               f"{lines[-1] if lines else type(exc).__name__}") from None
+        return str(job.job_id)
