@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.model import build_model
+from trainers.packed import LAYERS, PackedMLP
 from trainers.smoothmax import (
     CPU_BACKWARD_ROWS,
     CPU_BLOCK_ROWS,
@@ -37,7 +38,7 @@ def direct(model: nn.Module, samples: Tensor, y: Tensor, temperature: float) -> 
 
 
 def all_samples(source: SampleSource) -> Tensor:
-    return torch.cat([source.chunk(c) for c in range(source.n_chunks)], 1)
+    return torch.cat([source.chunk(c) for c in range(source.n_chunks)], -2)
 
 
 def grads(model: nn.Module) -> list[Tensor]:
@@ -196,6 +197,49 @@ def test_rejects_bad_input() -> None:
         uniform_ball_source(x, 0.1, 0, 10, 0)
     with pytest.raises(ValueError, match="shape"):
         tensor_source(torch.zeros(2, D), 10)
+
+
+def _pack(k: int, batch: int) -> tuple[list[nn.Module], PackedMLP, Tensor, Tensor, list[int]]:
+    models = [build_model(seed=s).double() for s in range(k)]
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(k, batch, D, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 12, (k, batch), generator=gen)
+    return models, PackedMLP(models).double(), x, y, [100 + s for s in range(k)]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1e-4])
+@pytest.mark.parametrize("kind", ["ball", "tensor"])
+def test_pack_equals_separate_trials(kind: str, temperature: float) -> None:
+    """Each trial of a pack gets the value and gradient of the formula on its own samples; at
+    low T the trials keep different counts of samples (padded with weight-0 rows)."""
+    models, pack, x, y, seeds = _pack(3, 5)
+    if kind == "ball":
+        source = uniform_ball_source(x, 0.3, 700, 900, seeds)
+    else:
+        samples = x.unsqueeze(2) + 0.4 * torch.randn(3, 5, 700, D, dtype=torch.float64)
+        source = tensor_source(samples, 900)
+    stats = SmoothMaxStats()
+    losses = smoothed_max_ce_backward(pack, source, y, temperature, stats=stats)
+    assert losses.shape == (3,) and stats.samples == 3 * 5 * 700
+    samples = all_samples(source)
+    for i, model in enumerate(models):
+        want = direct(model, samples[i], y[i], temperature)
+        assert float((losses[i] - want).abs() / want.abs()) <= 1e-12
+        got = [getattr(pack, f"{name}_{kind}").grad[i] for name in LAYERS
+               for kind in ("weight", "bias")]
+        assert max_rel_error(got, grads(model)) <= 1e-9
+
+
+def test_pack_draws_what_single_runs_draw() -> None:
+    _, _, x, _, seeds = _pack(3, 4)
+    packed = uniform_ball_source(x, 0.2, 500, 300, seeds)
+    for i, seed in enumerate(seeds):
+        single = uniform_ball_source(x[i], 0.2, 500, 300, seed)
+        assert single.n_chunks == packed.n_chunks
+        for c in range(packed.n_chunks):
+            assert torch.equal(packed.chunk(c)[i], single.chunk(c))
+    with pytest.raises(ValueError, match="seed"):
+        uniform_ball_source(x, 0.2, 500, 300, seeds[:2])
 
 
 _RSS_SCRIPT = textwrap.dedent("""
