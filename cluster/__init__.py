@@ -19,7 +19,7 @@ from cluster.errors import ClusterError
 from cluster.planner import ArrayPlan, GroupPlan, Plan, TaskPlan, plan
 from cluster.states import JobState, TrialState
 from cluster.status import GroupStatus, StudyStatus, TrialStatus, study_status
-from cluster.submit import SubmitResult, resume, submit
+from cluster.submission import SubmitResult, resume, submit
 
 __all__ = [
     "ArrayPlan",

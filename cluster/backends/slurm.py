@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import submitit
@@ -15,6 +17,26 @@ from cluster.task import TrainTask
 from jobs.task import TaskPack
 
 REQUIRED_TOOLS = ("sbatch", "srun", "sacct", "scancel")
+
+
+@contextlib.contextmanager
+def _sbatch_stderr() -> Iterator[list[str]]:
+    """Keep sbatch's message (submitit echoes it to sys.stderr) out of the terminal: it goes
+    into the one-line error instead."""
+    sink = io.StringIO()
+    captured: list[str] = []
+    try:
+        with contextlib.redirect_stderr(sink):
+            yield captured
+    finally:
+        captured.extend(sink.getvalue().splitlines())
+
+
+def _refusal(what: str, exc: Exception, stderr: list[str]) -> ClusterError:
+    lines = [ln.strip() for ln in stderr + str(exc).strip().splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if "error" in ln.lower()),
+                  lines[-1] if lines else type(exc).__name__)
+    return ClusterError(f"sbatch refused {what}: {detail}")
 
 
 class SlurmBackend(Backend):
@@ -54,15 +76,15 @@ class SlurmBackend(Backend):
 
     def submit(self, packs: Sequence[TaskPack]) -> list[str]:
         ex = self.executor(len(packs))
-        try:
-            with ex.batch():
-                jobs = [ex.submit(TrainTask(pack)) for pack in packs]
-        except Exception as exc:  # sbatch refused (partition, GRES, account, ...)
-            lines = str(exc).strip().splitlines()
-            detail = next((ln for ln in reversed(lines) if "error" in ln.lower()),
-                          lines[-1] if lines else type(exc).__name__)
-            raise ClusterError(f"sbatch refused the array: {detail.strip()}") from None
-        return [job.job_id for job in jobs]
+        with _sbatch_stderr() as stderr:
+            try:
+                with ex.batch():
+                    jobs = [ex.submit(TrainTask(pack)) for pack in packs]
+            except Exception as exc:  # sbatch refused (partition, GRES, account, ...)
+                error = exc
+            else:
+                return [job.job_id for job in jobs]
+        raise _refusal("the array", error, stderr) from None
 
     def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
                      after: Sequence[str]) -> str:
@@ -70,10 +92,11 @@ class SlurmBackend(Backend):
         ex = self.executor(1)
         ex.update_parameters(job_name=f"drosweep-{self.study.name}-after",
                              dependency="afterany:" + ":".join(after))
-        try:
-            job = ex.submit(fn, *args)
-        except Exception as exc:
-            lines = str(exc).strip().splitlines()
-            raise ClusterError(f"sbatch refused the chained job: "
-                               f"{lines[-1] if lines else type(exc).__name__}") from None
-        return str(job.job_id)
+        with _sbatch_stderr() as stderr:
+            try:
+                job = ex.submit(fn, *args)
+            except Exception as exc:
+                error = exc
+            else:
+                return str(job.job_id)
+        raise _refusal("the chained job", error, stderr) from None

@@ -9,6 +9,7 @@ data present) before the first byte is written. `submit` freezes the study file 
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         the_plan = plan(specs, study.cluster)
         return SubmitResult(executor, the_plan, done, live, (), (), (), True)
 
+    created_root = not paths.root.exists()
     paths.root.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
@@ -108,8 +110,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         raise ClusterError(f"another submit/resume holds {paths.lock}; try again when it "
                            f"has finished") from None
     try:
-        if not frozen:
-            atomic_write_text(paths.study_file, study.text)
+        frozen = check_frozen(study, paths)  # again, under the lock
         specs, done, live = _select(study, study_status(study, sacct=sacct))
         the_plan = plan(specs, study.cluster)
         submission_id = uuid.uuid4().hex[:12]
@@ -118,7 +119,15 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
                                 backend.trainer_progress)
         for packs in packs_by_array:
-            ids = backend.submit(packs)
+            try:
+                ids = backend.submit(packs)
+            except ClusterError:
+                if not job_ids and created_root:  # refused before anything ran: leave no trace
+                    _remove_root(paths, lock)
+                raise
+            if not frozen:
+                atomic_write_text(paths.study_file, study.text)
+                frozen = True
             array_id = ids[0].split("_")[0]
             ledger.append(paths.ledger, ledger.Submission(
                 submission_id=submission_id, executor=executor, array_id=array_id,
@@ -137,11 +146,18 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                 tasks=()))
         errors = backend.finish(progress) if backend.blocking else []
     finally:
-        lock.release()
+        if lock.is_locked:
+            lock.release()
     if then is not None and backend.blocking and job_ids:
         then(str(study.root))
     return SubmitResult(executor, the_plan, done, live, tuple(job_ids), tuple(array_ids),
                         tuple(errors), False, chained)
+
+
+def _remove_root(paths: Paths, lock: filelock.FileLock) -> None:
+    """Undo a root this call created (submitit's scratch files included)."""
+    lock.release()
+    shutil.rmtree(paths.root, ignore_errors=True)
 
 
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
