@@ -11,7 +11,7 @@ from trainers.loop import TrainPaths, train, train_pack
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec
 
 SMALL = {"epochs": 2, "temp_steps": 10, "pgd_steps": 4, "langevin_points": 8,
-         "adv_start_epoch": 1, "n_base": 16, "chunk_size": 512}
+         "adv_start_epoch": 1, "n_base": 16, "chunk_size": 4096}
 SEEDS = (11, 12, 13)
 
 

@@ -17,7 +17,7 @@ from trainers.loop import TrainPaths, train
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec
 
 SMALL = {"epochs": 3, "temp_steps": 10, "pgd_steps": 5, "langevin_points": 12,
-         "adv_start_epoch": 1, "checkpoint_every": 1000, "n_base": 20, "chunk_size": 512}
+         "adv_start_epoch": 1, "checkpoint_every": 1000, "n_base": 20, "chunk_size": 4096}
 
 
 def _spec(method: Method, **over: object) -> TrainSpec:
