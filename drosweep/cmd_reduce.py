@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import submitit
 
 from jobs import Paths, Study, expand, load_study
 from plots import ClaimSettings, RenderResult, ResultsError, render
@@ -111,10 +114,7 @@ def _options(args: argparse.Namespace) -> ReduceOptions:
 
 
 def slurm_mapper(study: Study, poll_s: float = 15.0) -> Mapper:
-    """Evaluation tasks as one SLURM job array, configured like the study's training arrays.
-
-    Results are collected by polling job states, never by blocking on a result: a task that ends
-    without one (killed, out of memory) turns its models into `reduce_error` rows."""
+    """Evaluation tasks as one SLURM job array, configured like the study's training arrays."""
     from cluster.backends import get_backend
     from cluster.backends.slurm import SlurmBackend
 
@@ -122,11 +122,23 @@ def slurm_mapper(study: Study, poll_s: float = 15.0) -> Mapper:
     backend.check()
     assert isinstance(backend, SlurmBackend)
 
+    def executor(size: int) -> submitit.Executor:
+        ex = backend.executor(size)
+        ex.update_parameters(job_name=f"drosweep-reduce-{study.name}")
+        return ex
+
+    return array_mapper(executor, poll_s)
+
+
+def array_mapper(executor: Callable[[int], submitit.Executor], poll_s: float) -> Mapper:
+    """Tasks submitted as one array; results collected as jobs end, by polling their states and
+    never blocking on a result: a task that ends without one (killed, out of memory, raised)
+    turns its models into `reduce_error` rows."""
+
     def mapper(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:
         if not tasks:
             return
-        ex = backend.executor(len(tasks))
-        ex.update_parameters(job_name=f"drosweep-reduce-{study.name}")
+        ex = executor(len(tasks))
         with ex.batch():
             jobs = [ex.submit(fn, task) for task in tasks]
         pending = dict(zip(range(len(jobs)), jobs, strict=True))
@@ -138,13 +150,24 @@ def slurm_mapper(study: Study, poll_s: float = 15.0) -> Mapper:
                 try:
                     yield job.result()
                 except Exception as exc:  # the task died: its models are failed-to-reduce
-                    reason = f"evaluation job {job.job_id} failed: {str(exc).strip()[-300:]}"
+                    reason = f"evaluation job {job.job_id} failed: {_job_error(exc)}"
                     yield [row for unit in tasks[i].units for row in error_rows(
                         unit.radii, unit_base(unit, tasks[i], "slurm"), reason)]
             if pending:
                 time.sleep(poll_s)
 
     return mapper
+
+
+def _job_error(exc: Exception) -> str:
+    """The task's own error line and its log file, out of submitit's long message."""
+    text = str(exc)
+    sections = [s for s in re.split(r"\n-{10,}\n", text) if s.strip()]
+    trace = sections[1] if len(sections) > 2 else sections[0] if sections else ""
+    lines = [ln.strip() for ln in trace.splitlines() if ln.strip()]
+    logs = [ln.strip(" -") for ln in text.splitlines() if ln.strip().endswith("_log.err")]
+    reason = lines[-1] if lines else type(exc).__name__
+    return reason[:300] + (f" (log: {logs[0]})" if logs else "")
 
 
 def print_summary(summary: ReduceSummary) -> None:
@@ -178,8 +201,12 @@ def reduce_and_report(root: str, device: str = "auto") -> str:
     options = ReduceOptions(partial=True, device=device, progress=False)
     summary = reduce_study(study, options)
     print_summary(summary)
-    rendered = render(paths.metrics_parquet, paths.figures, paths.report, study_text=study.text,
-                      threshold=options.failed_threshold)
+    try:
+        rendered = render(paths.metrics_parquet, paths.figures, paths.report,
+                          study_text=study.text, threshold=options.failed_threshold)
+    except ResultsError as exc:  # no trial finished: nothing to draw
+        print(f"no figures: {exc}")
+        return str(paths.metrics_parquet)
     print_report(rendered)
     return str(paths.report)
 
