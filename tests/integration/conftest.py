@@ -12,11 +12,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from slurm_helpers import run
+from slurm_helpers import Cluster, run
 
 from jobs import Study, load_study
 
@@ -43,12 +42,6 @@ def cluster_problem() -> str | None:
     except subprocess.TimeoutExpired as exc:
         return f"{exc.cmd[0]} timed out"
     return None
-
-
-@dataclass(frozen=True)
-class Cluster:
-    cpus: int
-    gpus: int
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,19 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cluster import StudyStatus, TrialState, study_status
 from jobs import Study
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the tests need to know about the local cluster."""
+
+    cpus: int
+    gpus: int
 
 
 def run(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,9 @@ def test_smoke_like_study_completes_and_status_agrees(make_study: Callable[..., 
                                                       capsys: Any) -> None:
     # 2 methods x 2 radii x 3 trials (regular once per trial), one fake GPU per task, and a
     # MaxArraySize of 4 so the tasks go out as two arrays, each indexed from 0
-    study = make_study(methods=("regular", "adversarial"), radii=(0.02, 0.05), trials=3, epochs=2,
-                       gpus=1, max_pack=2, max_array_size=4, training="temp_steps = 5")
+    study = make_study(methods=("regular", "robust"), radii=(0.02, 0.05), trials=3, epochs=2,
+                       gpus=1, max_pack=2, max_array_size=4,
+                       training="n_base = 16\ntemp_steps = 5")
     start = time.monotonic()
     result = submit(study, "slurm", progress=False)
     assert time.monotonic() - start < 30  # returns without waiting for the jobs
