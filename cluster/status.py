@@ -3,7 +3,8 @@
 A DONE marker settles a trial. Otherwise the latest submission that included it (ledger) names
 its job, whose state comes from one `sacct` call for all arrays of the poll; `job.result()` is
 never consulted (a task killed without a result pickle would block it forever). Inside a running
-task only the first unfinished trial of its pack is running, the later ones are pending.
+task the unfinished trials of its first (method, radius) are running (they train together), the
+trials of any other group in its pack are pending.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
 
 def _refine_running(by_key: dict[str, TrialStatus],
                     latest: dict[str, tuple[ledger.Submission, ledger.TaskRecord]]) -> None:
-    """In a running task only the first unfinished trial (pack order) is running."""
+    """A running task trains its unfinished trials of one (method, radius) together, as one
+    batched model, and the trials of any other group after them: those are pending."""
     seen: set[str] = set()
     for key, status in list(by_key.items()):
         if status.state is not TrialState.RUNNING or status.job_id in seen:
@@ -151,14 +153,14 @@ def _refine_running(by_key: dict[str, TrialStatus],
         assert status.job_id is not None
         seen.add(status.job_id)
         task = latest[key][1]
-        first = True
-        for k in task.keys:
-            s = by_key.get(k)
-            if s is None or s.state is not TrialState.RUNNING or latest[k][1] is not task:
-                continue
-            if not first:
-                by_key[k] = TrialStatus(s.trial, TrialState.PENDING, s.job_id, s.job_state)
-            first = False
+        members = [by_key[k] for k in task.keys
+                   if k in by_key and latest[k][1] is task
+                   and by_key[k].state is TrialState.RUNNING]
+        group = members[0].trial.group
+        for s in members:
+            if s.trial.group != group:
+                by_key[s.trial.key] = TrialStatus(s.trial, TrialState.PENDING, s.job_id,
+                                                  s.job_state)
 
 
 def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],

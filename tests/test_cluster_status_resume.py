@@ -119,14 +119,14 @@ def test_submit_then_states(tmp_path: Path, fake: FakeScheduler) -> None:
     late = time.time() + SACCT_GRACE_S + 10
     assert set(states(study_status(study, sacct=fake.sacct, now=late)).values()) == {
         TrialState.MISSING}
-    # a running pack trains its first unfinished trial; the rest of it waits
+    # a running pack trains its trials (one method and radius) together
     first, second = tasks[0].keys
     fake.states = {"100_0": "RUNNING", "100_1": "PENDING", "100_2": "FAILED",
                    "100_3": "CANCELLED by 0"}
     calls = fake.sacct_calls
     st = states(study_status(study, sacct=fake.sacct))
     assert fake.sacct_calls == calls + 1  # one call per poll
-    assert st[first] is TrialState.RUNNING and st[second] is TrialState.PENDING
+    assert st[first] is TrialState.RUNNING and st[second] is TrialState.RUNNING
     assert all(st[k] is TrialState.PENDING for k in tasks[1].keys)
     assert all(st[k] is TrialState.FAILED for k in tasks[2].keys + tasks[3].keys)
     done(study, first)
@@ -289,3 +289,22 @@ def test_then_is_chained_after_the_arrays(tmp_path: Path, fake: FakeScheduler,
     fake.states = {f"100_{i}": "PENDING" for i in range(4)}
     again = submit(study, "slurm", then=print, sacct=fake.sacct)  # nothing new: no new chain
     assert again.chained_job is None and len(chained) == 1
+
+
+def test_mixed_pack_runs_its_first_group_first(tmp_path: Path, fake: FakeScheduler,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import cluster.submission
+    from cluster.planner import ArrayPlan, Plan, TaskPlan
+
+    study = make_study(tmp_path)
+    specs = expand(study)
+
+    def one_pack(trials: Any, profile: Any) -> Plan:
+        task = TaskPlan(tuple(trials), 1.0, 1.0)
+        return Plan(profile, (ArrayPlan((task,)),), (), {}, ())
+
+    monkeypatch.setattr(cluster.submission, "plan", one_pack)
+    submit(study, "slurm", sacct=fake.sacct)
+    fake.states = {"100_0": "RUNNING"}
+    st = states(study_status(study, sacct=fake.sacct))
+    assert [st[t.key] for t in specs] == [TrialState.RUNNING] * 3 + [TrialState.PENDING] * 3
