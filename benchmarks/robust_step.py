@@ -197,15 +197,18 @@ def rss_child(payload: Path) -> None:
     stats = ours_step(model, data["x"], data["y"], EPS_RSS, float(data["temperature"]),
                       int(data["chunk_size"]))
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_rss("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"peak_rss_bytes": peak, "rss_before_bytes": before, "seconds": seconds,
                       "backward_fraction": stats.backward_samples / stats.samples}))
 
 
-def _status_rss() -> int | None:
+def _status_rss(field: str = "VmRSS") -> int | None:
+    """VmRSS, or VmHWM (peak) of this process's memory map. Not ru_maxrss: across a spawn Linux
+    folds the parent's peak into the child's ru_maxrss (the parent has just held the reference's
+    ~16 GiB), while VmHWM starts afresh with the new program."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
