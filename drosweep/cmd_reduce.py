@@ -21,6 +21,7 @@ from reduce import (
     ReduceError,
     ReduceOptions,
     ReduceSummary,
+    eval_settings_for,
     reduce_study,
     settle,
 )
@@ -186,9 +187,10 @@ def print_summary(summary: ReduceSummary) -> None:
 def run_reduce(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     options = _options(args)
+    settings = eval_settings_for(study)  # bad [evaluation] fails now, not after the wait
     mapper: Mapper = slurm_mapper(study) if args.executor == "slurm" else in_process
     scan = settle(study, options)
-    summary = reduce_study(study, options, mapper=mapper, scan=scan)
+    summary = reduce_study(study, options, settings, mapper=mapper, scan=scan)
     print_summary(summary)
     return 1 if summary.errors else 0
 
@@ -265,6 +267,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     study = load_study(args.study, root=args.root)
+    settings = eval_settings_for(study) if study.evaluation else DEMO_EVALUATION
     data_dir = _demo_data_dir(args.data_dir, study)
     if data_dir is not None:
         study = dataclasses.replace(study, data_dir=data_dir)
@@ -278,10 +281,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(line)
     print(f"      trained in {time.monotonic() - start:.0f}s")
     print("[2/3] evaluating the trained models")
-    has_evaluation = bool(getattr(study, "evaluation", None))
     options = ReduceOptions(partial=True, progress=progress, device="auto",
                             data_dir=str(data_dir) if data_dir else None)
-    summary = reduce_study(study, options, None if has_evaluation else DEMO_EVALUATION)
+    summary = reduce_study(study, options, settings)
     print_summary(summary)
     print("[3/3] figures and report")
     paths = Paths(study.root)

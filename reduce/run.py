@@ -65,10 +65,10 @@ class ReduceSummary:
 
 def eval_settings_for(study: Study) -> EvalSettings:
     """The study's `[evaluation]` table when it has one, else the paper's evaluation."""
-    raw = getattr(study, "evaluation", None)
-    if not raw:
+    if not study.evaluation:
         return EvalSettings()
-    return EvalSettings.from_dict(dict(raw), source=f"{study.source}: table 'evaluation'")
+    return EvalSettings.from_dict(dict(study.evaluation),
+                                  source=f"{study.source}: table 'evaluation'")
 
 
 def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:

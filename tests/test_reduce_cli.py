@@ -74,3 +74,12 @@ def test_plot_and_report_from_the_table(tmp_path: Path,
     text = root.report.read_text()
     assert "within 0.1 of regular" in text and 'name = "tiny"' in text
     assert not pd.read_parquet(root.metrics_parquet).empty
+
+
+def test_bad_evaluation_table_fails_before_waiting(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = study_file(tmp_path)
+    path.write_text(path.read_text() + "[evaluation]\npgd_stepz = 3\n")
+    assert main(["reduce", str(path), "--wait", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "table 'evaluation': unknown key(s) ['pgd_stepz']" in err
