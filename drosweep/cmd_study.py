@@ -52,6 +52,8 @@ def register(sub: Any) -> None:
 
 
 def _hours(h: float) -> str:
+    if h < 0.1:
+        return f"{h:.3f}"
     return f"{h:.2f}" if h < 10 else f"{h:.0f}" if h >= 1000 else f"{h:.1f}"
 
 

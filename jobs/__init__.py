@@ -6,7 +6,9 @@ API (stable):
   replaces the file's `root` (the CLI's `--root`). Raises `StudyError` (one line) on bad input.
   `Study` fields: name, root (absolute Path), dataset, methods (tuple[Method]), radii
   (tuple[float], the study's evaluation radii), trials, base_seed, regular_per_radius, settings
-  (TrainSettings), cluster (ClusterProfile), data_dir (Path | None), source, text; `fingerprint`.
+  (TrainSettings), cluster (ClusterProfile), data_dir (Path | None), source, text, evaluation
+  (the raw `[evaluation]` table, validated by `reduce`), chain_reduce (bool); `fingerprint`
+  (what is trained: not the cluster profile, not the evaluation).
 - `expand(study) -> list[TrialSpec]`: all trials in a stable order. `TrialSpec(key, trial,
   train_spec)` with `.method`, `.radius` (the *training* radius), `.group`. Keys:
   `<method>/eps_<radius>/trial_<i>`; `regular` is trained once per trial under radius 0
