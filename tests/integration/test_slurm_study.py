@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slurm_helpers import job_state, wait_settled
+from slurm_helpers import job_state, run, wait_settled
 
 import cluster.submission
 from cluster import TrialState, resume, study_status, submit
 from cluster.ledger import read as read_ledger
 from drosweep.cli import main
-from jobs import Paths, Study, expand, read_done, read_failed
+from jobs import Paths, Study, expand, load_study, read_done, read_failed
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slurm
 
@@ -57,6 +59,25 @@ def test_smoke_like_study_completes_and_status_agrees(make_study: Callable[..., 
     # nothing left to do
     again = resume(study, "slurm", progress=False)
     assert again.plan.trials == () and again.already_done == 9
+
+
+def test_shipped_smoke_study_on_slurm(avila_data_dir: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROSWEEP_DATA_DIR", str(avila_data_dir))
+    name = f"it-smoke-{tmp_path.name}"[:60]  # its own job name, to cancel leftovers
+    text = (REPO / "studies" / "smoke.toml").read_text().replace('name = "smoke"',
+                                                                f'name = "{name}"')
+    (tmp_path / "smoke.toml").write_text(text)
+    study = load_study(tmp_path / "smoke.toml", root=tmp_path / "smoke")
+    start = time.monotonic()
+    result = submit(study, "slurm", progress=False)
+    try:
+        status = wait_settled(study, timeout=600)
+    finally:
+        run(["scancel", "--name", f"drosweep-{study.name}"])
+    print(f"studies/smoke.toml on SLURM: {time.monotonic() - start:.1f}s")
+    assert status.counts[TrialState.DONE] == len(expand(study)) == 9, status.to_json()
+    assert {job_state(j) for j in result.job_ids} <= {"COMPLETED", "RUNNING", "COMPLETING"}
 
 
 def test_failed_task_is_reported_and_resume_resubmits_only_it(
