@@ -138,7 +138,7 @@ def rel_diff(got: list[Tensor], want: list[Tensor]) -> float:
 
 def reference_fits(n_samples: int, hidden: int) -> str | None:
     """Why the reference cannot run here (its activations need more memory than is free)."""
-    need = n_samples * hidden * 4 * 6 + GIB
+    need = n_samples * hidden * 4 * 7 + GIB  # ~16 GiB measured at eps=0.2
     available = _meminfo_bytes("MemAvailable")
     if available is not None and need > available:
         return f"needs ~{need / GIB:.0f} GiB, {available / GIB:.0f} GiB available"
