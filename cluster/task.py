@@ -6,11 +6,17 @@ worker thread: `checkpoint()` sets the stop flag the trainer polls after every o
 waits for the worker (which writes the trial's checkpoint and returns), and hands submitit a
 fresh task for the same pack. The requeued task resumes from the checkpoints on disk; the
 pickled payload carries only the pack, never training state.
+
+SIGTERM (scancel, or the end of a preemption grace time) also stops the training at the next
+step with a checkpoint, instead of training on until SIGKILL while a resubmitted task may
+already be starting on the same trial.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
+from types import FrameType
 from typing import Any
 
 import submitit
@@ -42,10 +48,20 @@ class TrainTask(submitit.helpers.Checkpointable):
             except BaseException as exc:  # handed to the main thread below
                 box["error"] = exc
 
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            del signum, frame
+            self._stop.set()
+
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
         self._worker = threading.Thread(target=work, name="drosweep-train")
         self._worker.start()
-        while self._worker.is_alive():  # a timed join lets the main thread take signals
-            self._worker.join(timeout=0.5)
+        try:
+            while self._worker.is_alive():  # a timed join lets the main thread take signals
+                self._worker.join(timeout=0.5)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         if "error" in box:
             raise box["error"]
         result: TaskResult = box["result"]

@@ -79,3 +79,20 @@ def test_worker_error_reaches_caller(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(cluster.task, "run_task", boom)
     with pytest.raises(ValueError, match="bad trial"):
         TrainTask(TaskPack(root=str(tmp_path), trials=()))()
+
+
+def test_sigterm_stops_training_promptly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_run_task(pack: TaskPack, *, should_stop: Any) -> TaskResult:
+        end = time.monotonic() + 30
+        while not should_stop() and time.monotonic() < end:
+            time.sleep(0.01)
+        return TaskResult((("k", TrialOutcome.STOPPED if should_stop() else TrialOutcome.DONE),))
+
+    monkeypatch.setattr(cluster.task, "run_task", fake_run_task)
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    start = time.monotonic()
+    result = TrainTask(TaskPack(root=str(tmp_path), trials=()))()
+    assert result.stopped and time.monotonic() - start < 5
+    assert signal.getsignal(signal.SIGTERM) == before  # restored

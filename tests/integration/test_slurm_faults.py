@@ -13,7 +13,7 @@ from jobs import Paths, Study, expand, read_done
 
 pytestmark = pytest.mark.slurm
 
-STEPS = 2500  # regular on synthetic data: a few ms per step, ~10 s of training on an idle core
+STEPS = 4000  # regular on synthetic data: 1-20 ms per step (idle or busy machine)
 
 
 def _running(job_id: str) -> Callable[[], bool]:
@@ -32,7 +32,9 @@ def test_preempted_task_resumes_from_its_checkpoint(make_study: Callable[..., St
     paths = Paths(study.root)
     job = submit(study, "slurm", progress=False).job_ids[0]
     wait_for(_running(job), 90, 0.5, f"job {job} to run")
-    time.sleep(8)  # well into training (interpreter and torch start take a few seconds)
+    # the task writes spec.json just before training starts; then let it train a little
+    wait_for(lambda: paths.spec_file(trial).exists(), 90, 0.1, "training to start")
+    time.sleep(2)
     assert read_done(paths, trial) is None
     urgent = run(["sbatch", "--parsable", "-p", "urgent", "-c", "1", "--mem", "100M",
                   "-J", f"drosweep-{study.name}-urgent", "--wrap", "sleep 1"])
@@ -62,9 +64,9 @@ def test_killed_task_shows_not_done_and_resume_finishes_it(
     trial = expand(study)[0]
     paths = Paths(study.root)
     job = submit(study, "slurm", progress=False).job_ids[0]
-    wait_for(lambda: paths.checkpoint(trial).exists(), 120, 0.5, "a periodic checkpoint")
+    wait_for(lambda: paths.checkpoint(trial).exists(), 120, 0.1, "a periodic checkpoint")
     killed = time.monotonic()
-    if how == "scancel":
+    if how == "scancel":  # SIGTERM, SIGKILL after KillWait: the task checkpoints and stops
         run(["scancel", job])
     else:  # every process of the job gets SIGKILL: no handler runs, no result is written
         run(["scancel", "--signal=KILL", "--full", job])
