@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -54,7 +55,7 @@ class BlockingBackend(Backend):
         """The submitit executor that runs one task."""
 
     def submit(self, packs: Sequence[TaskPack]) -> list[str]:
-        label = f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{len(self._queue)}"
+        label = f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         ids = [f"{label}_{i}" for i in range(len(packs))]
         self._queue.extend(zip(ids, packs, strict=True))
         return ids
