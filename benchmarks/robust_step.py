@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import torch
 import torch.nn.functional as F
@@ -243,16 +244,16 @@ def fmt(seconds: list[float]) -> str:
 
 
 def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: str,
-                args: argparse.Namespace) -> None:
+                args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
     print(f"\nrobust step, B={BATCH}, MLP 8-{args.hidden}-{args.hidden}-12, data={dataset}, "
           f"chunk_size={args.chunk_size}, torch threads={torch.get_num_threads()}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, repeats={args.repeats}; "
-          f"seconds: min (median)")
+          f"seconds: min (median)", file=out)
     head = (f"{'state':6} {'eps':>5} {'N':>7} {'ours s/step':>18} {'ours samples/s':>15} "
             f"{'ref s/step':>18} {'ref samples/s':>14} {'speedup':>8} {'bwd %':>7} "
             f"{'grad diff':>9}  target")
-    print(head)
-    print("-" * len(head))
+    print(head, file=out)
+    print("-" * len(head), file=out)
     for c in cells:
         samples = BATCH * c.n
         ref_rate = f"{samples / min(c.ref_s):14.3g}" if c.ref_s else f"{'-':>14}"
@@ -267,7 +268,7 @@ def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: st
             verdict += f" (reference skipped: {c.ref_skipped})"
         print(f"{c.state:6} {c.eps:5g} {c.n:7d} {fmt(c.ours_s):>18} "
               f"{samples / min(c.ours_s):15.3g} {fmt(c.ref_s):>18} {ref_rate} {speed} "
-              f"{100 * c.backward_fraction:6.2f}% {diff}  {verdict}")
+              f"{100 * c.backward_fraction:6.2f}% {diff}  {verdict}", file=out)
     n = n_ball_samples(EPS_RSS)
     for state, r in rss.items():
         peak = r["peak_rss_bytes"] / GIB
@@ -275,9 +276,9 @@ def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: st
         print(f"eps={EPS_RSS:g} (N={n}, {BATCH * n} samples), state {state}: peak RSS "
               f"{peak:.2f} GiB (process at start {r['rss_before_bytes'] / GIB:.2f} GiB), "
               f"{r['seconds']:.1f} s/step, bwd {100 * r['backward_fraction']:.2f}%  "
-              f"target <= {RSS_TARGET_GIB:g} GiB {ok}")
+              f"target <= {RSS_TARGET_GIB:g} GiB {ok}", file=out)
     print("bwd %: samples that went through a backward; grad diff: max relative difference of "
-          "the two gradients (float32; at T=1e-4 the reference's own rounding is ~1e-4/T).")
+          "the two gradients (float32; at T=1e-4 the reference's own rounding is ~1e-4/T).", file=out)
 
 
 def summary(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: str) -> dict[str, object]:
@@ -357,10 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  {state:6} eps={EPS_RSS:g}: peak RSS "
                 f"{rss[state]['peak_rss_bytes'] / GIB:.2f} GiB")
     log(f"load average at end: {_loadavg()}")
+    print_table(cells, rss, dataset, args, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(summary(cells, rss, dataset)))
-    else:
-        print_table(cells, rss, dataset, args)
     return 0
 
 
