@@ -16,40 +16,33 @@ pytestmark = pytest.mark.slurm
 STEPS = 4000  # regular on synthetic data: 1-20 ms per step (idle or busy machine)
 
 
-def _running(job_id: str) -> Callable[[], bool]:
-    return lambda: (sacct_history(job_id) or [""])[-1] == "RUNNING"
-
-
 def test_preempted_task_resumes_from_its_checkpoint(make_study: Callable[..., Study],
                                                     slurm_cluster: Cluster) -> None:
-    cpus = slurm_cluster.cpus
-    # the task holds every CPU of the node, so an urgent job can only run by preempting it;
-    # no periodic checkpoint: the one written on the preemption signal is all it can resume from
-    study = make_study(methods=("regular",), trials=1, epochs=100000, cpus=cpus,
-                       training=f"max_steps = {STEPS}\ncheckpoint_every = 1000000\n"
-                                "checkpoint_every_s = 3600")
+    # the task holds every CPU of the node, so an urgent job can only run by preempting it
+    every, steps = 500, 2 * STEPS
+    study = make_study(methods=("regular",), trials=1, epochs=100000, cpus=slurm_cluster.cpus,
+                       training=f"max_steps = {steps}\ncheckpoint_every = {every}")
     trial = expand(study)[0]
     paths = Paths(study.root)
     job = submit(study, "slurm", progress=False).job_ids[0]
-    wait_for(_running(job), 90, 0.5, f"job {job} to run")
-    # the task writes spec.json just before training starts; then let it train a little
-    wait_for(lambda: paths.spec_file(trial).exists(), 90, 0.1, "training to start")
-    time.sleep(2)
+    # the first periodic checkpoint says training is under way: preempt now
+    wait_for(lambda: paths.checkpoint(trial).exists(), 120, 0.1, "training to be under way")
     assert read_done(paths, trial) is None
     urgent = run(["sbatch", "--parsable", "-p", "urgent", "-c", "1", "--mem", "100M",
-                  "-J", f"drosweep-{study.name}-urgent", "--wrap", "sleep 1"])
+                  "-o", "/dev/null", "-J", f"drosweep-{study.name}-urgent", "--wrap", "sleep 1"])
     assert urgent.returncode == 0, urgent.stderr
     try:
-        wait_for(lambda: paths.checkpoint(trial).exists(), 60, 0.5, "the preemption checkpoint")
         status = wait_settled(study, timeout=600)
     finally:
         run(["scancel", urgent.stdout.strip().split(";")[0]])
     assert status.counts[TrialState.DONE] == 1, status.to_json()
     marker = read_done(paths, trial)
-    assert marker is not None and marker.steps == STEPS
-    # the requeued run started where the preempted one stopped: fewer steps in total than a
-    # restart from zero (which would be resumed_from + STEPS)
-    assert 0 < marker.resumed_from < STEPS
+    assert marker is not None and marker.steps == steps
+    # the requeued run started where the preempted one stopped (fewer steps in total than a
+    # restart from zero, which would be resumed_from + steps), from the checkpoint written on
+    # the preemption signal: not one of the periodic ones
+    assert every <= marker.resumed_from < steps
+    assert marker.resumed_from % every != 0, marker.resumed_from
     # the marker comes first; the job ends a moment later
     history = wait_for(lambda: (h := sacct_history(job)) and h[-1] == "COMPLETED" and h, 60,
                        1.0, f"job {job} to complete")
