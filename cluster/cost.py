@@ -3,8 +3,8 @@
 A trial costs (optimizer steps) × (work per step). Work is counted in forward passes of one
 sample through the MLP (2·MACs FLOPs; a backward counts as two forwards) plus a fixed time per
 sequential pass (kernel launches and Python: what dominates the many small passes of PGD and
-Langevin). Trials of a pack are trained as one batched model; their time is counted as if
-sequential (an upper bound) and their working memory adds up. The smoothed max of
+Langevin). Trials of a pack are trained as one batched model: their FLOPs and working memory
+add up, while the sequential passes (and their launch overhead) are paid once for the pack. The smoothed max of
 `robust`/`langevin` runs one no-grad pass over all N samples and a backward over the samples
 that keep weight; late in training (T → 1e-4) few do, so an average kept share is assumed.
 Estimates are for planning (packing, time limits, GPU-hours), not promises.
@@ -32,6 +32,7 @@ class Cost:
     flops: float
     passes: float             # sequential passes (each pays the fixed launch overhead)
     seconds: float            # estimated wall time on one device of the profile
+    launch_seconds: float     # the part of `seconds` spent on sequential passes (shared by a pack)
     working_bytes: float      # device memory of the trial's own tensors (a pack adds them up)
 
     @property
@@ -86,12 +87,19 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
         samples_in_flight = min(n, s.chunk_size)
     flops = flops_step * steps
     passes = passes_step * steps
-    seconds = flops / (profile.device_tflops * 1e12) + passes * profile.launch_overhead_ms / 1e3
+    launch_seconds = passes * profile.launch_overhead_ms / 1e3
+    seconds = flops / (profile.device_tflops * 1e12) + launch_seconds
     width = N_FEATURES + 2 * s.hidden + N_CLASSES
     working = samples_in_flight * width * BYTES_PER_ACTIVATION
-    return Cost(steps=steps, flops=flops, passes=passes, seconds=seconds, working_bytes=working)
+    return Cost(steps=steps, flops=flops, passes=passes, seconds=seconds,
+                launch_seconds=launch_seconds, working_bytes=working)
 
 
 def pack_peak_bytes(cost: Cost, trials: int) -> float:
     """Peak device memory of `trials` trials of one group trained as one batched model."""
     return CONTEXT_BYTES + trials * cost.working_bytes
+
+
+def pack_seconds(cost: Cost, trials: int) -> float:
+    """Wall time of `trials` trials of one group trained as one batched model."""
+    return trials * (cost.seconds - cost.launch_seconds) + cost.launch_seconds

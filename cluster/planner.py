@@ -3,7 +3,9 @@
 Trials of the same (method, radius) cost the same, so each group is packed greedily: a task
 takes trials while it stays within `max_pack` trials, `fill_fraction` of the time limit (a trial
 longer than that gets a task of its own and lives on checkpoints and requeues) and the GPU's
-memory (a pack trains as one batched model, so its trials' working memory adds up). Longest
+memory. A pack trains as one batched model (trainers.loop.train_pack): its trials' FLOPs and
+working memory add up, but the launch-bound sequential passes are shared, which is what makes
+packing the many small trials pay. The chosen k is recorded per task and per group. Longest
 tasks come first (they start first), and tasks are cut into arrays of at most MaxArraySize
 tasks, each indexed from 0 (MaxArraySize caps the index, not the count).
 """
@@ -14,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.cost import Cost, estimate, pack_peak_bytes
+from cluster.cost import Cost, estimate, pack_peak_bytes, pack_seconds
 from cluster.errors import ClusterError
 from jobs.grid import TrialSpec, radius_tag
 from jobs.study import ClusterProfile
@@ -24,8 +26,13 @@ from trainers.spec import Method
 @dataclass(frozen=True)
 class TaskPlan:
     trials: tuple[TrialSpec, ...]
-    seconds: float               # estimated: the trials one after the other
+    seconds: float               # estimated: the trials trained as one batched model
     peak_mem_bytes: float
+
+    @property
+    def k(self) -> int:
+        """Trials trained as one batched model by this task."""
+        return len(self.trials)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -44,8 +51,8 @@ class GroupPlan:
     trials: int
     tasks: int
     trials_per_task: int
-    hours_per_trial: float
-    device_hours: float
+    hours_per_trial: float       # one trial trained alone
+    device_hours: float          # the group's tasks, packed
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class Plan:
 
     @property
     def device_hours(self) -> float:
-        return sum(c.hours for c in self.costs.values())
+        return sum(t.seconds for t in self.tasks) / 3600.0
 
     @property
     def gpu_hours(self) -> float:
@@ -100,10 +107,10 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile) -> Plan:
             raise ClusterError(
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "
                 f"more than cluster.gpu_mem_gb = {profile.gpu_mem_gb:g}; lower training.chunk_size")
-        per_task = max(1, min(profile.max_pack, int(capacity_s // max(cost.seconds, 1e-9))))
-        if profile.gpus_per_task > 0:
-            while per_task > 1 and pack_peak_bytes(cost, per_task) > gpu_bytes:
-                per_task -= 1
+        per_task = max(1, min(profile.max_pack, len(members)))
+        while per_task > 1 and (pack_seconds(cost, per_task) > capacity_s or (
+                profile.gpus_per_task > 0 and pack_peak_bytes(cost, per_task) > gpu_bytes)):
+            per_task -= 1
         usable_s = limit_s - profile.signal_delay_s
         if cost.seconds > usable_s:
             requeues = math.ceil(cost.seconds / usable_s) - 1
@@ -114,12 +121,14 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile) -> Plan:
             warnings.append(note)
         for member in members:
             costs[member.key] = cost
+        group_s = 0.0
         for start in range(0, len(members), per_task):
             chunk = tuple(members[start:start + per_task])
-            tasks.append(TaskPlan(chunk, cost.seconds * len(chunk),
+            tasks.append(TaskPlan(chunk, pack_seconds(cost, len(chunk)),
                                   pack_peak_bytes(cost, len(chunk))))
+            group_s += tasks[-1].seconds
         groups.append(GroupPlan(method, radius, len(members), math.ceil(len(members) / per_task),
-                                per_task, cost.hours, cost.hours * len(members)))
+                                per_task, cost.hours, group_s / 3600.0))
     tasks.sort(key=lambda t: -t.seconds)  # stable: grid order among equals
     size = profile.max_array_size
     arrays = tuple(ArrayPlan(tuple(tasks[i:i + size])) for i in range(0, len(tasks), size))
