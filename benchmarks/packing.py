@@ -31,7 +31,7 @@ from trainers.spec import Method, TrainSettings, TrainSpec, n_ball_samples
 CASES = {  # name: (method, radius, steps timed per repeat)
     "regular": (Method.REGULAR, 0.0, 40),
     "adversarial": (Method.ADVERSARIAL, 0.1, 6),
-    "robust0.01": (Method.ROBUST, 0.01, 2),
+    "robust0.01": (Method.ROBUST, 0.01, 1),
 }
 # multiply-adds per sample through 8 -> 200 -> 200 -> 12, forward; backward is about twice that
 MACS_PER_SAMPLE = 8 * 200 + 200 * 200 + 200 * 12

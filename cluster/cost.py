@@ -4,10 +4,11 @@ A trial costs (optimizer steps) × (work per step). Work is counted in forward p
 sample through the MLP (2·MACs FLOPs; a backward counts as two forwards) plus a fixed time per
 sequential pass (kernel launches and Python: what dominates the many small passes of PGD and
 Langevin). Trials of a pack are trained as one batched model: their FLOPs and working memory
-add up, while the sequential passes (and their launch overhead) are paid once for the pack. The smoothed max of
-`robust`/`langevin` runs one no-grad pass over all N samples and a backward over the samples
-that keep weight; late in training (T → 1e-4) few do, so an average kept share is assumed.
-Estimates are for planning (packing, time limits, GPU-hours), not promises.
+add up, while the sequential passes (and their launch overhead) are paid once for the pack.
+The smoothed max of `robust`/`langevin` runs one no-grad pass over all N samples and a
+backward over the samples that keep weight; late in training (T → 1e-4) few do, so an average
+kept share is assumed. Estimates are for planning (packing, time limits, GPU-hours), not
+promises.
 """
 
 from __future__ import annotations

@@ -147,7 +147,9 @@ def _then(study: Study) -> Callable[[str], Any] | None:
     if not study.chain_reduce:
         return None
     from drosweep.cmd_reduce import reduce_and_report
+    from reduce import eval_settings_for
 
+    eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
     return reduce_and_report
 
 

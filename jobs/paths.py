@@ -49,6 +49,11 @@ class Paths:
         return self.root / ".submit.lock"
 
     @property
+    def reduce_lock(self) -> Path:
+        """Held by a reduction while it reads and rewrites the results table."""
+        return self.results / ".reduce.lock"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

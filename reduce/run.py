@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import filelock
 import pandas as pd
 from tqdm import tqdm
 
@@ -124,11 +125,23 @@ def settle(study: Study, options: ReduceOptions) -> MarkerScan:
 def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
                  settings: EvalSettings | None = None, mapper: Mapper = in_process,
                  scan: MarkerScan | None = None) -> ReduceSummary:
-    """Evaluate every DONE model not yet in the table and (re)write the table."""
+    """Evaluate every DONE model not yet in the table and (re)write the table.
+
+    Two reductions of one study run one after the other (a lock under results/), so neither
+    overwrites the other's rows.
+    """
     start = time.monotonic()
     settings = settings or eval_settings_for(study)
-    paths, trials = Paths(study.root), expand(study)
+    paths = Paths(study.root)
     scan = scan or settle(study, options)
+    paths.results.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(paths.reduce_lock)):
+        return _reduce_locked(study, options, settings, mapper, scan, start)
+
+
+def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings, mapper: Mapper,
+                   scan: MarkerScan, start: float) -> ReduceSummary:
+    paths, trials = Paths(study.root), expand(study)
     identity = StudyIdentity(study.name, study.fingerprint)
     existing = read_table(paths.metrics_parquet, identity)
     units = _units(study, paths, trials, scan.done)

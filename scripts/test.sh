@@ -12,9 +12,12 @@ fi
 .venv/bin/mypy
 slurm_started=0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${DROSWEEP_NO_SLURM:-0}" != 1 ]; then
+  already_up=0
+  command -v scontrol >/dev/null 2>&1 && scontrol ping 2>/dev/null | grep -q UP && already_up=1
   if bash scripts/slurm-up.sh < /dev/null; then
     slurm_started=1
-    trap 'bash scripts/slurm-down.sh < /dev/null || true' EXIT
+    # stop only a cluster this run started: one that was already up may be serving others
+    [ $already_up = 1 ] || trap 'bash scripts/slurm-down.sh < /dev/null || true' EXIT
   elif [ "${CI:-}" = true ]; then
     echo "test: could not start the local SLURM cluster; CI needs it" >&2; exit 1
   fi

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -68,6 +70,7 @@ class BlockingBackend(Backend):
         errors: list[str] = []
         bar = tqdm(total=len(trials), unit="trial", disable=not progress, desc=self.study.name,
                    dynamic_ncols=True)
+        previous = _exit_on_sigterm()
         try:
             while waiting or running:
                 while waiting and len(running) < self.parallelism:
@@ -94,8 +97,22 @@ class BlockingBackend(Backend):
             raise
         finally:
             bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         self._queue.clear()
         return errors
+
+
+def _exit_on_sigterm() -> Any:
+    """SIGTERM becomes SystemExit while tasks run here, so they are cancelled, not orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        del frame
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _error_line(job_id: str, job: Any) -> list[str]:
