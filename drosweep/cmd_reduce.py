@@ -13,6 +13,7 @@ from typing import Any
 
 import submitit
 
+from drosweep.args import add_study_arguments
 from jobs import Paths, Study, expand, load_study
 from plots import ClaimSettings, RenderResult, ResultsError, render
 from reduce import (
@@ -38,15 +39,10 @@ DEMO_EVALUATION = EvalSettings(test_subset=500, mean_samples=200, ga_generations
 
 
 def register(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("study", help="study file (TOML)")
-        p.add_argument("--root", default=None,
-                       help="study root (default: the `root` of the study file)")
-
     p = sub.add_parser("reduce", help="evaluate every trained model into results/metrics.parquet",
                        description="Wait for the trials (optional), evaluate each trained model "
                                    "not yet in the results table, and write the table.")
-    common(p)
+    add_study_arguments(p)
     p.add_argument("--wait", action="store_true", help="poll the DONE markers until all trials "
                    "are done or failed")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
@@ -73,7 +69,7 @@ def register(sub: Any) -> None:
                            ("report", run_report,
                             "figures and report.md (medians, claim checks) from the table")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        common(p)
+        add_study_arguments(p)
         p.add_argument("--include-failed", action="store_true",
                        help="include failed trainings in the medians and bands")
         if name == "report":

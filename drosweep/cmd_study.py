@@ -10,21 +10,17 @@ from typing import Any
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
 from cluster.status import group_label
+from drosweep.args import add_study_arguments
 from jobs import Study, expand, load_study
 from jobs.grid import radius_tag
 from trainers.spec import Method
 
 
 def register(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("study", help="study file (TOML)")
-        p.add_argument("--root", default=None,
-                       help="study root (default: the `root` of the study file)")
-
     p = sub.add_parser("plan", help="show how a study would be packed into tasks and arrays",
                        description="Plan a study: arrays, tasks, trials per task, estimated "
                                    "GPU-hours per method and radius. Submits nothing.")
-    common(p)
+    add_study_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan)
 
@@ -32,7 +28,7 @@ def register(sub: Any) -> None:
             ("submit", run_submit, "submit every trial not done and not queued"),
             ("resume", run_resume, "resubmit the trials with no DONE marker and no live job")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        common(p)
+        add_study_arguments(p)
         p.add_argument("--executor", default="slurm", choices=sorted(BACKENDS),
                        help="slurm: job arrays (returns at once); local: this machine; "
                             "debug: in this process (pdb on errors). Default: slurm")
@@ -45,7 +41,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
                                       "and radius, with an ETA",
                        description="Where a study stands: markers first, then one sacct call.")
-    common(p)
+    add_study_arguments(p)
     p.add_argument("--json", action="store_true",
                    help="one JSON object; `counts` maps each state to the study's total")
     p.set_defaults(func=run_status)
