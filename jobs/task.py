@@ -17,6 +17,7 @@ from jobs.grid import TrialSpec
 from jobs.markers import read_done, write_done, write_failed
 from jobs.paths import Paths
 from trainers.atomic import atomic_write_json, sha256_file
+from trainers.spec import pack_key
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def run_pack(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -
         except Exception as exc:
             outcome[trial.key] = _fail(paths, [trial], exc, pack.reraise)
             continue
-        batches.setdefault(_batch_key(trial), []).append(trial)
+        batches.setdefault(pack_key(trial.train_spec), []).append(trial)
     for trials in batches.values():
         if should_stop is not None and should_stop():
             break
@@ -92,11 +93,6 @@ def run_task(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -
         raise TaskFailed(f"{len(result.failed)} of {len(pack.trials)} trial(s) failed: "
                          f"{', '.join(result.failed)} (see their FAILED.json)")
     return result
-
-
-def _batch_key(trial: TrialSpec) -> tuple[object, ...]:
-    spec = trial.train_spec
-    return (spec.method, spec.radius, spec.dataset, spec.settings)
 
 
 def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) -> TrialOutcome:

@@ -14,14 +14,8 @@ log() { printf '[slurm-down %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 [ "$(id -u)" = 0 ] || { log "must run as root"; exit 1; }
 [ -d "$OWN" ] || { log "nothing recorded in $OWN: nothing to stop"; exit 0; }
 
-pid_alive() {  # pid_alive PID NAME: true if PID runs /usr/sbin/NAME (alternatives resolved; zombies = dead)
-  local pid=$1 want exe
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
-  want=$(readlink -f "/usr/sbin/$2")                 # /usr/sbin/slurmd -> /usr/sbin/slurmd-wlm
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null); exe=${exe% (deleted)}
-  [ "$exe" = "$want" ]
-}
+# shellcheck source=scripts/slurm-common.sh
+. "$(dirname "$0")/slurm-common.sh"
 
 # 1. cancel remaining jobs (only if it is our slurmctld that is up)
 if [ "${DROSWEEP_SLURM_KEEP_JOBS:-0}" != 1 ] && [ -s "$OWN/slurmctld.pid" ] \

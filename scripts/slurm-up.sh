@@ -55,14 +55,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---------------------------------------------------------------- helpers
-pid_alive() {  # pid_alive PID NAME: true if PID runs /usr/sbin/NAME (alternatives resolved; zombies = dead)
-  local pid=$1 want exe
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
-  want=$(readlink -f "/usr/sbin/$2")                 # /usr/sbin/slurmd -> /usr/sbin/slurmd-wlm
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null); exe=${exe% (deleted)}
-  [ "$exe" = "$want" ]
-}
+# shellcheck source=scripts/slurm-common.sh
+. "$(dirname "$0")/slurm-common.sh"
 pidfile_alive() { [ -s "$1" ] && pid_alive "$(tr -dc 0-9 < "$1")" "$2"; }
 wait_for() {  # wait_for DESCRIPTION CMD...
   local what=$1; shift; local end=$(( $(date +%s) + TIMEOUT ))

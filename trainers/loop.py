@@ -32,7 +32,7 @@ from trainers.data import Dataset, load_dataset, subset_train
 from trainers.methods import StepContext, method_step, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
-from trainers.spec import SpecError, TrainSpec
+from trainers.spec import SpecError, TrainSpec, pack_key
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,6 @@ def resolve_device(device: str) -> torch.device:
     if device != "cpu" and not device.startswith("cuda"):
         raise SpecError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     return torch.device(device)
-
-
-def pack_key(spec: TrainSpec) -> tuple[Any, ...]:
-    """Trials with equal keys may share a pack: everything but the seed is the same."""
-    return (spec.method, spec.radius, spec.dataset, spec.settings)
 
 
 class _Trial:

@@ -187,3 +187,8 @@ class TrainSpec:
                    settings=TrainSettings.from_dict(data.get("settings", {})))
         spec.validate()
         return spec
+
+
+def pack_key(spec: TrainSpec) -> tuple[Any, ...]:
+    """Trials with equal keys may train as one pack: everything but the seed is the same."""
+    return (spec.method, spec.radius, spec.dataset, spec.settings)
