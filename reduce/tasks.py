@@ -19,6 +19,7 @@ from reduce.settings import EvalSettings
 from reduce.table import FORMAT, error_rows, rows_for
 from trainers.atomic import sha256_file
 from trainers.data import Dataset, load_dataset
+from trainers.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,6 @@ class EvalTask:
 
 
 Row = dict[str, object]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _now() -> str:

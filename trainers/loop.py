@@ -29,6 +29,7 @@ from trainers.checkpoint import (
     save_checkpoint,
 )
 from trainers.data import Dataset, load_dataset, subset_train
+from trainers.device import resolve_device
 from trainers.methods import StepContext, method_step, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
@@ -62,17 +63,6 @@ def derive_seed(seed: int, stream: str) -> int:
     """Independent, stable sub-seeds per purpose, so adding a stream never shifts another."""
     digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f"device {device!r} requested but no CUDA device is available "
-                        f"(use --device cpu)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SpecError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    return torch.device(device)
 
 
 class _Trial:
