@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers import rng
 from trainers.attacks import pgd_linf, uniform_ball
 from trainers.model import MLP
 
@@ -47,12 +48,13 @@ class BallAccuracy:
 
 @torch.no_grad()
 def ball_accuracy(model: nn.Module, x: Tensor, y: Tensor, radius: float, n_worst: int,
-                  n_mean: int, *, chunk_size: int, generator: torch.Generator,
+                  n_mean: int, *, chunk_size: int, key: int,
                   first_round: int = 64, on_round: Callable[[int], None] | None = None) -> BallAccuracy:
     """Worst-case and mean accuracy over uniform samples in the L-inf ball of each point.
 
     Every point has one stream of i.i.d. uniform draws; sample k of a point is the k-th draw of
-    its stream. Worst case: a point counts iff its first `n_worst` draws are all classified
+    its stream: a pure function of (key, point, k) (trainers.rng), the same on every device and
+    whatever the rounds. Worst case: a point counts iff its first `n_worst` draws are all classified
     correctly, and its stream stops at the first miss once the mean no longer needs it. Mean:
     correct draws among the first `n_mean` of every point, over n * n_mean — exact, since no point
     stops before its n_mean-th draw. All active points advance together, one round at a time; a
@@ -65,9 +67,10 @@ def ball_accuracy(model: nn.Module, x: Tensor, y: Tensor, radius: float, n_worst
     mean_hits = torch.zeros((), dtype=torch.int64, device=x.device)
     active = torch.arange(n, device=x.device)
     k, forwards = 0, 0
+    keys = rng.keys_tensor(key, x.device)
     while k < total and len(active):
         s = min(max(1, chunk_size // len(active)), max(first_round, k), total - k)
-        z = uniform_ball(x[active], radius, s, generator)
+        z = uniform_ball(x[active], radius, keys, k, s, total, points=active)
         ok = _correct(model, z.reshape(-1, d), y[active].repeat_interleave(s)).reshape(-1, s)
         forwards += ok.numel()
         if k < n_mean:
@@ -85,14 +88,18 @@ def ball_accuracy(model: nn.Module, x: Tensor, y: Tensor, radius: float, n_worst
 
 
 def pgd_accuracy(model: nn.Module, x: Tensor, y: Tensor, radius: float, *, steps: int,
-                 step_size: float, random_start: bool, generator: torch.Generator,
+                 step_size: float, random_start: bool, key: int,
                  batch_size: int = 1024) -> float:
-    """Accuracy on the final iterate of an L-inf PGD attack (start uniform in the ball)."""
+    """Accuracy on the final iterate of an L-inf PGD attack (start uniform in the ball, point i's
+    start a pure function of (key, i))."""
     hits = 0
+    keys = rng.keys_tensor(key, x.device)
     for i in range(0, len(y), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        noise = rng.uniform(keys, [(i, len(yb))], [len(y)], x.shape[-1], x.dtype)[0] \
+            if random_start else None
         z = pgd_linf(model, xb, yb, radius, steps, step_size,
-                     random_start=radius if random_start else None, generator=generator)
+                     random_start=radius if random_start else None, start_noise=noise)
         with torch.no_grad():
             hits += int(_correct(model, z, yb).sum())
     return hits / len(y)

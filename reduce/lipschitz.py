@@ -10,7 +10,9 @@ patterns, so
 The search starts from the test set's best pattern, so lower <= search <= upper always holds.
 Its target, the maximum over all 0/1 patterns, bounds the true constant from above (the norm is
 convex in each D, so the maximum over subgradients in [0, 1] sits at a 0/1 vertex); a search can
-only approach it from below. Computed in float64.
+only approach it from below. Computed in float64 on the CPU (the weights and the test points come
+over in one transfer): on CUDA each small SVD would wait on the device, and the CPU search draws
+the same patterns whatever device trained or evaluates the model.
 """
 
 from __future__ import annotations
@@ -158,9 +160,20 @@ class LipschitzEstimates:
     upper: float   # product of the layers' spectral norms
 
 
+def _to_cpu64(model: MLP, x: Tensor) -> tuple[Weights, Tensor]:
+    """The weights and x as float64 CPU tensors, in one device-to-host transfer."""
+    parts = [model.layer1.weight, model.layer1.bias, model.layer2.weight, model.layer2.bias,
+             model.layer3.weight, x]
+    flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in parts]).cpu()
+    w1, b1, w2, b2, w3, xs = (chunk.view(p.shape) for chunk, p in
+                              zip(flat.split([p.numel() for p in parts]), parts, strict=True))
+    return Weights(w1, b1, w2, b2, w3), xs
+
+
 def lipschitz_estimates(model: MLP, x: Tensor, settings: SearchSettings,
                         generator: torch.Generator, batch_size: int = 1024) -> LipschitzEstimates:
-    w = Weights.of(model)
+    """generator: a CPU generator (the search runs on the CPU)."""
+    w, x = _to_cpu64(model, x)
     lower, d1, d2 = gradient_lower_bound(w, x, batch_size)
     search, _, _ = pattern_search(w, settings, generator, starts=[(d1, d2)] if lower >= 0 else None)
     return LipschitzEstimates(lower=lower, search=max(search, lower), upper=spectral_product(w))

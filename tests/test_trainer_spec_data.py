@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainers.data import DataError, load_avila, make_synthetic, subset_train
-from trainers.model import MLP
+from trainers.model import MLP, relu_draws
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec, n_ball_samples
 
 
@@ -64,8 +64,8 @@ def test_subset_and_synthetic() -> None:
 
 def test_generalized_relu_subgradient_at_zero() -> None:
     torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(3)
-    model = MLP(generator=gen)
+    model = MLP()
+    model.set_relu_key(3)
     with torch.no_grad():
         model.layer1.weight.zero_()
         model.layer1.bias.zero_()   # every first-layer pre-activation is exactly 0
@@ -74,10 +74,15 @@ def test_generalized_relu_subgradient_at_zero() -> None:
     grad = model.layer1.bias.grad
     assert grad is not None
     # with plain ReLU this gradient would be exactly zero; the subgradient u in [0,1) scales it
-    u = torch.rand((), generator=torch.Generator().manual_seed(3))
+    u = relu_draws([3], torch.device("cpu"))[0, 0]  # the first layer's draw of stream 3
     expected = u * (model.layer2.weight.t() @ _relu_mask_grad(model, x)).sum(1)
     assert 0 <= float(u) < 1
     assert torch.allclose(grad, expected, atol=1e-6)
+    assert float(grad.abs().sum()) > 0
+    model.zero_grad()
+    model.set_relu_key(None)  # no stream: PyTorch's subgradient 0
+    model(x).sum().backward()
+    assert model.layer1.bias.grad is not None and not model.layer1.bias.grad.any()
 
 
 def _relu_mask_grad(model: MLP, x: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers import rng
 
-def uniform_ball(x: Tensor, radius: float, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """n points uniform in the L-inf ball of `radius` around each row of x: shape (B, n, d)."""
-    u = torch.rand((x.shape[0], n, x.shape[1]), generator=generator, device=x.device, dtype=x.dtype)
-    return x.unsqueeze(1) + (2.0 * u - 1.0) * radius
+
+def uniform_ball(x: Tensor, radius: float, keys: Tensor, start: int, width: int, total: int,
+                 points: Tensor | None = None) -> Tensor:
+    """Samples start .. start + width - 1 of the `total` of each point, uniform in the L-inf ball
+    of `radius` around it: x (B, d) -> (B, width, d) with one key; x (k, B, d) with k keys ->
+    (k, B, width, d), trial t drawn from keys[t] (see trainers.rng).
+
+    Sample j of point i is coordinate-wise x + (2u - 1) * radius with u the draw at position
+    (points[i] if given else i, j) of the stream, so it is the same whatever the blocks drawn,
+    the pack or the device. `points` names the rows' indices among all points.
+    """
+    packed = x.dim() == 3
+    xs = x if packed else x.unsqueeze(0)
+    if keys.numel() != xs.shape[0]:
+        raise ValueError(f"need one key per trial: x {tuple(x.shape)}, {keys.numel()} key(s)")
+    rows = points if points is not None else (0, xs.shape[1])
+    u = rng.uniform(keys, [rows, (start, width)], [xs.shape[1], total], xs.shape[-1], xs.dtype)
+    z = u.mul_(2.0).sub_(1.0).mul_(radius).add_(xs.detach().unsqueeze(-2))
+    return z if packed else z[0]
 
 
 def project_ball(z: Tensor, center: Tensor, radius: float) -> Tensor:
@@ -34,19 +50,18 @@ def input_grad(model: nn.Module, z: Tensor, y: Tensor) -> Tensor:
 
 
 def pgd_linf(model: nn.Module, x: Tensor, y: Tensor, radius: float, steps: int, step_size: float,
-             random_start: float | None = None, generator: torch.Generator | None = None,
-             start_noise: Tensor | None = None) -> Tensor:
+             random_start: float | None = None, start_noise: Tensor | None = None) -> Tensor:
     """Sign-gradient ascent of the batch-mean CE, projected to the L-inf ball after every step.
 
     `random_start` is the half-width of the uniform start around x (None: start at x); the paper's
-    training code starts uniformly within +-step_size. `start_noise` (U[0,1), x's shape) replaces
-    the draw from `generator` when the caller draws it itself (one generator per packed trial).
+    training code starts uniformly within +-step_size; `start_noise` (U[0,1), x's shape, drawn by
+    the caller from its counter streams) is then required.
     """
     x = x.detach()
     if random_start is not None and random_start > 0:
-        noise = start_noise if start_noise is not None else torch.rand(
-            x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        z = project_ball(x + (2.0 * noise - 1.0) * random_start, x, radius)
+        if start_noise is None:
+            raise ValueError("a random start needs start_noise (U[0, 1) of x's shape)")
+        z = project_ball(x + (2.0 * start_noise - 1.0) * random_start, x, radius)
     else:
         z = x.clone()
     for _ in range(steps):

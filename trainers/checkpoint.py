@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 import sys
 import warnings
 import zipfile
@@ -24,36 +23,28 @@ from trainers.spec import SpecError, TrainSpec
 
 FORMAT = "drosweep-checkpoint/1"
 REQUIRED_KEYS = ("format", "spec", "step", "epoch", "batch_index", "model", "optimizer",
-                 "scheduler", "rng")
+                 "scheduler")
 # settings that may change between runs of the same trial without changing what it computes
-RESUMABLE_DIFFERENCES = {"max_steps", "epochs", "checkpoint_every", "checkpoint_every_s"}
+# (a precision change is reported by `environment_change`, not refused)
+RESUMABLE_DIFFERENCES = {"max_steps", "epochs", "checkpoint_every", "checkpoint_every_s",
+                         "allow_tf32_override"}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, foreign, or of another spec."""
 
 
-def capture_global_rng() -> dict[str, Any]:
-    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
-    return {
-        "torch_cpu": torch.random.get_rng_state(),
-        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": str(np_state[0]), "keys": torch.as_tensor(np.asarray(np_state[1],
-                  dtype=np.int64)), "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                  "gauss": float(np_state[4])},
-        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def restore_global_rng(state: dict[str, Any]) -> None:
-    torch.random.set_rng_state(state["torch_cpu"])
-    if state["torch_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["gauss"]))
-    internal, version, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+def environment_change(saved: dict[str, Any], current: dict[str, str]) -> str | None:
+    """One line saying how this run's device or precision (`current`: the checkpoint keys
+    device, device_model, precision) differs from the checkpoint's; None when the same or not
+    recorded. Sampling is device-independent (trainers.rng), so such a run continues: the samples
+    are the same, the arithmetic may differ by float rounding."""
+    changes = [f"{key} {saved[key]!r} -> {value!r}" for key, value in current.items()
+               if saved.get(key) is not None and saved[key] != value]
+    if not changes:
+        return None
+    return (f"resuming at step {saved.get('step')} with {', '.join(changes)}: the same samples, "
+            f"results equal only up to float rounding")
 
 
 def library_versions() -> dict[str, str]:

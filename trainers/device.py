@@ -1,7 +1,9 @@
-"""The training device: which one to use, and the name a measured rate is valid for."""
+"""The training device: which one to use, its arithmetic (pinned), and the name a measured rate is
+valid for."""
 
 from __future__ import annotations
 
+import os
 import platform
 
 import torch
@@ -41,4 +43,44 @@ def device_model(device: torch.device) -> str:
     return f"{_cpu_name()} ({threads} thread{'s' if threads != 1 else ''})"
 
 
-__all__ = ["device_model", "resolve_device"]
+# Set in many GPU containers: makes cuBLAS use TF32 for fp32 matmuls whatever torch's flags say.
+TF32_OVERRIDE_ENV = "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"
+FP32 = "fp32"                    # IEEE fp32 matmuls (TF32 off, matmul precision "highest")
+TF32_OVERRIDE = "tf32-override"  # the override variable is set and the run opted in
+
+
+def tf32_override(environ: dict[str, str] | None = None) -> str | None:
+    """The override variable's value when it is set to a truthy value, else None."""
+    value = (os.environ if environ is None else environ).get(TF32_OVERRIDE_ENV)
+    if value is None or value.strip().lower() in ("", "0", "false", "no", "off"):
+        return None
+    return value
+
+
+def pin_precision(allow_tf32_override: bool = False,
+                  environ: dict[str, str] | None = None) -> str:
+    """Pin fp32 matmuls in this process (never inherit them) and return the precision label that
+    checkpoints and DONE markers record. At T = 1e-4 a 1e-3 logit error reweights the smoothed
+    max's samples by e^10, so TF32 is refused unless the run opts in (`allow_tf32_override`)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    value = tf32_override(environ)
+    if value is None:
+        return FP32
+    if not allow_tf32_override:
+        raise SpecError(f"{TF32_OVERRIDE_ENV}={value!r} makes CUDA fp32 matmuls run in TF32; "
+                        f"unset it, or opt in with the setting allow_tf32_override = true")
+    return TF32_OVERRIDE
+
+
+def precision_flags() -> dict[str, object]:
+    """What this process's matmuls use now (for reports)."""
+    return {"cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn.allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            TF32_OVERRIDE_ENV: os.environ.get(TF32_OVERRIDE_ENV)}
+
+
+__all__ = ["FP32", "TF32_OVERRIDE", "TF32_OVERRIDE_ENV", "device_model", "pin_precision",
+           "precision_flags", "resolve_device", "tf32_override"]

@@ -3,8 +3,9 @@
 A pack is k trials of the same method, radius and settings that differ only in their seeds; they
 train as one `PackedMLP`, each with its own initialisation, data order, noise and checkpoint, so a
 packed run computes what k separate runs compute (see `train_pack`). Everything random in a trial
-comes from generators seeded from the trial's seed alone, and all of it is in the trial's
-checkpoint, so an interrupted and resumed run gives the same weights as an uninterrupted one.
+is a pure function of (its seed, purpose, step or epoch, position) (trainers.rng): there is no
+generator state, so an interrupted and resumed run gives the same weights as an uninterrupted
+one, and the samples are the same on every device. No global RNG is used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +24,13 @@ import torch
 from tqdm import tqdm
 
 from trainers.atomic import atomic_torch_save, sha256_file
-from trainers.checkpoint import (
-    capture_global_rng,
-    load_checkpoint,
-    restore_global_rng,
-    save_checkpoint,
-)
+from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
-from trainers.device import resolve_device
+from trainers.device import device_model, pin_precision, resolve_device
 from trainers.methods import StepContext, method_step, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
+from trainers.rng import Purpose, permutation, stream_key
 from trainers.spec import SpecError, TrainSpec, pack_key
 
 
@@ -57,6 +55,7 @@ class TrainResult:
     final_loss: float     # mean training loss of the last (possibly partial) epoch
     finished: bool        # False when stopped early by `should_stop` (a checkpoint was written)
     model_sha256: str | None  # sha256 of the model file when finished
+    precision: str = ""   # the matmul precision it trained with (trainers.device.pin_precision)
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -66,14 +65,11 @@ def derive_seed(seed: int, stream: str) -> int:
 
 
 class _Trial:
-    """Per-trial state of a pack: its generators, data order and loss bookkeeping."""
+    """Per-trial state of a pack: its data order and loss bookkeeping."""
 
-    def __init__(self, spec: TrainSpec, paths: TrainPaths, device: torch.device) -> None:
+    def __init__(self, spec: TrainSpec, paths: TrainPaths) -> None:
         self.spec, self.paths = spec, paths
-        self.noise_gen = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, "noise"))
-        self.seed_gen = torch.Generator().manual_seed(derive_seed(spec.seed, "seeds"))
-        self.data_gen = torch.Generator().manual_seed(derive_seed(spec.seed, "data"))
-        self.perm: torch.Tensor | None = None
+        self.perm: torch.Tensor | None = None  # this epoch's order: a function of (seed, epoch)
         self.loss_sum = 0.0
         self.loss_count = 0
         self.last_epoch_loss = math.nan
@@ -87,18 +83,16 @@ class _Pack:
     """The shared state of k trials between checkpoints."""
 
     def __init__(self, specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
-                 datasets: Sequence[Dataset], device: torch.device) -> None:
+                 datasets: Sequence[Dataset], device: torch.device, precision: str) -> None:
         s = specs[0].settings
-        self.spec, self.device = specs[0], device
-        self.trials = [_Trial(sp, pa, device) for sp, pa in zip(specs, paths, strict=True)]
+        self.spec, self.device, self.precision = specs[0], device, precision
+        self.environment = {"device": device.type, "device_model": device_model(device),
+                            "precision": precision}
+        self.trials = [_Trial(sp, pa) for sp, pa in zip(specs, paths, strict=True)]
         data = datasets[0]
         models = [build_model(s.hidden, data.n_features, data.n_classes,
                               seed=derive_seed(sp.seed, "init")) for sp in specs]
-        # the tie-break draws of the generalized ReLU are shared by the pack (see README)
-        relu_seed = derive_seed(specs[0].seed, "relu") if len(specs) == 1 else \
-            derive_seed(sum(derive_seed(sp.seed, "relu") for sp in specs), "relu-pack")
-        self.relu_gen = torch.Generator(device=device).manual_seed(relu_seed)
-        self.model = PackedMLP(models, self.relu_gen).to(device)
+        self.model = PackedMLP(models).to(device)
         self.x = torch.stack([d.x_train for d in datasets]).to(device)
         self.y = torch.stack([d.y_train for d in datasets]).to(device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr)
@@ -124,7 +118,6 @@ class _Pack:
         return {
             "spec": t.spec.to_dict(), "step": self.step, "epoch": self.epoch,
             "batch_index": self.batch_index, "finished": finished,
-            "perm": t.perm if t.perm is not None else torch.empty(0, dtype=torch.long),
             "loss_sum": t.loss_sum, "loss_count": t.loss_count,
             "last_epoch_loss": t.last_epoch_loss, "wall_total": t.wall_total,
             "temperature_step": self.step,
@@ -132,28 +125,22 @@ class _Pack:
             # plain SGD keeps no per-parameter state: the pack's lr and schedule are the optimizer
             "optimizer": {"lr": self.optimizer.param_groups[0]["lr"]},
             "scheduler": self.scheduler.state_dict(),
-            "rng": {"global": capture_global_rng(), "data": t.data_gen.get_state(),
-                    "noise": t.noise_gen.get_state(), "seeds": t.seed_gen.get_state(),
-                    "relu": self.relu_gen.get_state()},
+            **self.environment,  # what it trained with; its randomness is stateless
         }
 
     def load_trial(self, i: int, ck: dict[str, Any]) -> None:
         t = self.trials[i]
         self.model.load_trial(i, ck["model"])
-        t.perm = ck["perm"] if ck["perm"].numel() else None
         t.loss_sum, t.loss_count = ck["loss_sum"], ck["loss_count"]
         t.last_epoch_loss, t.wall_total = ck["last_epoch_loss"], ck["wall_total"]
-        rng = ck["rng"]
-        t.data_gen.set_state(rng["data"])
-        t.noise_gen.set_state(rng["noise"])
-        t.seed_gen.set_state(rng["seeds"])
         if i == 0:  # the pack's shared state: equal in every trial's checkpoint
             self.step, self.epoch, self.batch_index = ck["step"], ck["epoch"], ck["batch_index"]
             self.scheduler.load_state_dict(ck["scheduler"])
             for group in self.optimizer.param_groups:
                 group["lr"] = ck["optimizer"]["lr"]
-            restore_global_rng(rng["global"])
-            self.relu_gen.set_state(rng["relu"])
+            change = environment_change(ck, self.environment)
+            if change is not None:
+                warnings.warn(change, stacklevel=2)
 
     def _flush_losses(self) -> None:
         if self.loss_acc.any():
@@ -166,14 +153,17 @@ class _Pack:
         perms = []
         for t in self.trials:
             if t.perm is None:
-                t.perm = torch.randperm(self.y.shape[1], generator=t.data_gen)
+                t.perm = permutation(stream_key(t.spec.seed, Purpose.DATA, self.epoch),
+                                     self.y.shape[1])
             perms.append(t.perm)
         lo, hi = self.batch_index * s.batch_size, (self.batch_index + 1) * s.batch_size
         idx = torch.stack([p[lo:hi] for p in perms]).to(self.device)
         rows = torch.arange(len(self.trials), device=self.device).unsqueeze(1)
         x, y = self.x[rows, idx], self.y[rows, idx]
+        seeds = [t.spec.seed for t in self.trials]
         ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
-                          [t.noise_gen for t in self.trials], [t.seed_gen for t in self.trials])
+                          seeds)
+        self.model.set_relu_keys([stream_key(seed, Purpose.RELU, self.step) for seed in seeds])
         self.optimizer.zero_grad(set_to_none=True)
         losses = method_step(self.spec.method)(self.model, x, y, ctx)
         self.optimizer.step()
@@ -240,6 +230,7 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
         sp.validate()
         _check_writable(pa)
     dev = resolve_device(device)
+    precision = pin_precision(specs[0].settings.allow_tf32_override)
     checkpoints = [load_checkpoint(pa.checkpoint, pa.previous_checkpoint, sp) if resume else None
                    for sp, pa in zip(specs, paths, strict=True)]
     groups: dict[int, list[int]] = {}
@@ -248,25 +239,26 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
     results: dict[int, TrainResult] = {}
     for members in groups.values():
         out = _train_group([specs[i] for i in members], [paths[i] for i in members],
-                           [checkpoints[i] for i in members], data_dir, dev, progress,
-                           should_stop)
+                           [checkpoints[i] for i in members], data_dir, dev, precision,
+                           progress, should_stop)
         results.update(zip(members, out, strict=True))
         if should_stop is not None and not all(r.finished for r in out):
             break
-    return [results.get(i) or _unstarted(checkpoints[i]) for i in range(len(specs))]
+    return [results.get(i) or _unstarted(checkpoints[i], precision) for i in range(len(specs))]
 
 
-def _unstarted(ck: dict[str, Any] | None) -> TrainResult:
+def _unstarted(ck: dict[str, Any] | None, precision: str) -> TrainResult:
     step = ck["step"] if ck else 0
-    return TrainResult(step, ck["epoch"] if ck else 0, 0.0, step, math.nan, False, None)
+    return TrainResult(step, ck["epoch"] if ck else 0, 0.0, step, math.nan, False, None,
+                       precision)
 
 
 def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                  checkpoints: Sequence[dict[str, Any] | None],
-                 data_dir: str | os.PathLike[str] | None, device: torch.device, progress: bool,
-                 should_stop: Callable[[], bool] | None) -> list[TrainResult]:
+                 data_dir: str | os.PathLike[str] | None, device: torch.device, precision: str,
+                 progress: bool, should_stop: Callable[[], bool] | None) -> list[TrainResult]:
     start = time.monotonic()
-    pack = _Pack(specs, paths, [_load_data(sp, data_dir) for sp in specs], device)
+    pack = _Pack(specs, paths, [_load_data(sp, data_dir) for sp in specs], device, precision)
     for i, ck in enumerate(checkpoints):
         if ck is not None:
             pack.load_trial(i, ck)
@@ -287,7 +279,7 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
     def results(finished: bool) -> list[TrainResult]:
         wall = time.monotonic() - start
         return [TrainResult(pack.step, pack.epoch, wall, resumed_from, t.current_loss(), finished,
-                            sha256_file(t.paths.model) if finished else None)
+                            sha256_file(t.paths.model) if finished else None, precision)
                 for t in pack.trials]
 
     seeds = ",".join(str(sp.seed) for sp in specs)

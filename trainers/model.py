@@ -1,8 +1,9 @@
 """The paper's network: MLP 8 -> 200 -> 200 -> 12 with the "generalized ReLU".
 
 The generalized ReLU takes, where its input is exactly 0, a random subgradient in [0, 1) instead of
-PyTorch's fixed 0. One uniform draw per call (per layer and backward) from the model's own
-generator keeps the global RNG streams untouched and needs no host synchronisation.
+PyTorch's fixed 0: one uniform draw per layer from a counter stream (trainers.rng) whose key the
+caller sets (training: per trial and step), so the draw is the same on every device and needs
+neither the global RNG nor a host synchronisation. Without a key the subgradient is 0.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from trainers import rng
 
 N_FEATURES = 8
 N_CLASSES = 12
@@ -38,34 +41,39 @@ class _GeneralizedReLU(torch.autograd.Function):
         return out, None
 
 
-class GeneralizedReLU(nn.Module):
-    def __init__(self, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.generator = generator
+def relu_draws(keys: list[int], device: torch.device, layers: int = 2) -> Tensor:
+    """(k, layers): the subgradient draw of each hidden layer for each stream key."""
+    return rng.uniform(rng.keys_tensor(keys, device), [(0, layers)], [layers], 1)[..., 0]
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            return torch.relu(x)
-        u = torch.rand((), generator=self.generator, device=x.device)
-        return _GeneralizedReLU.apply(x, u)
+
+def generalized_relu(x: Tensor, u: Tensor | None) -> Tensor:
+    """ReLU whose gradient at exact zeros is u (broadcast against x); plain ReLU when u is None
+    or no gradient is taken."""
+    if u is None or not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.relu(x)
+    return _GeneralizedReLU.apply(x, u)
 
 
 class MLP(nn.Module):
     """Parameter names `layer1`, `layer2`, `layer3` are the model-file format: keep them."""
 
-    def __init__(self, n_in: int = N_FEATURES, hidden: int = 200, n_out: int = N_CLASSES,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(self, n_in: int = N_FEATURES, hidden: int = 200, n_out: int = N_CLASSES) -> None:
         super().__init__()
         self.layer1 = nn.Linear(n_in, hidden)
         self.layer2 = nn.Linear(hidden, hidden)
         self.layer3 = nn.Linear(hidden, n_out)
-        self.act = GeneralizedReLU(generator)
+        self.relu_u: Tensor | None
+        self.register_buffer("relu_u", None, persistent=False)
 
-    def set_generator(self, generator: torch.Generator | None) -> None:
-        self.act.generator = generator
+    def set_relu_key(self, key: int | None) -> None:
+        """The stream of the generalized ReLU's draws (None: subgradient 0 at exact zeros)."""
+        self.relu_u = None if key is None else relu_draws([key], self.layer1.weight.device)[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layer3(self.act(self.layer2(self.act(self.layer1(x)))))
+        u = self.relu_u
+        h = generalized_relu(self.layer1(x), None if u is None else u[0])
+        h = generalized_relu(self.layer2(h), None if u is None else u[1])
+        return self.layer3(h)
 
 
 def build_model(hidden: int = 200, n_in: int = N_FEATURES, n_out: int = N_CLASSES,

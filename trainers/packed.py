@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from trainers.model import MLP, _GeneralizedReLU
+from trainers.model import MLP, generalized_relu, relu_draws
 
 LAYERS = ("layer1", "layer2", "layer3")
 
@@ -20,7 +20,7 @@ LAYERS = ("layer1", "layer2", "layer3")
 class PackedMLP(nn.Module):
     """Input (k, ..., n_in) -> output (k, ..., n_out); trial i sees only its own slice."""
 
-    def __init__(self, models: Sequence[MLP], generator: torch.Generator | None = None) -> None:
+    def __init__(self, models: Sequence[MLP]) -> None:
         super().__init__()
         if not models:
             raise ValueError("a pack needs at least one model")
@@ -31,26 +31,30 @@ class PackedMLP(nn.Module):
                 torch.stack([lay.weight.detach() for lay in layers]).clone()))
             self.register_parameter(f"{name}_bias", nn.Parameter(
                 torch.stack([lay.bias.detach() for lay in layers]).clone()))
-        self.generator = generator
+        self.relu_u: Tensor | None
+        self.register_buffer("relu_u", None, persistent=False)
+
+    def set_relu_keys(self, keys: Sequence[int] | None) -> None:
+        """Per trial, the stream of its generalized ReLU's draws (None: subgradient 0); trial i
+        draws what an `MLP` with key keys[i] draws."""
+        self.relu_u = None if keys is None else relu_draws(list(keys), next(self.parameters()).device)
 
     def _linear(self, name: str, x: Tensor) -> Tensor:
         weight = getattr(self, f"{name}_weight")
         bias = getattr(self, f"{name}_bias")
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-    def _act(self, x: Tensor) -> Tensor:
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            return torch.relu(x)
-        u = torch.rand((self.k, 1, 1), generator=self.generator, device=x.device)
-        return _GeneralizedReLU.apply(x, u)
+    def _act(self, x: Tensor, layer: int) -> Tensor:
+        u = self.relu_u
+        return generalized_relu(x, None if u is None else u[:, layer].view(self.k, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         if lead[0] != self.k:
             raise ValueError(f"input has {lead[0]} trials, the pack has {self.k}")
         h = x.reshape(self.k, -1, x.shape[-1])
-        h = self._act(self._linear("layer1", h))
-        h = self._act(self._linear("layer2", h))
+        h = self._act(self._linear("layer1", h), 0)
+        h = self._act(self._linear("layer2", h), 1)
         out = self._linear("layer3", h)
         return out.reshape(*lead, out.shape[-1])
 

@@ -33,6 +33,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from trainers import rng
 from trainers.attacks import uniform_ball
 from trainers.model import MLP
 from trainers.packed import LAYERS, PackedMLP
@@ -46,8 +47,6 @@ CPU_BACKWARD_ROWS = 4096
 # A chunk where more than this fraction of samples carries weight is backpropagated whole:
 # gathering would copy nearly every sample and save no work.
 FULL_CHUNK_FRACTION = 0.5
-
-_MASK64 = (1 << 64) - 1
 
 
 class SampleSource(Protocol):
@@ -71,14 +70,6 @@ class SmoothMaxStats:
     skipped_chunks: int = 0     # chunks with no sample above the threshold
 
 
-def _chunk_seed(seed: int, c: int) -> int:
-    """A 63-bit seed for chunk c (splitmix64 of the pair): neighbouring step seeds share no chunk."""
-    z = (seed * 0x9E3779B97F4A7C15 + (c + 1) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) >> 1
-
-
 def _offsets(n: int, batch: int, chunk_size: int) -> list[int]:
     """Chunk boundaries along the n samples: near-equal parts of about chunk_size samples of one
     trial each (no tiny last chunk; independent of the pack size, so packs draw what runs do)."""
@@ -90,26 +81,21 @@ def _offsets(n: int, batch: int, chunk_size: int) -> list[int]:
 
 class _BallSource:
     def __init__(self, x: Tensor, radius: float, n: int, chunk_size: int,
-                 seed: int | Sequence[int]) -> None:
+                 key: int | Sequence[int]) -> None:
         self.packed = x.dim() == 3
-        self.seeds = list(seed) if isinstance(seed, Sequence) else [seed]
-        if x.dim() not in (2, 3) or len(self.seeds) != (x.shape[0] if self.packed else 1):
+        keys = list(key) if isinstance(key, Sequence) else [key]
+        if x.dim() not in (2, 3) or len(keys) != (x.shape[0] if self.packed else 1):
             raise ValueError(f"need x (B, d) with one seed or x (k, B, d) with k seeds, got "
-                             f"x {tuple(x.shape)} and {len(self.seeds)} seed(s)")
+                             f"x {tuple(x.shape)} and {len(keys)} seed(s)")
         self.x = x.detach()
-        self.radius = radius
+        self.keys = rng.keys_tensor(keys, x.device)
+        self.radius, self.n = radius, n
         self._offsets = _offsets(n, x.shape[-2], chunk_size)
         self.n_chunks = len(self._offsets) - 1
 
     def chunk(self, c: int) -> Tensor:
-        width = self._offsets[c + 1] - self._offsets[c]
-        xs = self.x if self.packed else self.x.unsqueeze(0)
-        parts = []
-        for x, seed in zip(xs, self.seeds, strict=True):
-            gen = torch.Generator(device=x.device)
-            gen.manual_seed(_chunk_seed(seed, c))
-            parts.append(uniform_ball(x, self.radius, width, gen))
-        return torch.stack(parts) if self.packed else parts[0]
+        lo, hi = self._offsets[c], self._offsets[c + 1]
+        return uniform_ball(self.x, self.radius, self.keys, lo, hi - lo, self.n)
 
 
 class _TensorSource:
@@ -128,9 +114,11 @@ class _TensorSource:
 def uniform_ball_source(x: Tensor, radius: float, n: int, chunk_size: int,
                         seed: int | Sequence[int]) -> SampleSource:
     """n points uniform in the L-inf ball of `radius` around each row of x, in chunks of about
-    chunk_size samples; chunk c comes from its own generator seeded from (seed, c) on x.device, so
-    it is regenerated in the backward pass instead of stored. For a pack, x is (k, B, d) with one
-    seed per trial (chunk_size then counts the samples of one trial)."""
+    chunk_size samples. `seed` is the stream's 64-bit key (trainers.rng.stream_key): sample j of
+    point i is a pure function of (seed, i, j), so a chunk is regenerated in the backward pass
+    instead of stored, and the samples are the same for any chunk_size, pack and device. For a
+    pack, x is (k, B, d) with one seed per trial (chunk_size then counts the samples of one
+    trial)."""
     return _BallSource(x, radius, n, chunk_size, seed)
 
 

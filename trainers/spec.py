@@ -69,6 +69,8 @@ class TrainSettings:
     train_subset: int | None = None
     # CUDA only: TF32/bf16 for the no-grad sampling pass of the smoothed max (off: exact fp32)
     fast_sampling: bool = False
+    # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
+    allow_tf32_override: bool = False
 
     def validate(self) -> None:
         positive_int = ["epochs", "batch_size", "lr_step_size", "hidden", "n_base", "temp_steps",

@@ -5,7 +5,8 @@ y (k, B) — and a `PackedMLP`; it computes each trial's loss and leaves the gra
 in the parameters' `.grad` (trials share no parameter, so each trial gets exactly its own
 gradient). It runs the backward itself: the smoothed max must backward chunk by chunk to keep
 memory bounded. It returns the detached per-trial losses, shape (k,). Each trial's randomness comes
-from its own generators, so a packed run draws what k separate runs would draw.
+from its own counter streams, keyed by (its seed, purpose, step) (trainers.rng): a packed run
+draws what k separate runs would draw, on any device.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers import rng
+from trainers.rng import Purpose, keys_tensor, stream_key
 from trainers.spec import TempSchedule, TrainSettings, TrainSpec
 
 
@@ -26,8 +29,14 @@ class StepContext:
     step: int          # optimizer steps done before this one
     epoch: int         # zero-based epoch of this step
     temperature: float
-    generators: Sequence[torch.Generator]       # per trial, on the training device
-    seed_generators: Sequence[torch.Generator]  # per trial, on the CPU (seeds without a sync)
+    seeds: Sequence[int]  # per trial: its seed, from which its streams' keys derive
+
+    def stream_keys(self, purpose: Purpose) -> list[int]:
+        """Per trial, the key of this step's stream for `purpose`."""
+        return [stream_key(seed, purpose, self.step) for seed in self.seeds]
+
+    def keys(self, purpose: Purpose, device: torch.device) -> Tensor:
+        return keys_tensor(self.stream_keys(purpose), device)
 
 
 MethodStep = Callable[[nn.Module, Tensor, Tensor, StepContext], Tensor]
@@ -40,16 +49,15 @@ def temperature(settings: TrainSettings, step: int, epoch: int) -> float:
     return settings.temp_start - (settings.temp_start - settings.temp_end) * frac
 
 
-def draw_seed(generator: torch.Generator) -> int:
-    """A 62-bit seed from a CPU generator, for sources that regenerate their samples."""
-    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
-
-
-def per_trial_rand(shape: Sequence[int], generators: Sequence[torch.Generator],
-                   like: Tensor) -> Tensor:
-    """U[0, 1) of shape (k, *shape), trial i drawn from generator i."""
-    return torch.stack([torch.rand(tuple(shape), generator=g, device=like.device, dtype=like.dtype)
-                        for g in generators])
+def step_uniform(ctx: StepContext, purpose: Purpose, like: Tensor, repeats: int = 0) -> Tensor:
+    """U[0, 1) for every coordinate of like (k, B, d), trial t from its own stream for this step
+    and purpose, the whole pack in one draw: (k, B, d), or (k, repeats, B, d) when repeats > 0
+    (row r of point i is position (r, i) of the stream)."""
+    _, b, d = like.shape
+    keys = ctx.keys(purpose, like.device)
+    if repeats:
+        return rng.uniform(keys, [(0, repeats), (0, b)], [repeats, b], d, like.dtype)
+    return rng.uniform(keys, [(0, b)], [b], d, like.dtype)
 
 
 def per_trial_ce(logits: Tensor, y: Tensor) -> Tensor:

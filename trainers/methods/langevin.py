@@ -6,27 +6,26 @@ the weights frozen; the trajectory's points (start included) are the samples of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
 from trainers.attacks import input_grad, project_ball
-from trainers.methods.base import StepContext, per_trial_rand
+from trainers.methods.base import StepContext, step_uniform
+from trainers.rng import Purpose
 from trainers.smoothmax import smoothed_max_ce_backward, tensor_source
 
 
 def langevin_trajectory(model: nn.Module, x: Tensor, y: Tensor, radius: float, points: int,
-                        step: float, noise: float,
-                        generators: Sequence[torch.Generator]) -> Tensor:
-    """x (k, B, d) -> (k, B, points, d): the start point and points - 1 updates."""
+                        step: float, noise: float, uniforms: Tensor) -> Tensor:
+    """x (k, B, d) -> (k, B, points, d): the start point and points - 1 updates; uniforms
+    (k, points - 1, B, d) in [0, 1) are the noise of the updates."""
     x = x.detach()
     out = torch.empty((*x.shape[:-1], points, x.shape[-1]), dtype=x.dtype, device=x.device)
     z = x
     out[..., 0, :] = z
     for t in range(1, points):
         grad = input_grad(model, z, y)
-        u = per_trial_rand(x.shape[1:], generators, x)
+        u = uniforms[:, t - 1]
         z = project_ball(z + (grad + noise * (2.0 * u - 1.0)) * step, x, radius)
         out[..., t, :] = z
     return out
@@ -36,6 +35,6 @@ def langevin_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> T
     s = ctx.spec.settings
     traj = langevin_trajectory(model, x, y, ctx.spec.radius, s.langevin_points,
                                s.langevin_step_factor * ctx.spec.radius, s.langevin_noise,
-                               ctx.generators)
+                               step_uniform(ctx, Purpose.LANGEVIN, x, s.langevin_points - 1))
     return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
                                     threshold=s.prune_threshold, fast=s.fast_sampling)

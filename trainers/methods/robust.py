@@ -1,14 +1,15 @@
 """`robust`: per training point, the smoothed max T*logsumexp(CE/T) over N(eps) uniform ball points.
 
 Exact and memory-bounded through the chunked two-pass smoothed max (trainers.smoothmax); the N
-samples are regenerated from a per-step seed of each trial rather than stored.
+samples are regenerated from each trial's counter stream of the step rather than stored.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainers.methods.base import StepContext, draw_seed
+from trainers.methods.base import StepContext
+from trainers.rng import Purpose
 from trainers.smoothmax import smoothed_max_ce_backward, uniform_ball_source
 from trainers.spec import n_ball_samples
 
@@ -16,7 +17,7 @@ from trainers.spec import n_ball_samples
 def robust_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
     s = ctx.spec.settings
     n = n_ball_samples(ctx.spec.radius, s)
-    seeds = [draw_seed(g) for g in ctx.seed_generators]
-    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size, seeds)
+    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size,
+                                 ctx.stream_keys(Purpose.BALL))
     return smoothed_max_ce_backward(model, source, y, ctx.temperature,
                                     threshold=s.prune_threshold, fast=s.fast_sampling)
