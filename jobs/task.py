@@ -123,7 +123,7 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                 raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
             write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
                        wall_s=result.wall_s, final_loss=result.final_loss,
-                       resumed_from=result.resumed_from)
+                       resumed_from=result.resumed_from, precision=result.precision or None)
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reduce.errors import ReduceError
+from trainers.rng import SCHEME as SAMPLING_SCHEME
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class EvalSettings:
     chunk_size: int = 131072
     batch_size: int = 1024
     seed: int = 0
+    # evaluate even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse)
+    allow_tf32_override: bool = False
 
     def validate(self) -> None:
         positive_int = ["n_base", "pgd_steps", "ga_population", "ga_generations",
@@ -71,6 +74,9 @@ class EvalSettings:
         if self.ga_mutation is not None and not 0 < self.ga_mutation < 1:
             raise ReduceError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
                               f"got {self.ga_mutation!r}")
+        if not isinstance(self.allow_tf32_override, bool):
+            raise ReduceError(f"evaluation setting 'allow_tf32_override' must be true or false, "
+                              f"got {self.allow_tf32_override!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ReduceError(f"evaluation setting 'seed' must be an integer >= 0, "
                               f"got {self.seed!r}")
@@ -92,8 +98,10 @@ class EvalSettings:
 
     @property
     def digest(self) -> str:
-        """Short, stable hash of every value: the incremental table's notion of 'same settings'."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """Short, stable hash of every value and of the sampling scheme: the incremental table's
+        notion of 'same settings'. Not of the device: CPU and CUDA draw the same samples
+        (trainers.rng), so their rows differ only by float rounding and may mix."""
+        return hashlib.sha256((self.to_json() + SAMPLING_SCHEME).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "evaluation settings") -> EvalSettings:

@@ -19,7 +19,7 @@ from reduce.settings import EvalSettings
 from reduce.table import FORMAT, error_rows, rows_for
 from trainers.atomic import sha256_file
 from trainers.data import Dataset, load_dataset
-from trainers.device import resolve_device
+from trainers.device import pin_precision, resolve_device
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def run_eval_task(task: EvalTask, progress: bool = False,
                   on_unit: Callable[[EvalUnit, list[Row]], None] | None = None) -> list[Row]:
     """Evaluate every unit; a unit that fails yields `reduce_error` rows, the rest go on."""
     dev = resolve_device(task.device)
+    pin_precision(task.settings.allow_tf32_override)
     data = _test_set(task.dataset, task.data_dir)
     x, y = select_test_points(data.x_test, data.y_test, task.settings)
     x, y = x.to(dev), y.to(dev)

@@ -113,7 +113,7 @@ def test_uniformity_ks_and_pairs_chi_square() -> None:
     keys = rng.keys_tensor([rng.stream_key(9, Purpose.BALL, 0)])
     u32 = rng.uniform(keys, [(0, n_ks // 8)], [n_ks // 8], 8)
     u64 = rng.uniform(keys, [(0, n_ks // 8)], [n_ks // 8], 8, torch.float64)
-    assert 0 <= float(u32.min()) and float(u32.max()) < 1
+    assert float(u32.min()) >= 0 and float(u32.max()) < 1
     for values in (u32, u64, u32[..., 0], u32[..., 1]):
         assert _ks_uniform(values) < crit * (math.sqrt(n_ks / values.numel())), values.shape
     # consecutive steps' streams (keys from one seed) are not the same numbers shifted

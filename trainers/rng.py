@@ -28,6 +28,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+# Names this scheme (hash, key derivation, layout of positions): results computed under another
+# scheme drew other samples (the evaluation's settings digest includes it).
+SCHEME = "splitmix64-counter/1"
 _MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 _M1 = 0xBF58476D1CE4E5B9
@@ -137,4 +140,4 @@ def permutation(key: int, n: int) -> Tensor:
     return torch.sort(values, stable=True).indices
 
 
-__all__ = ["GOLDEN", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform"]
+__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform"]

@@ -95,6 +95,9 @@ class TrainSettings:
             raise SpecError(f"setting 'langevin_noise' must be >= 0, got {self.langevin_noise!r}")
         if self.adv_start_epoch < 0:
             raise SpecError(f"setting 'adv_start_epoch' must be >= 0, got {self.adv_start_epoch!r}")
+        if not isinstance(self.allow_tf32_override, bool):
+            raise SpecError(f"setting 'allow_tf32_override' must be true or false, "
+                            f"got {self.allow_tf32_override!r}")
         for name in ("max_steps", "train_subset"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
