@@ -31,10 +31,6 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def test_clean_accuracy_has_exact_denominators() -> None:
     x = torch.linspace(-1, 1, 1001).unsqueeze(1).repeat(1, 2)
     y = torch.zeros(1001, dtype=torch.long)
@@ -47,14 +43,14 @@ def test_clean_accuracy_has_exact_denominators() -> None:
 def test_worst_case_accuracy_counts_points_whose_ball_is_safe() -> None:
     x, y = data()
     result = ball_accuracy(linear_model(), x, y, RADIUS, n_worst=300, n_mean=20, chunk_size=64,
-                           generator=gen())
+                           key=0)
     assert result.worst == 3 / 5  # margins 0.5, 0.5 and 0.25 exceed the radius
 
 
 def test_mean_accuracy_is_the_fraction_over_the_first_m_draws() -> None:
     x, y = data()
     result = ball_accuracy(linear_model(), x, y, RADIUS, n_worst=50, n_mean=8000,
-                           chunk_size=4096, generator=gen(1))
+                           chunk_size=4096, key=1)
     expected = sum(P_CORRECT) / len(P_CORRECT)
     assert result.mean == pytest.approx(expected, abs=0.01)
     assert result.worst == 3 / 5
@@ -66,16 +62,20 @@ def test_early_stop_bounds_the_work_of_a_missing_point() -> None:
     x = torch.tensor([[-1.0, 0.0]] * 10)
     y = torch.zeros(10, dtype=torch.long)  # always wrong: every point misses at its first draw
     result = ball_accuracy(linear_model(), x, y, 0.1, n_worst=100_000, n_mean=1, chunk_size=10,
-                           generator=gen(), first_round=1)
+                           key=0, first_round=1)
     assert result.worst == 0.0 and result.mean == 0.0
     assert result.forwards == 10  # one draw each, then stopped
 
 
 def test_ball_accuracy_is_seeded() -> None:
     x, y = data()
-    a = ball_accuracy(linear_model(), x, y, RADIUS, 100, 500, chunk_size=128, generator=gen(7))
-    b = ball_accuracy(linear_model(), x, y, RADIUS, 100, 500, chunk_size=128, generator=gen(7))
+    a = ball_accuracy(linear_model(), x, y, RADIUS, 100, 500, chunk_size=128, key=7)
+    b = ball_accuracy(linear_model(), x, y, RADIUS, 100, 500, chunk_size=128, key=7)
     assert a == b
+    # sample k of a point is the same whatever the rounds: only the work differs
+    for chunk in (1, 37, 5000):
+        c = ball_accuracy(linear_model(), x, y, RADIUS, 100, 500, chunk_size=chunk, key=7)
+        assert (c.worst, c.mean) == (a.worst, a.mean), chunk
 
 
 def test_all_correct_model_scores_one_whatever_the_chunking() -> None:
@@ -83,7 +83,7 @@ def test_all_correct_model_scores_one_whatever_the_chunking() -> None:
     y = torch.zeros(7, dtype=torch.long)
     for chunk in (1, 3, 1000):
         r = ball_accuracy(linear_model(), x, y, 0.3, n_worst=33, n_mean=50, chunk_size=chunk,
-                          generator=gen())
+                          key=0)
         assert (r.worst, r.mean) == (1.0, 1.0)
         assert r.forwards == 7 * 50
 
@@ -92,9 +92,9 @@ def test_all_correct_model_scores_one_whatever_the_chunking() -> None:
 def test_pgd_accuracy_reaches_the_margin(random_start: bool) -> None:
     x, y = data()
     acc = pgd_accuracy(linear_model(), x, y, RADIUS, steps=30, step_size=0.02,
-                       random_start=random_start, generator=gen(), batch_size=2)
+                       random_start=random_start, key=0, batch_size=2)
     assert acc == 3 / 5
     # too few steps to cross a 0.1 margin from the centre: the point at margin 0.1 survives
     weak = pgd_accuracy(linear_model(), x, y, RADIUS, steps=2, step_size=0.02,
-                        random_start=False, generator=gen(), batch_size=2)
+                        random_start=False, key=0, batch_size=2)
     assert weak == 4 / 5
