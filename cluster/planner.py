@@ -8,6 +8,15 @@ working memory add up, but the launch-bound sequential passes are shared, which 
 packing the many small trials pay. The chosen k is recorded per task and per group. Longest
 tasks come first (they start first), and tasks are cut into arrays of at most MaxArraySize
 tasks, each indexed from 0 (MaxArraySize caps the index, not the count).
+
+Times come from `cluster.rates`: the study's own finished trials, a calibration file, or the
+cost model's constants; each group records which. The safety margin is `fill_fraction`: a pack
+is planned to fill at most that share of the time limit, and an array whose tasks all rest on
+measured rates asks SLURM for its longest task's estimate ÷ fill_fraction (plus the checkpoint
+signal's lead time), never more than `time_limit_min`: shorter limits start sooner (backfill).
+Built-in estimates are guesses, so their arrays keep the full `time_limit_min`. A trial longer
+than the limit is split across requeues (it resumes from its checkpoint); one that needs more
+requeues than `max_requeue` allows is refused, naming the settings to change.
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.cost import Cost, estimate, pack_peak_bytes, pack_seconds
+from cluster.cost import Cost, estimate, pack_peak_bytes
 from cluster.errors import ClusterError
+from cluster.rates import BUILTIN, GroupRate, RateBook
 from jobs.grid import TrialSpec, radius_tag
 from jobs.study import ClusterProfile
 from trainers.spec import Method
@@ -28,6 +38,7 @@ class TaskPlan:
     trials: tuple[TrialSpec, ...]
     seconds: float               # estimated: the trials trained as one batched model
     peak_mem_bytes: float
+    measured: bool = False       # the estimate rests on measured rates (study or calibration)
 
     @property
     def k(self) -> int:
@@ -42,6 +53,7 @@ class TaskPlan:
 @dataclass(frozen=True)
 class ArrayPlan:
     tasks: tuple[TaskPlan, ...]  # task i runs as array index i
+    time_limit_min: int = 0      # what the array asks SLURM for (0: the profile's)
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class GroupPlan:
     trials_per_task: int
     hours_per_trial: float       # one trial trained alone
     device_hours: float          # the group's tasks, packed
+    source: str = "built-in"     # where the estimate came from (cluster.rates.Source)
+    samples: int = 0             # finished trials (or calibration measurements) behind it
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class Plan:
     groups: tuple[GroupPlan, ...]
     costs: dict[str, Cost]
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # where the estimates came from (device model, calibration)
 
     @property
     def tasks(self) -> tuple[TaskPlan, ...]:
@@ -88,8 +103,22 @@ def _groups(specs: Sequence[TrialSpec]) -> dict[tuple[Method, float], list[Trial
     return groups
 
 
-def plan(specs: Sequence[TrialSpec], profile: ClusterProfile) -> Plan:
-    """Pack `specs` into tasks and arrays; ClusterError if a trial cannot fit a GPU."""
+MIN_TIME_LIMIT_MIN = 10        # a measured estimate never asks for less (start-up, data load)
+
+
+def array_time_limit(tasks: Sequence[TaskPlan], profile: ClusterProfile) -> int:
+    """Minutes an array asks for: see the module docstring."""
+    if not tasks or not all(t.measured for t in tasks):
+        return profile.time_limit_min
+    longest = max(t.seconds for t in tasks) / profile.fill_fraction + profile.signal_delay_s
+    return max(1, min(profile.time_limit_min,
+                      max(MIN_TIME_LIMIT_MIN, math.ceil(longest / 60.0))))
+
+
+def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
+         rates: RateBook = BUILTIN) -> Plan:
+    """Pack `specs` into tasks and arrays; ClusterError if a trial cannot fit a GPU or needs
+    more requeues than `max_requeue`."""
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):
         raise ClusterError("the same trial is listed twice in one plan")
@@ -102,35 +131,45 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile) -> Plan:
     warnings: list[str] = []
     for (method, radius), members in _groups(specs).items():
         cost = estimate(members[0].train_spec, profile)
+        rate: GroupRate = rates.rate(method, radius, cost)
+        alone_s = rate.pack_seconds(1)
         label = f"{method.value} eps={radius_tag(radius)}"
         if profile.gpus_per_task > 0 and cost.peak_mem_bytes > gpu_bytes:
             raise ClusterError(
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "
                 f"more than cluster.gpu_mem_gb = {profile.gpu_mem_gb:g}; lower training.chunk_size")
         per_task = max(1, min(profile.max_pack, len(members)))
-        while per_task > 1 and (pack_seconds(cost, per_task) > capacity_s or (
+        while per_task > 1 and (rate.pack_seconds(per_task) > capacity_s or (
                 profile.gpus_per_task > 0 and pack_peak_bytes(cost, per_task) > gpu_bytes)):
             per_task -= 1
         usable_s = limit_s - profile.signal_delay_s
-        if cost.seconds > usable_s:
-            requeues = math.ceil(cost.seconds / usable_s) - 1
-            note = (f"{label}: a trial needs ~{cost.hours:.1f} h, more than the "
-                    f"{profile.time_limit_min} min limit: ~{requeues} requeue(s) per trial")
+        if alone_s > usable_s:
+            requeues = math.ceil(alone_s / usable_s) - 1
+            basis = (f"{rate.source.value}, {rate.samples} trial(s)" if rate.measured
+                     else rate.source.value)
             if requeues > profile.max_requeue:
-                note += f" (more than cluster.max_requeue = {profile.max_requeue}: raise it)"
-            warnings.append(note)
+                raise ClusterError(
+                    f"{label}: a trial needs ~{alone_s / 3600:.1f} h ({basis} estimate), "
+                    f"{requeues} requeues of the {profile.time_limit_min} min limit, more than "
+                    f"cluster.max_requeue = {profile.max_requeue}: raise cluster.max_requeue "
+                    f"to {requeues} or cluster.time_limit_min")
+            warnings.append(f"{label}: a trial needs ~{alone_s / 3600:.1f} h, more than the "
+                            f"{profile.time_limit_min} min limit: split over ~{requeues} "
+                            f"requeue(s) per trial")
         for member in members:
             costs[member.key] = cost
         group_s = 0.0
         for start in range(0, len(members), per_task):
             chunk = tuple(members[start:start + per_task])
-            tasks.append(TaskPlan(chunk, pack_seconds(cost, len(chunk)),
-                                  pack_peak_bytes(cost, len(chunk))))
+            tasks.append(TaskPlan(chunk, rate.pack_seconds(len(chunk)),
+                                  pack_peak_bytes(cost, len(chunk)), rate.measured))
             group_s += tasks[-1].seconds
         groups.append(GroupPlan(method, radius, len(members), math.ceil(len(members) / per_task),
-                                per_task, cost.hours, group_s / 3600.0))
+                                per_task, alone_s / 3600.0, group_s / 3600.0,
+                                rate.source.value, rate.samples))
     tasks.sort(key=lambda t: -t.seconds)  # stable: grid order among equals
-    size = profile.max_array_size
-    arrays = tuple(ArrayPlan(tuple(tasks[i:i + size])) for i in range(0, len(tasks), size))
+    size = profile.array_size_cap
+    arrays = tuple(ArrayPlan(chunk, array_time_limit(chunk, profile))
+                   for chunk in (tuple(tasks[i:i + size]) for i in range(0, len(tasks), size)))
     return Plan(profile=profile, arrays=arrays, groups=tuple(groups), costs=costs,
-                warnings=tuple(warnings))
+                warnings=tuple(warnings), notes=rates.notes)

@@ -166,12 +166,12 @@ def _refine_running(by_key: dict[str, TrialStatus],
 def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
                     done: dict[str, DoneMarker | None]
                     ) -> tuple[tuple[GroupStatus, ...], float | None]:
-    """Per (method, radius) counts; ETA = queued work / the array parallelism, where a trial's
+    """Per (method, radius) counts; ETA = queued work / max_running, where a trial's
     time is the mean of finished uninterrupted trials of its group, else the cost model's."""
     grouped: dict[tuple[Method, float], list[TrialStatus]] = {}
     for t in trials:
         grouped.setdefault(t.trial.group, []).append(t)
-    parallel = study.cluster.array_parallelism
+    parallel = study.cluster.max_running
     groups: list[GroupStatus] = []
     total_work = 0.0
     total_left = 0

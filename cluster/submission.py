@@ -19,8 +19,10 @@ import filelock
 
 from cluster import ledger
 from cluster.backends import SlurmBackend, get_backend
+from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
+from cluster.planning import context
 from cluster.sacct import SacctRunner, run_sacct
 from cluster.states import TrialState
 from cluster.status import StudyStatus, check_frozen, study_status
@@ -79,11 +81,13 @@ def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
 def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None, resume: bool = False,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct) -> SubmitResult:
+           sacct: SacctRunner = run_sacct, calibration: str | None = None) -> SubmitResult:
     """Submit (or with `resume=True`, resubmit) every trial not DONE and not live.
 
     `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
-    (`afterany`), with blocking executors right after the run (the study's `chain_reduce`)."""
+    (`afterany`), with blocking executors right after the run (the study's `chain_reduce`).
+    Estimates use the study's finished trials, then `calibration` (see `cluster.rates`); the
+    arrays share `max_running` (see `cluster.concurrency`)."""
     paths = Paths(study.root)
     backend = get_backend(executor, study, paths)
     backend.check()
@@ -96,9 +100,13 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                          f"use `drosweep submit`")
     data_dir = _check_data(study)
     task_device = device or study.cluster.device
+    ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
+                  device=device)
+    if ctx.problems:
+        raise ClusterError(ctx.problems[0])
     if dry_run:
         specs, done, live = _select(study, study_status(study, sacct=sacct))
-        the_plan = plan(specs, study.cluster)
+        the_plan = plan(specs, ctx.profile, ctx.rates)
         return SubmitResult(executor, the_plan, done, live, (), (), (), True)
 
     created_root = not paths.root.exists()
@@ -111,16 +119,24 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                            f"has finished") from None
     try:
         frozen = check_frozen(study, paths)  # again, under the lock
-        specs, done, live = _select(study, study_status(study, sacct=sacct))
-        the_plan = plan(specs, study.cluster)
+        status = study_status(study, sacct=sacct)
+        specs, done, live = _select(study, status)
+        the_plan = plan(specs, ctx.profile, ctx.rates)
+        live_jobs = [t.job_id for t in status.trials if t.job_id
+                     and t.state in (TrialState.RUNNING, TrialState.PENDING)]
+        slots = schedule(len(the_plan.arrays), ctx.profile.max_running, live_jobs)
         submission_id = uuid.uuid4().hex[:12]
         job_ids: list[str] = []
         array_ids: list[str] = []
         packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
                                 backend.trainer_progress)
-        for packs in packs_by_array:
+        for packs, array, (cap, after, after_previous) in zip(
+                packs_by_array, the_plan.arrays, slots, strict=True):
+            if after_previous:
+                after = (*after, array_ids[-1])
             try:
-                ids = backend.submit(packs)
+                ids = backend.submit(packs, ArrayOptions(
+                    array.time_limit_min or ctx.profile.time_limit_min, cap, after))
             except ClusterError:
                 if not job_ids and created_root:  # refused before anything ran: leave no trace
                     _remove_root(paths, lock)
@@ -163,8 +179,8 @@ def _remove_root(paths: Paths, lock: filelock.FileLock) -> None:
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct) -> SubmitResult:
+           sacct: SacctRunner = run_sacct, calibration: str | None = None) -> SubmitResult:
     """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
     return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
-                  resume=True, then=then, sacct=sacct)
+                  resume=True, then=then, sacct=sacct, calibration=calibration)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
+from cluster.planning import context
+from cluster.slurm_info import read as read_cluster
 from cluster.status import group_label
 from drosweep.args import add_study_arguments
 from jobs import Study, expand, load_study
@@ -21,6 +23,7 @@ def register(sub: Any) -> None:
                        description="Plan a study: arrays, tasks, trials per task, estimated "
                                    "GPU-hours per method and radius. Submits nothing.")
     add_study_arguments(p)
+    _add_calibration(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan)
 
@@ -36,6 +39,7 @@ def register(sub: Any) -> None:
         p.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
                        help="torch device of the tasks (default: cluster.device of the study)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _add_calibration(p)
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
@@ -45,6 +49,13 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object; `counts` maps each state to the study's total")
     p.set_defaults(func=run_status)
+
+
+def _add_calibration(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calibration", default=None, metavar="FILE",
+                   help="measured rates to estimate with where the study has no finished "
+                        "trials (default: cluster.calibration, else the shipped file for the "
+                        "device model)")
 
 
 def _hours(h: float) -> str:
@@ -74,10 +85,13 @@ def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
         "groups": [{"method": g.method.value, "radius": g.radius, "trials": g.trials,
                     "tasks": g.tasks, "trials_per_task": g.trials_per_task,
                     "hours_per_trial": g.hours_per_trial, "device_hours": g.device_hours,
-                    "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task}
+                    "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task,
+                    "source": g.source, "samples": g.samples}
                    for g in the_plan.groups],
         "device_hours": the_plan.device_hours, "gpu_hours": the_plan.gpu_hours,
-        "warnings": list(the_plan.warnings),
+        "time_limits_min": [a.time_limit_min for a in the_plan.arrays],
+        "max_running": the_plan.profile.max_running,
+        "warnings": list(the_plan.warnings), "notes": list(the_plan.notes),
     }
 
 
@@ -85,31 +99,45 @@ def format_plan(the_plan: Plan, name: str) -> str:
     p = the_plan.profile
     unit = "GPU-h" if p.gpus_per_task > 0 else "task-h"
     lines = [f"study {name}: {len(the_plan.trials)} trials -> {len(the_plan.tasks)} tasks in "
-             f"{len(the_plan.arrays)} array(s) (max array size {p.max_array_size}, "
-             f"{p.array_parallelism} at once, {p.time_limit_min} min per task)",
+             f"{len(the_plan.arrays)} array(s) (max array size {p.array_size_cap}, "
+             f"{p.max_running} task(s) of the study at once, {p.time_limit_min} min per task)",
              f"{'method':<12}{'eps':>6}{'trials':>8}{'tasks':>7}{'per task':>10}"
-             f"{'h/trial':>9}{unit:>9}"]
+             f"{'h/trial':>9}{unit:>9}  estimate from"]
     for g in the_plan.groups:
         scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
                      f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
-                     f"{_hours(g.device_hours * scale):>9}")
+                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}")
     total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
     lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
                  f"{'':>19}{_hours(total):>9}")
-    lines.append("arrays: " + ", ".join(f"#{i}: {len(a.tasks)} tasks"
+    lines.append("arrays: " + ", ".join(f"#{i}: {len(a.tasks)} tasks, {a.time_limit_min} min"
                                         for i, a in enumerate(the_plan.arrays)))
+    lines.extend(f"note: {n}" for n in the_plan.notes)
     lines.extend(f"warning: {w}" for w in the_plan.warnings)
     return "\n".join(lines)
 
 
+def _source(source: str, samples: int) -> str:
+    if source == "study":
+        return f"study ({samples} trial{'s' if samples != 1 else ''})"
+    if source == "calibration":
+        return f"calibration ({samples} rate{'s' if samples != 1 else ''})"
+    return source
+
+
 def run_plan(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
-    the_plan = plan(expand(study), study.cluster)
+    ctx = context(study, info=read_cluster(), calibration=args.calibration)
+    the_plan = plan(expand(study), ctx.profile, ctx.rates)
     if args.json:
-        print(json.dumps(plan_json(the_plan, study.name), indent=2))
+        out = plan_json(the_plan, study.name)
+        out["cluster_problems"] = list(ctx.problems)
+        print(json.dumps(out, indent=2))
     else:
         print(format_plan(the_plan, study.name))
+        for problem in ctx.problems:
+            print(f"cluster: {problem} (submit refuses this)")
     return 0
 
 
@@ -152,14 +180,14 @@ def _then(study: Study) -> Callable[[str], Any] | None:
 def run_submit(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study))
+                    device=args.device, then=_then(study), calibration=args.calibration)
     return _report_submission(result, str(study.root))
 
 
 def run_resume(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study))
+                    device=args.device, then=_then(study), calibration=args.calibration)
     return _report_submission(result, str(study.root))
 
 

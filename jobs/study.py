@@ -25,6 +25,7 @@ from trainers.spec import Method, SpecError, TrainSettings
 DATASETS = ("avila", "synthetic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,9 @@ class ClusterProfile:
     cpus_per_task: int = 4
     mem_gb: float = 16.0
     time_limit_min: int = 720       # per task; longer trials are checkpointed and requeued
-    max_array_size: int = 1001      # the cluster's MaxArraySize (caps the array index + 1)
-    array_parallelism: int = 64     # tasks of one array running at once (%N)
+    max_array_size: int | None = None  # MaxArraySize (caps the array index + 1); None: the
+    #                                    cluster's (`scontrol show config`), else 1001
+    max_running: int = 64           # tasks of the whole study running at once, all arrays
     max_pack: int = 8               # at most this many trials per task
     fill_fraction: float = 0.5      # share of the time limit a packed task is planned to use
     max_requeue: int = 30           # preemptions/timeouts a task survives (max_num_timeout)
@@ -53,6 +55,14 @@ class ClusterProfile:
     local_parallelism: int = 1      # tasks at once with the local executor
     device_tflops: float = 15.0     # cost model: sustained fp32 throughput of one task's device
     launch_overhead_ms: float = 0.3  # cost model: fixed time of one sequential pass
+    gpu_type: str | None = None     # gres type to request (`--gpus-per-node=TYPE:N`)
+    device_model: str | None = None  # what the tasks run on, for estimates (default: gres type)
+    calibration: str | None = None  # calibration file of measured rates (cluster.calibration)
+
+    @property
+    def array_size_cap(self) -> int:
+        """Tasks per array: `max_array_size`, else SLURM's default MaxArraySize."""
+        return self.max_array_size if self.max_array_size is not None else DEFAULT_MAX_ARRAY_SIZE
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -204,7 +214,10 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         raise StudyError(f"{source}: key 'cluster': must be a table")
     r = _Reader(source, raw, "cluster.")
     d = ClusterProfile()
-    r.check_keys([f.name for f in fields(ClusterProfile)])
+    r.check_keys([f.name for f in fields(ClusterProfile)] + ["array_parallelism"])
+    if "array_parallelism" in raw and "max_running" in raw:
+        raise r.fail("array_parallelism", "is the old name of cluster.max_running: give one")
+    running_key = "array_parallelism" if "array_parallelism" in raw else "max_running"
     extra = r.get("sbatch_extra", {})
     if not isinstance(extra, dict):
         raise r.fail("sbatch_extra", "must be a table of sbatch option = value")
@@ -228,8 +241,9 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1),
         mem_gb=r.number("mem_gb", d.mem_gb),
         time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1),
-        max_array_size=r.integer("max_array_size", d.max_array_size, 1),
-        array_parallelism=r.integer("array_parallelism", d.array_parallelism, 1),
+        max_array_size=(r.integer("max_array_size", 0, 1) if "max_array_size" in raw
+                        else None),
+        max_running=r.integer(running_key, d.max_running, 1),
         max_pack=r.integer("max_pack", d.max_pack, 1),
         fill_fraction=r.number("fill_fraction", d.fill_fraction, maximum=1.0),
         max_requeue=r.integer("max_requeue", d.max_requeue, 0),
@@ -243,7 +257,13 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1),
         device_tflops=r.number("device_tflops", d.device_tflops),
         launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms),
+        gpu_type=_optional_str(r, "gpu_type"),
+        device_model=_optional_str(r, "device_model"),
+        calibration=_optional_str(r, "calibration"),
     )
+    if profile.gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", profile.gpu_type):
+        raise r.fail("gpu_type", f"must be a gres type name (e.g. 'h100'), got "
+                     f"{profile.gpu_type!r}")
     if profile.gpus_per_task > profile.gpus_per_node:
         raise r.fail("gpus_per_task", f"asks for {profile.gpus_per_task} GPUs but a node has "
                      f"{profile.gpus_per_node} (cluster.gpus_per_node)")

@@ -10,6 +10,7 @@ with the rest; the task then raises `TaskFailed` so the scheduler records a fail
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,6 +106,7 @@ def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) 
 
 def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
+    from trainers.device import device_model, resolve_device
     from trainers.loop import train_pack  # torch and the methods load only where trials train
 
     try:
@@ -112,6 +114,10 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                              [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
                              device=pack.device, resume=True, progress=pack.progress,
                              should_stop=should_stop)
+        model_name = device_model(resolve_device(pack.device))
+        # train_pack trains the trials that resume from the same step together: that is the pack
+        # a trial's wall time was measured in
+        together = Counter(r.resumed_from for r in results)
         out: dict[str, TrialOutcome] = {}
         for trial, result in zip(trials, results, strict=True):
             if not result.finished:
@@ -123,7 +129,8 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                 raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
             write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
                        wall_s=result.wall_s, final_loss=result.final_loss,
-                       resumed_from=result.resumed_from, precision=result.precision or None)
+                       resumed_from=result.resumed_from, precision=result.precision or None,
+                       device_model=model_name, pack=together[result.resumed_from])
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:

@@ -65,13 +65,20 @@ def test_pack_size_and_time_limit() -> None:
 
 
 def test_long_trials_warn_and_go_alone() -> None:
-    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 2\n"),
+    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 20\n"),
                         Path("p.toml"))
     the_plan = plan(expand(study), study.cluster)
     big = [t for t in the_plan.tasks if t.trials[0].radius == 0.3]
     assert all(len(t.trials) == 1 for t in big)
-    assert any("robust eps=0.3" in w and "requeue" in w and "max_requeue" in w
-               for w in the_plan.warnings)
+    assert any("robust eps=0.3" in w and "requeue" in w for w in the_plan.warnings)
+
+
+def test_trial_needing_more_requeues_than_allowed_is_refused() -> None:
+    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 2\n"),
+                        Path("p.toml"))
+    with pytest.raises(ClusterError, match=r"robust eps=0.3: a trial needs .*built-in estimate.*"
+                                           r"raise cluster.max_requeue to \d+"):
+        plan(expand(study), study.cluster)
 
 
 def test_memory_limits_pack_and_refuses_oversized_trial() -> None:

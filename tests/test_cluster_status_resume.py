@@ -66,7 +66,9 @@ class FakeScheduler:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScheduler:
     sched = FakeScheduler()
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "submit", lambda self, packs: sched.submit(self, packs))
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "submit",
+                        lambda self, packs, options=None: sched.submit(self, packs))
     return sched
 
 
@@ -299,7 +301,7 @@ def test_mixed_pack_runs_its_first_group_first(tmp_path: Path, fake: FakeSchedul
     study = make_study(tmp_path)
     specs = expand(study)
 
-    def one_pack(trials: Any, profile: Any) -> Plan:
+    def one_pack(trials: Any, profile: Any, rates: Any = None) -> Plan:
         task = TaskPlan(tuple(trials), 1.0, 1.0)
         return Plan(profile, (ArrayPlan((task,)),), (), {}, ())
 

@@ -104,6 +104,45 @@ def test_run_pack_batches_skips_done_and_marks(tmp_path: Path,
     assert [o for _, o in again.outcomes] == [TrialOutcome.SKIPPED] * 4 and len(calls) == 2
 
 
+def test_done_marker_records_device_model_and_pack(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack a trial was timed in is the trials that resumed from its step with it."""
+    from trainers.device import device_model, resolve_device
+
+    study = parse_study(TEXT.format(root=tmp_path).replace("trials = 2", "trials = 3"),
+                        Path("m.toml"))
+    specs = [t for t in expand(study) if t.method.value == "robust"]
+
+    def train_pack(specs: Any, paths: Any, **kw: Any) -> list[TrainResult]:
+        for p in paths:
+            p.model.parent.mkdir(parents=True, exist_ok=True)
+            p.model.write_bytes(b"weights")
+        # two trials resumed together from step 1, one trained alone from step 0
+        return [TrainResult(3, 1, 0.1, 1, 0.5, True, None),
+                TrainResult(3, 1, 0.1, 1, 0.5, True, None),
+                TrainResult(3, 1, 0.2, 0, 0.5, True, None)]
+
+    monkeypatch.setattr(trainers.loop, "train_pack", train_pack)
+    run_task(TaskPack(root=str(tmp_path), trials=tuple(specs), device="cpu"))
+    markers = [read_done(Paths(tmp_path), t) for t in specs]
+    assert [m.pack for m in markers if m] == [2, 2, 1]
+    expected = device_model(resolve_device("cpu"))
+    assert "thread" in expected
+    assert all(m is not None and m.device_model == expected for m in markers)
+
+
+def test_old_done_marker_without_device_model_reads(tmp_path: Path) -> None:
+    _, specs = trials(tmp_path)
+    paths = Paths(tmp_path)
+    d = write_done(paths, specs[0], model_sha256="ab" * 32, steps=5, epochs=1, wall_s=2.5,
+                   final_loss=0.1, resumed_from=0)
+    data = json.loads(paths.done(specs[0]).read_text())
+    del data["device_model"], data["pack"]
+    paths.done(specs[0]).write_text(json.dumps(data))
+    old = read_done(paths, specs[0])
+    assert old == d and old.device_model is None and old.pack is None
+
+
 def test_failures_are_marked_and_raised_at_the_end(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, specs = trials(tmp_path)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import submitit
 from tqdm import tqdm
 
+from cluster.concurrency import ArrayOptions
+from cluster.slurm_info import SlurmInfo
 from cluster.task import TrainTask
 from jobs.markers import read_done
 from jobs.paths import Paths
@@ -32,9 +34,15 @@ class Backend(abc.ABC):
     def check(self) -> None:  # noqa: B027 (optional hook: most executors run anywhere)
         """Raise ClusterError when this executor cannot run here (before anything is written)."""
 
+    def cluster_info(self) -> SlurmInfo | None:
+        """What the scheduler offers (partitions, nodes, MaxArraySize); None: nothing known."""
+        return None
+
     @abc.abstractmethod
-    def submit(self, packs: Sequence[TaskPack]) -> list[str]:
-        """Submit one array (task i = packs[i]); return the job id of each task."""
+    def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
+        """Submit one array (task i = packs[i]); return the job id of each task. `options`
+        (time limit, throttle, dependencies) matter to schedulers; blocking executors run
+        `local_parallelism` tasks at once, one submission at a time."""
 
     def finish(self, progress: bool = True) -> list[str]:
         """Blocking executors run what was submitted; return one line per failed task."""
@@ -56,7 +64,8 @@ class BlockingBackend(Backend):
     def executor(self) -> submitit.Executor:
         """The submitit executor that runs one task."""
 
-    def submit(self, packs: Sequence[TaskPack]) -> list[str]:
+    def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
+        del options
         label = f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         ids = [f"{label}_{i}" for i in range(len(packs))]
         self._queue.extend(zip(ids, packs, strict=True))

@@ -11,7 +11,9 @@ from typing import Any
 
 import submitit
 
+from cluster import slurm_info
 from cluster.backends.base import Backend
+from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
 from cluster.task import TrainTask
 from jobs.task import TaskPack
@@ -48,21 +50,29 @@ class SlurmBackend(Backend):
             raise ClusterError(f"{', '.join(missing)} not found on PATH: the slurm executor "
                                f"needs a SLURM login node (or use --executor local)")
 
-    def executor(self, size: int) -> submitit.SlurmExecutor:
+    def cluster_info(self) -> slurm_info.SlurmInfo | None:
+        return slurm_info.read()
+
+    def executor(self, size: int, options: ArrayOptions | None = None) -> submitit.SlurmExecutor:
         p = self.study.cluster
+        if options is None:
+            options = ArrayOptions(p.time_limit_min, p.max_running)
         ex = submitit.SlurmExecutor(folder=self.paths.logs / "%j", max_num_timeout=p.max_requeue,
                                     python=sys.executable)
         params: dict[str, object] = {
             "job_name": f"drosweep-{self.study.name}",
-            "time": p.time_limit_min,
+            "time": options.time_limit_min,
             "cpus_per_task": p.cpus_per_task,
             "mem": f"{max(1, round(p.mem_gb * 1024))}MB",
             "signal_delay_s": p.signal_delay_s,
-            "array_parallelism": min(p.array_parallelism, max(size, 1)),
+            "array_parallelism": min(options.max_running, max(size, 1)),
             "stderr_to_stdout": True,
         }
         if p.gpus_per_task > 0:
-            params["gpus_per_node"] = p.gpus_per_task
+            params["gpus_per_node"] = (f"{p.gpu_type}:{p.gpus_per_task}" if p.gpu_type
+                                       else p.gpus_per_task)
+        if options.after:
+            params["dependency"] = "afterany:" + ":".join(options.after)
         for name in ("partition", "account", "qos", "constraint"):
             value = getattr(p, name)
             if value:
@@ -74,8 +84,8 @@ class SlurmBackend(Backend):
         ex.update_parameters(**params)
         return ex
 
-    def submit(self, packs: Sequence[TaskPack]) -> list[str]:
-        ex = self.executor(len(packs))
+    def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
+        ex = self.executor(len(packs), options)
         with _sbatch_stderr() as stderr:
             try:
                 with ex.batch():

@@ -1,0 +1,129 @@
+"""One `max_running` cap for the whole study: throttles and dependencies of each array, and the
+sbatch parameters they become."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster import submit
+from cluster.backends.slurm import SlurmBackend
+from cluster.concurrency import ArrayOptions, schedule
+from jobs import Paths, load_study
+from jobs.study import Study
+from jobs.task import TaskPack
+
+
+def test_schedule_without_live_jobs() -> None:
+    assert schedule(1, 8, []) == [(8, (), False)]
+    assert schedule(3, 8, []) == [(8, (), False), (8, (), True), (8, (), True)]
+    assert schedule(0, 8, []) == []
+
+
+def test_schedule_counts_live_tasks_of_earlier_submissions() -> None:
+    live = ["7_0", "7_1", "9_0", "9_0"]  # three live tasks in two arrays (a pack counted once)
+    assert schedule(2, 8, live) == [(5, (), False), (8, ("7", "9"), True)]
+    full = [f"7_{i}" for i in range(8)]
+    assert schedule(1, 8, full) == [(8, ("7",), False)]  # no slot left: wait, then the whole cap
+
+
+def test_cap_holds_over_time() -> None:
+    """Whatever ends when, running tasks never exceed the cap: simulate every order."""
+    cap, live = 4, ["1_0", "1_1", "1_2"]
+    slots = schedule(3, cap, live)
+    # while the live array runs, only the first new array may run: 3 + slots[0][0] <= cap
+    assert len(live) + slots[0][0] <= cap and not slots[0][1]
+    # every later array waits for both the previous new array and the live ones
+    assert all(after_prev and set(after) == {"1"} for _, after, after_prev in slots[1:])
+
+
+STUDY = """
+name = "c"
+root = "{root}"
+dataset = "synthetic"
+methods = ["regular"]
+radii = [0.1]
+trials = 5
+[training]
+epochs = 1
+[cluster]
+max_pack = 1
+max_array_size = 2
+max_running = 3
+gpu_type = "h100"
+time_limit_min = 100000
+"""
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Study:
+    f = tmp_path / "c.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root"))
+    return load_study(f)
+
+
+def test_submit_chains_arrays_under_one_cap(study: Study,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ArrayOptions | None]] = []
+    ids = iter(range(101, 200))
+
+    def fake_submit(self: SlurmBackend, packs: list[TaskPack],
+                    options: ArrayOptions | None = None) -> list[str]:
+        calls.append((len(packs), options))
+        array = next(ids)
+        return [f"{array}_{i}" for i in range(len(packs))]
+
+    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "submit", fake_submit)
+    result = submit(study, "slurm", sacct=lambda args: "")
+    assert result.array_ids == ("101", "102", "103")
+    assert [(n, o.max_running if o else None, o.after if o else None) for n, o in calls] == [
+        (2, 3, ()), (2, 3, ("101",)), (1, 3, ("102",))]
+    assert all(o is not None and o.time_limit_min == 100000 for _, o in calls)
+    # a resume while array 101 still runs two tasks: one slot left for the new array
+    calls.clear()
+    running = "101_0|RUNNING\n101_1|RUNNING\n102_0|COMPLETED\n102_1|FAILED\n103_0|FAILED\n"
+    submit(study, "slurm", resume=True, sacct=lambda args: running)
+    assert [(n, o.max_running if o else None, o.after if o else None) for n, o in calls] == [
+        (2, 1, ()), (1, 3, ("101", "104"))]
+
+
+def sbatch_params(study: Study, options: ArrayOptions | None, size: int = 10) -> dict[str, Any]:
+    ex = SlurmBackend(study, Paths(study.root)).executor(size, options)
+    return dict(ex.parameters)
+
+
+def test_slurm_parameters(study: Study) -> None:
+    p = sbatch_params(study, ArrayOptions(42, 3, ("7", "9")))
+    assert p["time"] == 42 and p["array_parallelism"] == 3
+    assert p["dependency"] == "afterany:7:9" and p["gpus_per_node"] == "h100:1"
+    assert sbatch_params(study, ArrayOptions(42, 3), size=2)["array_parallelism"] == 2
+    default = sbatch_params(study, None)
+    assert default["time"] == 100000 and default["array_parallelism"] == 3
+    assert "dependency" not in default
+
+
+@pytest.mark.parametrize(("cluster", "running"), [
+    ("", 64), ("max_running = 7", 7), ("array_parallelism = 5", 5)])
+def test_max_running_and_its_old_name(tmp_path: Path, cluster: str, running: int) -> None:
+    from jobs import parse_study
+
+    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
+    assert parse_study(text + f"[cluster]\n{cluster}\n",
+                       Path("s.toml")).cluster.max_running == running
+
+
+@pytest.mark.parametrize(("cluster", "error"), [
+    ("max_running = 2\narray_parallelism = 2", "old name of cluster.max_running"),
+    ("max_running = 0", "cluster.max_running"),
+    ('gpu_type = "h100:2"', "cluster.gpu_type"),
+    ("max_array_size = 0", "cluster.max_array_size")])
+def test_bad_cluster_settings(tmp_path: Path, cluster: str, error: str) -> None:
+    from jobs import StudyError, parse_study
+
+    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
+    with pytest.raises(StudyError, match=error):
+        parse_study(text + f"[cluster]\n{cluster}\n", Path("s.toml"))
