@@ -49,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"drosweep {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"drosweep {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a stopped local run says what was kept
+        print(f"drosweep {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     return int(result or 0)
 

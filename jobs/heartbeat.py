@@ -119,6 +119,12 @@ class Heartbeat:
         for key in gone:
             self._remove(key)
 
+    def release(self, keys: Iterable[str]) -> None:
+        """Stop refreshing these (another process takes them over) but leave their files."""
+        with self._lock:
+            for key in keys:
+                self._state.pop(key, None)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
             self._write_all()

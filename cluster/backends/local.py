@@ -23,9 +23,9 @@ class LocalBackend(BlockingBackend):
         super().__init__(study, paths)
         self.parallelism = study.cluster.local_parallelism
 
-    def executor(self) -> submitit.Executor:
+    def executor(self, job_id: str) -> submitit.Executor:
         p = self.study.cluster
-        ex = submitit.LocalExecutor(folder=self.paths.logs / "local" / "%j",
+        ex = submitit.LocalExecutor(folder=self.paths.logs / "local" / job_id,
                                     max_num_timeout=p.max_requeue)
         gpus = 1 if p.gpus_per_task > 0 and p.device != "cpu" and _has_cuda() else 0
         ex.update_parameters(timeout_min=p.time_limit_min, gpus_per_node=gpus,
