@@ -4,7 +4,8 @@ A DONE marker settles a trial. Otherwise the latest submission that included it 
 its job, whose state comes from one `sacct` call for all arrays of the poll; `job.result()` is
 never consulted (a task killed without a result pickle would block it forever). Inside a running
 task the unfinished trials of its first (method, radius) are running (they train together), the
-trials of any other group in its pack are pending.
+trials of any other group in its pack are pending. A live heartbeat (jobs/heartbeat.py) overrides
+both: a task on this machine or any node trains the trial now (running) or later (pending).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cluster.sacct import SacctRunner, job_states, run_sacct
 from cluster.states import TRIAL_STATES, JobState, TrialState
 from jobs.errors import StudyError
 from jobs.grid import TrialSpec, expand, radius_tag
+from jobs.heartbeat import Beat, BeatState, read_beat
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import Paths
 from jobs.study import Study, parse_study
@@ -36,6 +38,7 @@ class TrialStatus:
     job_id: str | None = None
     job_state: JobState | None = None
     detail: str = ""        # why failed (the FAILED marker's error or the job's end state)
+    host: str | None = None  # where it trains (live heartbeat) or failed (FAILED marker)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
     moment = time.time() if now is None else now
     done = {t.key: read_done(paths, t) for t in specs}
     failed = {t.key: read_failed(paths, t) if done[t.key] is None else None for t in specs}
+    beats = {t.key: read_beat(paths, t.key) for t in specs if done[t.key] is None}
     latest = ledger.latest_tasks(ledger.read(paths.ledger))
     arrays = {latest[k][0].array_id for k in done
               if done[k] is None and k in latest and latest[k][0].executor == "slurm"}
@@ -131,15 +135,24 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
         state = _classify(done[t.key], failed[t.key], record, states, moment)
         job_id = record[1].job_id if record else None
         job_state = states.get(job_id) if job_id else None
-        detail = ""
+        beat = _live(beats.get(t.key), moment)
+        if beat is not None and state is not TrialState.DONE:  # a task trains it now
+            state = TrialState.RUNNING if beat.state is BeatState.TRAINING \
+                else TrialState.PENDING
+        detail, host = "", beat.host if beat is not None else None
         if state is TrialState.FAILED:
             marker = failed[t.key]
             detail = marker.error if marker is not None else f"job ended {job_state}"
-        by_key[t.key] = TrialStatus(t, state, job_id, job_state, detail)
+            host = marker.host if marker is not None else None
+        by_key[t.key] = TrialStatus(t, state, job_id, job_state, detail, host)
     _refine_running(by_key, latest)
     trials = tuple(by_key[t.key] for t in specs)
     groups, eta = _groups_and_eta(study, trials, done)
     return StudyStatus(study.name, str(study.root), trials, groups, eta)
+
+
+def _live(beat: Beat | None, now: float) -> Beat | None:
+    return beat if beat is not None and beat.live(now) else None
 
 
 def _refine_running(by_key: dict[str, TrialStatus],
@@ -148,9 +161,9 @@ def _refine_running(by_key: dict[str, TrialStatus],
     batched model, and the trials of any other group after them: those are pending."""
     seen: set[str] = set()
     for key, status in list(by_key.items()):
-        if status.state is not TrialState.RUNNING or status.job_id in seen:
+        if status.state is not TrialState.RUNNING or status.job_id in seen \
+                or status.job_id is None or key not in latest:
             continue
-        assert status.job_id is not None
         seen.add(status.job_id)
         task = latest[key][1]
         members = [by_key[k] for k in task.keys
@@ -160,7 +173,7 @@ def _refine_running(by_key: dict[str, TrialStatus],
         for s in members:
             if s.trial.group != group:
                 by_key[s.trial.key] = TrialStatus(s.trial, TrialState.PENDING, s.job_id,
-                                                  s.job_state)
+                                                  s.job_state, host=s.host)
 
 
 def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],

@@ -32,7 +32,6 @@ from jobs.paths import Paths, check_root_writable
 from jobs.study import Study
 from jobs.task import TaskPack
 from trainers.atomic import atomic_write_text
-from trainers.data import AVILA_FILES, resolve_data_dir
 
 LOCK_TIMEOUT_S = 30.0
 
@@ -54,6 +53,8 @@ def _check_data(study: Study) -> str | None:
     """The data folder the tasks will read (resolved now, so every node reads the same one)."""
     if study.dataset != "avila":
         return None
+    from trainers.data import AVILA_FILES, resolve_data_dir  # imports torch: only to submit
+
     folder = resolve_data_dir(study.data_dir)
     missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
     if missing:

@@ -7,9 +7,10 @@ waits for the worker (which writes the trial's checkpoint and returns), and hand
 fresh task for the same pack. The requeued task resumes from the checkpoints on disk; the
 pickled payload carries only the pack, never training state.
 
-SIGTERM (scancel, or the end of a preemption grace time) also stops the training at the next
-step with a checkpoint, instead of training on until SIGKILL while a resubmitted task may
-already be starting on the same trial.
+SIGTERM (scancel, `drosweep cancel`, or the end of a preemption grace time) and SIGINT (Ctrl-C
+on a local run) also stop the training at the next step with a checkpoint, instead of training on
+until SIGKILL while a resubmitted task may already be starting on the same trial; the task then
+returns a stopped result, without a traceback.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class TrainTask(submitit.helpers.Checkpointable):
 
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
+        previous_int = signal.signal(signal.SIGINT, on_term) if in_main else None
         self._worker = threading.Thread(target=work, name="drosweep-train")
         self._worker.start()
         try:
@@ -62,6 +64,8 @@ class TrainTask(submitit.helpers.Checkpointable):
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+                signal.signal(signal.SIGINT,
+                              signal.default_int_handler if previous_int is None else previous_int)
         if "error" in box:
             raise box["error"]
         result: TaskResult = box["result"]

@@ -7,36 +7,59 @@ input raises `UsageError` (or a room's own input error) and exits with code 2 an
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from drosweep import __version__
-from drosweep.errors import INPUT_ERRORS, UsageError
+from drosweep.errors import UsageError, input_errors
+
+MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops")
+# which module registers each command: a command loads only its own module (`status` never
+# imports torch, pandas or matplotlib); any other word (--help, a typo) loads them all
+COMMANDS = {"train": "cmd_train", "data": "cmd_data", "plan": "cmd_study",
+            "submit": "cmd_study", "resume": "cmd_study", "status": "cmd_study",
+            "reduce": "cmd_reduce", "plot": "cmd_reduce", "report": "cmd_reduce",
+            "demo": "cmd_reduce", "logs": "cmd_ops", "cancel": "cmd_ops", "export": "cmd_ops"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from drosweep import cmd_data, cmd_reduce, cmd_study, cmd_train
-
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drosweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drosweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cmd_train, cmd_data, cmd_study, cmd_reduce):
-        module.register(sub)
+    names = (COMMANDS[command],) if command in COMMANDS else MODULES
+    for name in names:
+        importlib.import_module(f"drosweep.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)
     try:
         result = args.func(args)
-    except INPUT_ERRORS as exc:
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:  # `drosweep status | head`: the reader has all it wants
+        _silence_stdout()
+        return 141
+    except Exception as exc:
+        if not isinstance(exc, input_errors()):
+            raise
         print(f"drosweep {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"drosweep {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a stopped local run says what was kept
+        print(f"drosweep {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 __all__ = ["UsageError", "build_parser", "main"]

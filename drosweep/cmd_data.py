@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from trainers.data import fetch_avila
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("data", help="get the UCI Avila data set")
@@ -18,6 +16,8 @@ def register(sub: Any) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from trainers.data import fetch_avila  # torch only for this command
+
     folder = fetch_avila(args.dest)
     print(f"Avila data verified (10430 train / 10437 test rows, 12 classes) in {folder}")
     print("UCI Avila, CC BY 4.0: De Stefano et al., Eng. Appl. of AI 72 (2018) 99-110")

@@ -13,6 +13,8 @@ from cluster.planning import context
 from cluster.slurm_info import read as read_cluster
 from cluster.status import group_label
 from drosweep.args import add_study_arguments
+from drosweep.cmd_ops import print_detailed
+from drosweep.select_args import add_selection_arguments, add_state_argument, selection_from
 from jobs import Study, expand, load_study
 from jobs.grid import radius_tag
 from trainers.spec import Method
@@ -48,6 +50,10 @@ def register(sub: Any) -> None:
     add_study_arguments(p)
     p.add_argument("--json", action="store_true",
                    help="one JSON object; `counts` maps each state to the study's total")
+    p.add_argument("-v", "--detailed", action="store_true",
+                   help="one line per trial not done: state, job, host, steps, error")
+    add_selection_arguments(p)
+    add_state_argument(p)
     p.set_defaults(func=run_status)
 
 
@@ -213,7 +219,10 @@ def format_status(status: StudyStatus) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
+    selection = selection_from(args, study)
     status = study_status(study)
+    if args.detailed or args.state or not selection.everything:
+        return print_detailed(status, selection, args.state, args.json)
     if args.json:
         print(json.dumps(status.to_json(), indent=2))
     else:

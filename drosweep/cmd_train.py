@@ -11,7 +11,6 @@ from types import FrameType
 from typing import Any
 
 from drosweep.errors import UsageError
-from trainers.loop import TrainPaths, train
 from trainers.spec import Method, TrainSettings, TrainSpec
 
 
@@ -77,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
     _check_folder(args.save_folder)
     name = model_filename(spec.radius, args.id)
+    from trainers.loop import TrainPaths, train  # torch only when training
+
     paths = TrainPaths(model=args.save_folder / name,
                        checkpoint=args.save_folder / (name[:-3] + ".ckpt"))
     stop = {"flag": False}

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 
 class UsageError(ValueError):
     """Bad command-line input found by the CLI itself."""
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    from trainers.data import DataError
-    from trainers.spec import SpecError
+# (module, class): rooms that define their own input errors
+_ROOM_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
+                ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
+                ("reduce.errors", "ReduceError"))
 
-    errors: list[type[BaseException]] = [UsageError, SpecError, DataError]
-    try:  # rooms that may define their own input errors
-        from jobs.errors import StudyError
-        errors.append(StudyError)
-    except ImportError:
-        pass
-    try:
-        from cluster.errors import ClusterError
-        errors.append(ClusterError)
-    except ImportError:
-        pass
-    try:
-        from reduce.errors import ReduceError
-        errors.append(ReduceError)
-    except ImportError:
-        pass
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """The input-error classes of the rooms loaded so far: an error can only come from a loaded
+    module, so asking never imports torch or pandas into a command that does not need them."""
+    errors: list[type[BaseException]] = [UsageError]
+    for module, name in _ROOM_ERRORS:
+        if module in sys.modules:
+            errors.append(getattr(importlib.import_module(module), name))
     return tuple(errors)
-
-
-INPUT_ERRORS = _input_errors()

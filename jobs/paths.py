@@ -2,7 +2,7 @@
 
 ```
 <root>/study.toml                      frozen copy of the submitted study file
-<root>/runs/<key>/spec.json ckpt.pt model.pt DONE.json | FAILED.json
+<root>/runs/<key>/spec.json ckpt.pt progress.json heartbeat.json model.pt DONE.json | FAILED.json
 <root>/ledger.jsonl                    every submission (append-only)
 <root>/logs/                           submitit folder (%A_%a)
 <root>/results/metrics.parquet .csv    reduction
@@ -30,6 +30,8 @@ class Paths:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._dirs: dict[str, Path] = {}  # checked trial folders: status names 10,000s of files
+        self._plain: dict[Path, bool] = {}  # <method>/eps_<r> folders known not to be links
 
     def __repr__(self) -> str:
         return f"Paths({str(self.root)!r})"
@@ -84,12 +86,25 @@ class Paths:
     # trial level
     def trial_dir(self, trial: TrialSpec | str) -> Path:
         key = trial.key if isinstance(trial, TrialSpec) else trial
+        known = self._dirs.get(key)
+        if known is not None:
+            return known
         parse_key(key)
-        path = (self.runs / key).resolve(strict=False)
-        runs = self.runs.resolve(strict=False)
-        if runs not in path.parents:
-            raise StudyError(f"trial key {key!r} resolves outside {runs}")
-        return self.runs / key
+        folder = self.runs / key
+        if not self._no_links(folder):  # a key has no `..`: only a link could lead out
+            path = folder.resolve(strict=False)
+            runs = self.runs.resolve(strict=False)
+            if runs not in path.parents:
+                raise StudyError(f"trial key {key!r} resolves outside {runs}")
+        self._dirs[key] = folder
+        return folder
+
+    def _no_links(self, folder: Path) -> bool:
+        parent = folder.parent
+        plain = self._plain.get(parent)
+        if plain is None:
+            plain = self._plain[parent] = not (parent.is_symlink() or parent.parent.is_symlink())
+        return plain and not folder.is_symlink()
 
     def spec_file(self, trial: TrialSpec | str) -> Path:
         return self.trial_dir(trial) / "spec.json"
@@ -106,10 +121,19 @@ class Paths:
     def failed(self, trial: TrialSpec | str) -> Path:
         return self.trial_dir(trial) / "FAILED.json"
 
+    def progress(self, trial: TrialSpec | str) -> Path:
+        """Steps done as of the newest checkpoint (JSON, trainers/progress.py)."""
+        return self.trial_dir(trial) / "progress.json"
+
+    def heartbeat(self, trial: TrialSpec | str) -> Path:
+        """Refreshed by the task training the trial (jobs/heartbeat.py)."""
+        return self.trial_dir(trial) / "heartbeat.json"
+
     def train_paths(self, trial: TrialSpec | str) -> TrainPaths:
         from trainers.loop import TrainPaths  # the training loop (torch) only when training
 
-        return TrainPaths(model=self.model(trial), checkpoint=self.checkpoint(trial))
+        return TrainPaths(model=self.model(trial), checkpoint=self.checkpoint(trial),
+                          progress=self.progress(trial))
 
 
 def check_root_writable(root: str | os.PathLike[str]) -> None:

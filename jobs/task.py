@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobs.grid import TrialSpec
+from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, write_done, write_failed
 from jobs.paths import Paths
 from trainers.atomic import atomic_write_json, sha256_file
@@ -79,10 +80,14 @@ def run_pack(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -
             outcome[trial.key] = _fail(paths, [trial], exc, pack.reraise)
             continue
         batches.setdefault(pack_key(trial.train_spec), []).append(trial)
-    for trials in batches.values():
-        if should_stop is not None and should_stop():
-            break
-        outcome.update(_run_batch(paths, trials, pack, should_stop))
+    with Heartbeat(paths, [t.key for ts in batches.values() for t in ts]) as beat:
+        for trials in batches.values():
+            if should_stop is not None and should_stop():
+                break
+            beat.training(t.key for t in trials)
+            ran = _run_batch(paths, trials, pack, should_stop)
+            outcome.update(ran)
+            beat.ended(k for k, o in ran.items() if o is not TrialOutcome.STOPPED)
     return TaskResult(tuple((t.key, outcome.get(t.key, TrialOutcome.STOPPED))
                             for t in pack.trials))
 

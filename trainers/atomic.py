@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def _fsync_dir(directory: Path) -> None:
     try:
@@ -58,6 +56,8 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     buffer = io.BytesIO()
+    import torch  # here, so that status and plan never pay for importing torch
+
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 

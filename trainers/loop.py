@@ -30,6 +30,7 @@ from trainers.device import device_model, pin_precision, resolve_device
 from trainers.methods import StepContext, method_step, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
+from trainers.progress import write_progress
 from trainers.rng import Purpose, permutation, stream_key
 from trainers.spec import SpecError, TrainSpec, pack_key
 
@@ -40,6 +41,7 @@ class TrainPaths:
 
     model: Path
     checkpoint: Path
+    progress: Path | None = None   # steps done, for status (trainers/progress.py)
 
     @property
     def previous_checkpoint(self) -> Path:
@@ -274,6 +276,9 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
             t.wall_total += elapsed
             save_checkpoint(pack.trial_state(i, finished), t.paths.checkpoint,
                             t.paths.previous_checkpoint)
+            if t.paths.progress is not None:
+                write_progress(t.paths.progress, step=pack.step, total=total, epoch=pack.epoch,
+                               finished=finished)
         last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
 
     def results(finished: bool) -> list[TrainResult]:

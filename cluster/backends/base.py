@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import signal
+import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import submitit
@@ -16,10 +18,15 @@ from tqdm import tqdm
 from cluster.concurrency import ArrayOptions
 from cluster.slurm_info import SlurmInfo
 from cluster.task import TrainTask
+from jobs.grid import TrialSpec
+from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done
 from jobs.paths import Paths
 from jobs.study import Study
-from jobs.task import TaskPack
+from jobs.task import TaskPack, TaskResult
+from trainers.progress import read_progress
+
+STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
 
 
 class Backend(abc.ABC):
@@ -61,8 +68,8 @@ class BlockingBackend(Backend):
         self._queue: list[tuple[str, TaskPack]] = []
 
     @abc.abstractmethod
-    def executor(self) -> submitit.Executor:
-        """The submitit executor that runs one task."""
+    def executor(self, job_id: str) -> submitit.Executor:
+        """The submitit executor that runs the task `job_id` (its logs: `logs/<name>/<job_id>`)."""
 
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
         del options
@@ -72,7 +79,8 @@ class BlockingBackend(Backend):
         return ids
 
     def finish(self, progress: bool = True) -> list[str]:
-        executor = self.executor()
+        """Run the queue; Ctrl-C, SIGTERM or a task stopped from outside (`drosweep cancel`)
+        stops every running task with a checkpoint and raises `RunStopped` (one line)."""
         trials = [t for _, pack in self._queue for t in pack.trials]
         waiting = list(self._queue)
         running: list[tuple[str, Any]] = []
@@ -80,11 +88,17 @@ class BlockingBackend(Backend):
         bar = tqdm(total=len(trials), unit="trial", disable=not progress, desc=self.study.name,
                    dynamic_ncols=True)
         previous = _exit_on_sigterm()
+        stopped = False
+        queued = Heartbeat(self.paths, [t.key for t in trials])  # queued trials are pending
         try:
+            queued.__enter__()
             while waiting or running:
-                while waiting and len(running) < self.parallelism:
+                while waiting and len(running) < self.parallelism and not stopped:
                     job_id, pack = waiting.pop(0)
-                    running.append((job_id, executor.submit(TrainTask(pack))))
+                    queued.release(pack.keys)  # the task's own heartbeat takes over
+                    with _terminal_interrupts_ignored():
+                        job = self.executor(job_id).submit(TrainTask(pack))
+                    running.append((job_id, job))
                 for job_id, job in list(running):
                     try:
                         finished = job.done()
@@ -95,21 +109,94 @@ class BlockingBackend(Backend):
                     if finished:
                         running.remove((job_id, job))
                         errors.extend(_error_line(job_id, job))
+                        stopped = stopped or _was_stopped(job)
+                if stopped and running:
+                    _stop(running)
+                    stopped_jobs = running
+                    running = []
+                    _wait(stopped_jobs)
+                if stopped:
+                    break
                 done = sum(read_done(self.paths, t, retries=0) is not None for t in trials)
                 bar.update(done - bar.n)
                 bar.set_postfix(failed=len(errors), refresh=False)
                 if running:
                     time.sleep(0.5)
+        except (KeyboardInterrupt, SystemExit):
+            stopped = True
+            _stop(running)
+            _wait(running)
         except BaseException:
-            for _, job in running:
-                job.cancel(check=False)
+            _stop(running)
             raise
         finally:
+            queued.__exit__(None, None, None)
             bar.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self._queue.clear()
+        if stopped:
+            raise RunStopped(stopped_line(self.study, self.paths, trials))
         return errors
+
+
+class RunStopped(KeyboardInterrupt):
+    """A blocking run was stopped (Ctrl-C, SIGTERM, `drosweep cancel`); its message is the one
+    line that says what was checkpointed and how to go on."""
+
+
+def stopped_line(study: Study, paths: Paths, trials: Sequence[TrialSpec]) -> str:
+    done = sum(read_done(paths, t, retries=0) is not None for t in trials)
+    started = [p for t in trials if read_done(paths, t, retries=0) is None
+               and (p := read_progress(paths.progress(t))) is not None]
+    steps = f" ({sum(p.step for p in started)} steps in all)" if started else ""
+    return (f"stopped: {done} of {len(trials)} trial(s) done, {len(started)} checkpointed"
+            f"{steps}, {len(trials) - done - len(started)} not started; go on with "
+            f"`drosweep resume {study.source} --executor local`")
+
+
+@contextlib.contextmanager
+def _terminal_interrupts_ignored() -> Iterator[None]:
+    """Task processes started here inherit SIGINT ignored, so Ctrl-C reaches only this runner
+    (and the tasks through their own handler), never as a traceback from submitit's process that
+    watches each task; the runner stops them with SIGTERM, which they checkpoint on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _was_stopped(job: Any) -> bool:
+    try:
+        result = job.result()
+    except Exception:
+        return False
+    return isinstance(result, TaskResult) and result.stopped
+
+
+def _stop(running: Sequence[tuple[str, Any]]) -> None:
+    """SIGTERM to each local task (submitit's watcher forwards it): they checkpoint and end."""
+    for _, job in running:
+        process = getattr(job, "_process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.send_signal(signal.SIGTERM)
+
+
+def _wait(running: Sequence[tuple[str, Any]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    end = time.monotonic() + timeout_s
+    for _, job in running:
+        process = getattr(job, "_process", None)
+        if process is None:
+            continue
+        try:
+            process.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:  # its watcher ignores SIGINT (see above)
+            process.kill()
 
 
 def _exit_on_sigterm() -> Any:

@@ -12,5 +12,5 @@ class DebugBackend(BlockingBackend):
     reraise = True
     trainer_progress = True
 
-    def executor(self) -> submitit.Executor:
-        return submitit.DebugExecutor(folder=self.paths.logs / "debug" / "%j")
+    def executor(self, job_id: str) -> submitit.Executor:
+        return submitit.DebugExecutor(folder=self.paths.logs / "debug" / job_id)

@@ -57,9 +57,9 @@ class LocalBackend(BlockingBackend):
         devices = {pack.device for _, pack in self._queue}
         return devices.pop() if len(devices) == 1 else self.study.cluster.device
 
-    def executor(self) -> submitit.Executor:
+    def executor(self, job_id: str) -> submitit.Executor:
         p = self.study.cluster
-        ex = submitit.LocalExecutor(folder=self.paths.logs / "local" / "%j",
+        ex = submitit.LocalExecutor(folder=self.paths.logs / "local" / job_id,
                                     max_num_timeout=p.max_requeue)
         gpus = local_gpus(self._device(), _cuda_count(), os.environ)
         ex.update_parameters(timeout_min=p.time_limit_min, gpus_per_node=gpus.gpus,

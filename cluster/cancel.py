@@ -1,0 +1,93 @@
+"""`drosweep cancel`: stop a study's live tasks, keeping every checkpoint for `resume`.
+
+SLURM tasks are cancelled with one `scancel` of their job ids (from the ledger); scancel sends
+SIGTERM, on which a task checkpoints and stops (cluster/task.py). A local task is sent SIGTERM
+through the process named by its heartbeat; its runner then stops the rest of the run the same way.
+A task trains a pack of trials, so cancelling one trial stops the trials it shares a task with:
+the result names them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cluster import ledger
+from cluster.errors import ClusterError
+from cluster.sacct import SacctRunner, run_sacct
+from cluster.select import Selection
+from cluster.states import TrialState
+from cluster.status import study_status
+from jobs.heartbeat import read_beat
+from jobs.paths import Paths
+from jobs.study import Study
+
+ScancelRunner = Callable[[list[str]], None]
+Killer = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job_ids: tuple[str, ...]     # SLURM tasks cancelled
+    pids: tuple[int, ...]        # local task processes stopped
+    keys: tuple[str, ...]        # every trial of those tasks
+    unreachable: tuple[str, ...]  # live on another host outside SLURM: not stopped
+
+
+def run_scancel(job_ids: list[str]) -> None:
+    exe = shutil.which("scancel")
+    if exe is None:
+        raise ClusterError("scancel not found on PATH: run on a SLURM login node")
+    proc = subprocess.run([exe, *job_ids], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ClusterError(f"scancel failed (exit {proc.returncode}): "
+                           f"{lines[-1] if lines else 'no message'}")
+
+
+def cancel(study: Study, selection: Selection, *, sacct: SacctRunner = run_sacct,
+           scancel: ScancelRunner = run_scancel, kill: Killer = os.kill) -> CancelResult:
+    paths = Paths(study.root)
+    status = study_status(study, sacct=sacct)
+    latest = ledger.latest_tasks(ledger.read(paths.ledger))
+    host = socket.gethostname()
+    jobs: dict[str, tuple[str, ...]] = {}
+    pids: dict[int, list[str]] = {}
+    unreachable: list[str] = []
+    for t in status.trials:
+        if t.state not in (TrialState.RUNNING, TrialState.PENDING) \
+                or not selection.matches(t.trial):
+            continue
+        key = t.trial.key
+        beat = read_beat(paths, key)
+        record = latest.get(key)
+        if record is not None and record[0].executor == "slurm" \
+                and (t.job_state is None or t.job_state.live):
+            jobs[record[1].job_id] = record[1].keys
+        elif beat is not None and beat.slurm_job_id:
+            jobs[beat.slurm_job_id] = (key,)
+        elif beat is not None and beat.host == host:
+            pids.setdefault(beat.pid, []).append(key)
+        else:
+            unreachable.append(key)
+    if not jobs and not pids:
+        what = "" if selection.everything else " among the selected trials"
+        extra = (f" ({len(unreachable)} trial(s) run on another host outside SLURM: stop them "
+                 f"there)") if unreachable else ""
+        raise ClusterError(f"nothing live to cancel in study {study.name}{what}{extra}")
+    if jobs:
+        scancel(sorted(jobs))
+    for pid in sorted(pids):
+        try:
+            kill(pid, signal.SIGTERM)
+        except ProcessLookupError:  # ended meanwhile
+            continue
+    keys = sorted({k for ks in jobs.values() for k in ks} | {k for ks in pids.values() for k in ks})
+    return CancelResult(tuple(sorted(jobs)), tuple(sorted(pids)), tuple(keys),
+                        tuple(unreachable))

@@ -1,0 +1,110 @@
+"""The operator's commands around a running study: `logs`, `cancel`, and `status --detailed`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cluster.detail import format_rows, trial_rows
+from cluster.select import Selection
+from cluster.states import TrialState
+from cluster.status import StudyStatus
+from drosweep.args import add_study_arguments
+from drosweep.select_args import add_selection_arguments, selection_from
+from jobs import load_study
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("logs", help="a trial's task output and the traceback of its failure",
+                       description="Print the stdout/stderr of the task that trained (or trains) "
+                                   "a trial, and the traceback of its FAILED marker.")
+    add_study_arguments(p)
+    p.add_argument("key", help="trial key, e.g. robust/eps_0.1/trial_3")
+    p.add_argument("--tail", type=int, default=None, metavar="N",
+                   help="only the last N lines of each log file")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing what a running task writes, until it ends")
+    p.set_defaults(func=run_logs)
+
+    p = sub.add_parser("cancel", help="cancel a study's live tasks (checkpoints are kept)",
+                       description="Cancel the study's queued and running tasks (all, or those "
+                                   "training the selected trials); they checkpoint and stop, and "
+                                   "`drosweep resume` trains them on later.")
+    add_study_arguments(p)
+    p.add_argument("keys", nargs="*", metavar="KEY", help="trial keys (default: every trial)")
+    add_selection_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_cancel)
+
+
+def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[str],
+                   as_json: bool) -> int:
+    rows = trial_rows(status, selection=selection, states=[TrialState(s) for s in states])
+    if as_json:
+        body = status.to_json()
+        body["trials"] = [r.to_json() for r in rows]
+        print(json.dumps(body, indent=2))
+    else:
+        print(format_rows(rows))
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    from cluster.logs import follow, tail_lines, trial_logs
+    from drosweep.errors import UsageError
+
+    if args.tail is not None and args.tail < 0:
+        raise UsageError(f"--tail must be >= 0, got {args.tail}")
+    study = load_study(args.study, root=args.root)
+    logs = trial_logs(study, args.key)
+    if logs.executor is None:
+        print(f"{args.key}: never submitted, no logs")
+    else:
+        print(f"{args.key}: {logs.executor} task {logs.job_id}")
+        if not logs.files:
+            print("(no log file yet: the task has not started)")
+        for path in logs.files:
+            print(f"==> {path} <==")
+            sys.stdout.write(tail_lines(path, args.tail))
+    if logs.failed is not None:
+        print(f"==> FAILED.json ({logs.failed.failed_at} on {logs.failed.host}) <==")
+        sys.stdout.write(logs.failed.traceback)
+    if args.follow and logs.executor is not None:
+        def emit(path: Path, text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        follow(study, logs, emit)
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from cluster.cancel import cancel
+
+    study = load_study(args.study, root=args.root)
+    result = cancel(study, selection_from(args, study))
+    if args.json:
+        print(json.dumps({"study": study.name, "job_ids": list(result.job_ids),
+                          "pids": list(result.pids), "keys": list(result.keys),
+                          "unreachable": list(result.unreachable)}, indent=2))
+        return 0
+    what = []
+    if result.job_ids:
+        what.append(f"{len(result.job_ids)} SLURM task(s) ({_short(result.job_ids)})")
+    if result.pids:
+        what.append(f"{len(result.pids)} local process(es) (pid {_short(map(str, result.pids))})")
+    print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) checkpoint and stop; "
+          f"`drosweep resume {args.study}` trains them on")
+    if result.unreachable:
+        print(f"not stopped: {len(result.unreachable)} trial(s) train on another host outside "
+              f"SLURM: {_short(result.unreachable)}")
+    return 0
+
+
+def _short(items: Any, n: int = 6) -> str:
+    values = list(items)
+    more = f", ... (+{len(values) - n})" if len(values) > n else ""
+    return ", ".join(values[:n]) + more

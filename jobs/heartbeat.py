@@ -1,0 +1,143 @@
+"""Heartbeats: which trials a task is training right now, on which host and process.
+
+A task refreshes `heartbeat.json` in the folder of each trial of its pack every
+`HEARTBEAT_EVERY_S` and removes it when the trial ends or the task exits. A heartbeat is live
+while it is fresh and, when it was written on this host, its process is alive: so `status` in
+another shell shows a local run's trials as running, and `resume` never plans them again, while a
+task killed with SIGKILL (no cleanup) stops counting at once on its host and after
+`HEARTBEAT_STALE_S` elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from types import TracebackType
+
+from jobs.markers import slurm_job_id
+from jobs.paths import Paths
+from trainers.atomic import atomic_write_json
+
+HEARTBEAT_EVERY_S = 20.0
+HEARTBEAT_STALE_S = 90.0
+HEARTBEAT_FORMAT = 1
+
+
+class BeatState(enum.StrEnum):
+    TRAINING = "training"   # its batch is training now
+    WAITING = "waiting"     # later in the pack
+
+
+@dataclass(frozen=True)
+class Beat:
+    key: str
+    state: BeatState
+    host: str
+    pid: int
+    slurm_job_id: str | None
+    started_at: float       # epoch seconds: the task started
+    updated_at: float
+    format: int = HEARTBEAT_FORMAT
+
+    def live(self, now: float | None = None, host: str | None = None) -> bool:
+        moment = time.time() if now is None else now
+        if moment - self.updated_at > HEARTBEAT_STALE_S:
+            return False
+        return self.host != (host or socket.gethostname()) or pid_alive(self.pid)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def read_beat(paths: Paths, key: str) -> Beat | None:
+    """The trial's heartbeat (live or not), or None when absent or unreadable."""
+    try:
+        data = json.loads(paths.heartbeat(key).read_text(encoding="utf-8"))
+        data["state"] = BeatState(data["state"])
+        return Beat(**data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+class Heartbeat:
+    """Context manager run by a task around its pack: a daemon thread refreshes the files."""
+
+    def __init__(self, paths: Paths, keys: Iterable[str],
+                 every_s: float = HEARTBEAT_EVERY_S) -> None:
+        self.paths, self.every_s = paths, every_s
+        self._state = dict.fromkeys(keys, BeatState.WAITING)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._host, self._pid, self._job = socket.gethostname(), os.getpid(), slurm_job_id()
+        self._started = time.time()
+
+    def __enter__(self) -> Heartbeat:
+        self._write_all()
+        self._thread = threading.Thread(target=self._loop, name="drosweep-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            keys, self._state = list(self._state), {}
+        for key in keys:
+            self._remove(key)
+
+    def training(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                if key in self._state:
+                    self._state[key] = BeatState.TRAINING
+        self._write_all()
+
+    def ended(self, keys: Iterable[str]) -> None:
+        """These trials are done or failed: their heartbeats go now, not at the task's end."""
+        with self._lock:
+            gone = [k for k in keys if self._state.pop(k, None) is not None]
+        for key in gone:
+            self._remove(key)
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Stop refreshing these (another process takes them over) but leave their files."""
+        with self._lock:
+            for key in keys:
+                self._state.pop(key, None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._write_all()
+
+    def _write_all(self) -> None:
+        with self._lock:
+            items = list(self._state.items())
+            now = time.time()
+            for key, state in items:
+                with contextlib.suppress(OSError):  # advisory: never fail the training
+                    atomic_write_json(self.paths.heartbeat(key), asdict(Beat(
+                        key, state, self._host, self._pid, self._job, self._started, now)))
+
+    def _remove(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            self.paths.heartbeat(key).unlink()

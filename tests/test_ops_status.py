@@ -1,0 +1,171 @@
+"""`status --detailed`, progress files and heartbeats (live local tasks), and `| head`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster import TrialState, study_status, submit
+from drosweep.cli import main
+from jobs import Paths, expand, load_study, run_pack, write_failed
+from jobs.heartbeat import HEARTBEAT_STALE_S, Beat, BeatState, Heartbeat, read_beat
+from jobs.study import Study
+from jobs.task import TaskPack
+from trainers.progress import read_progress
+
+STUDY = """
+name = "ops"
+root = "{root}"
+dataset = "synthetic"
+methods = ["regular", "robust"]
+radii = [0.01, 0.02]
+trials = {trials}
+[training]
+epochs = 1
+max_steps = 3
+checkpoint_every = 1
+batch_size = 20
+"""
+
+
+def make_study(tmp_path: Path, trials: int = 2) -> tuple[Study, Path]:
+    f = tmp_path / "study.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root", trials=trials))
+    return load_study(f), f
+
+
+def test_progress_file_follows_the_checkpoint(tmp_path: Path) -> None:
+    study, _ = make_study(tmp_path)
+    paths = Paths(study.root)
+    trial = next(t for t in expand(study) if t.method.value == "robust")
+    calls = iter([False, False, True])  # polled before the batch, then after each step
+    run_pack(TaskPack(str(study.root), (trial,), device="cpu"), should_stop=lambda: next(calls))
+    progress = read_progress(paths.progress(trial))
+    assert progress is not None and (progress.step, progress.total) == (2, 3)
+    assert not progress.finished
+    run_pack(TaskPack(str(study.root), (trial,), device="cpu"))
+    progress = read_progress(paths.progress(trial))
+    assert progress is not None and (progress.step, progress.finished) == (3, True)
+
+
+def test_heartbeat_while_training_and_gone_after(tmp_path: Path) -> None:
+    study, _ = make_study(tmp_path)
+    paths = Paths(study.root)
+    robust = [t for t in expand(study) if t.method.value == "robust" and t.radius == 0.01]
+    regular = [t for t in expand(study) if t.method.value == "regular"]
+    seen: list[dict[str, BeatState | None]] = []
+
+    def look() -> bool:
+        beats = {t.key: read_beat(paths, t.key) for t in robust + regular}
+        seen.append({k: b.state if b is not None else None for k, b in beats.items()})
+        return False
+
+    run_pack(TaskPack(str(study.root), tuple(regular + robust), device="cpu"), should_stop=look)
+    first, last = seen[1], seen[-1]  # seen[0]: polled before the first batch
+    assert all(first[t.key] is BeatState.TRAINING for t in regular)
+    assert all(first[t.key] is BeatState.WAITING for t in robust)
+    assert all(last[t.key] is None for t in regular)  # done: its heartbeat went at once
+    assert all(last[t.key] is BeatState.TRAINING for t in robust)
+    assert not list(paths.runs.rglob("heartbeat.json"))
+
+
+def test_beat_liveness() -> None:
+    now = time.time()
+    me = socket.gethostname()
+    beat = Beat("k", BeatState.TRAINING, me, os.getpid(), None, now, now)
+    assert beat.live(now)
+    assert not beat.live(now + HEARTBEAT_STALE_S + 1)                  # stale
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not Beat("k", BeatState.TRAINING, me, dead.pid, None, now, now).live(now)
+    other = Beat("k", BeatState.TRAINING, "another-node", dead.pid, None, now, now)
+    assert other.live(now)               # another host: freshness is all we can check
+
+
+def test_live_local_task_is_running_and_never_replanned(tmp_path: Path) -> None:
+    study, _ = make_study(tmp_path)
+    paths = Paths(study.root)
+    specs = expand(study)
+    training, waiting = specs[0], specs[1]
+    with Heartbeat(paths, [training.key, waiting.key], every_s=3600) as beat:
+        beat.training([training.key])
+        status = study_status(study)
+        states = {t.trial.key: t.state for t in status.trials}
+        assert states[training.key] is TrialState.RUNNING
+        assert states[waiting.key] is TrialState.PENDING
+        assert {t.host for t in status.trials if t.trial.key == training.key} == {
+            socket.gethostname()}
+        planned = submit(study, "local", dry_run=True).plan.trials
+        assert {t.key for t in planned} == {t.key for t in specs} - {training.key, waiting.key}
+    # the task has ended: its trials are missing again and planned again
+    assert study_status(study).counts[TrialState.MISSING] == len(specs)
+    # a heartbeat left by a killed process on this host does not count
+    Paths(study.root).heartbeat(training.key).write_text(json.dumps({
+        "key": training.key, "state": "training", "host": socket.gethostname(),
+        "pid": 2 ** 22 + 7, "slurm_job_id": None, "started_at": time.time(),
+        "updated_at": time.time()}))
+    assert study_status(study).counts[TrialState.MISSING] == len(specs)
+
+
+def test_status_detailed_rows_and_filters(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    study, f = make_study(tmp_path)
+    paths = Paths(study.root)
+    specs = expand(study)
+    robust = next(t for t in specs if t.method.value == "robust" and t.radius == 0.02)
+    write_failed(paths, robust, RuntimeError("CUDA out of memory\nmore lines"))
+    trained = next(t for t in specs if t.method.value == "robust" and t.radius == 0.01)
+    run_pack(TaskPack(str(study.root), (trained,), device="cpu"),
+             should_stop=iter([False, True]).__next__)  # stop after one step
+    assert main(["status", str(f), "--detailed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["key", "state", "job", "host", "steps"]
+    assert len(out) == 1 + len(specs)
+    line = next(ln for ln in out if ln.startswith(robust.key))
+    assert line.split()[1] == "failed" and line.endswith("RuntimeError: CUDA out of memory")
+    assert socket.gethostname()[:16] in line
+    assert next(ln for ln in out if ln.startswith(trained.key)).split()[4] == "1/3"
+
+    assert main(["status", str(f), "-v", "--method", "robust", "--radius", "0.02"]) == 0
+    keys = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert keys == [t.key for t in specs if t.method.value == "robust" and t.radius == 0.02]
+
+    assert main(["status", str(f), "--state", "failed", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in body["trials"]] == [robust.key]
+    assert body["trials"][0]["error"] == "RuntimeError: CUDA out of memory"
+    assert body["counts"]["failed"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--radius", "0.3"], "radius 0.3 is not in study ops"),
+    (["--method", "langevin"], "method 'langevin' is not in study ops"),
+    (["--trials", "0-5"], "not within the study's trials 0-1"),
+    (["--trials", "x"], "expected indices and ranges"),
+])
+def test_bad_selection_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   argv: list[str], message: str) -> None:
+    _, f = make_study(tmp_path)
+    assert main(["status", str(f), "-v", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
+    _, f = make_study(tmp_path, trials=800)  # ~3,200 lines: more than a pipe buffer
+    cli = Path(sys.executable).with_name("drosweep")
+    proc = subprocess.Popen([str(cli), "status", str(f), "--detailed"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
