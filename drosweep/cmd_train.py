@@ -38,8 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint-every", type=int, default=TrainSettings.checkpoint_every,
                    help="checkpoint every this many optimizer steps")
     p.add_argument("--train-subset", type=int, default=None, help="train on this many rows only")
-    p.add_argument("--fast-sampling", action="store_true",
-                   help="CUDA: TF32/bf16 in the no-grad sampling pass of the smoothed max")
+    p.add_argument("--preselect", action="store_true",
+                   help="smoothed max: preselect candidate samples in bf16 (exact within a bound)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -56,7 +56,7 @@ def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
         raise UsageError(f"trial id must be >= 0, got {args.id}")
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
                              max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
-                             train_subset=args.train_subset, fast_sampling=args.fast_sampling)
+                             train_subset=args.train_subset, preselect=args.preselect)
     spec = TrainSpec(method=method, radius=args.radius,
                      seed=args.id if args.seed is None else args.seed,
                      settings=settings, dataset=args.dataset)

@@ -29,6 +29,19 @@ def test_spec_roundtrip_and_validation() -> None:
         TrainSettings(batch_size=0).validate()
 
 
+def test_preselect_setting_and_removed_fast_sampling() -> None:
+    """'preselect' is written only when set, so settings saved before it existed still compare
+    equal; the removed 'fast_sampling' is dropped at its default and refused when true."""
+    assert "preselect" not in TrainSettings().to_dict()
+    on = TrainSettings(preselect=True)
+    assert TrainSettings.from_dict(on.to_dict()) == on
+    assert TrainSettings.from_dict({"fast_sampling": False}) == TrainSettings()
+    with pytest.raises(SpecError, match=r"fast_sampling.*removed.*preselect"):
+        TrainSettings.from_dict({"fast_sampling": True})
+    with pytest.raises(SpecError, match="preselect"):
+        TrainSettings.from_dict({"preselect": "yes"})
+
+
 def test_avila_loader(avila_data_dir: Path) -> None:
     data = load_avila(avila_data_dir)
     assert data.x_train.shape == (10430, 8) and data.x_test.shape == (10437, 8)

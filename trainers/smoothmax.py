@@ -24,7 +24,6 @@ gets the gradient that a single run with its seed would.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +46,12 @@ CPU_BACKWARD_ROWS = 4096
 # A chunk where more than this fraction of samples carries weight is backpropagated whole:
 # gathering would copy nearly every sample and save no work.
 FULL_CHUNK_FRACTION = 0.5
+# Preselection (see smoothed_max_ce_backward): units of bf16 and fp32 rounding, and the largest
+# pruning margin T ln(1/threshold), in CE units, at which it is tried (at T = 1 the margin is 30:
+# every sample is a candidate, and the bf16 pass would be pure overhead).
+U_BF16 = 2.0 ** -8
+U_FP32 = 2.0 ** -24
+PRESELECT_MAX_MARGIN = 0.1
 
 
 class SampleSource(Protocol):
@@ -68,6 +73,8 @@ class SmoothMaxStats:
     full_chunks: int = 0        # chunks backpropagated whole
     gathered_chunks: int = 0    # chunks whose weighted samples were gathered
     skipped_chunks: int = 0     # chunks with no sample above the threshold
+    preselected: bool = False   # pass 1 ran in bf16 with an error bound
+    candidate_samples: int = 0  # rows the preselection recomputed in fp32 (padding included)
 
 
 def _offsets(n: int, batch: int, chunk_size: int) -> list[int]:
@@ -157,12 +164,11 @@ class _Forward:
     buffers with in-place ReLU: no fresh allocation (and page faults) per block, ~2x faster than
     the module call. Without autograd the generalized ReLU is the plain ReLU, so values agree."""
 
-    def __init__(self, model: nn.Module, packed: bool, z: Tensor, fast: bool) -> None:
+    def __init__(self, model: nn.Module, packed: bool, z: Tensor) -> None:
         self.model, self.packed = model, packed
         k = z.shape[0]
         cuda = z.device.type == "cuda"
         self.rows = None if cuda else max(1, CPU_BLOCK_ROWS // k)
-        self.autocast = cuda and fast and z.dtype == torch.float32
         self.layers = None if cuda else _stacked_layers(model, packed)
         self.buffers = [torch.empty(k * (self.rows or 0) * w.shape[1], device=z.device,
                                     dtype=z.dtype) for w, _ in self.layers or []]
@@ -172,13 +178,8 @@ class _Forward:
         step = self.rows or z.shape[1]
         for r0 in range(0, z.shape[1], step):
             block = z[:, r0:r0 + step]
-            logits = self._fused(block) if self.layers else self._module(block)
+            logits = self._fused(block) if self.layers else _logits(self.model, block, self.packed)
             out[:, r0:r0 + step] = _ce(logits.to(out.dtype), y[:, r0:r0 + step])
-
-    def _module(self, z: Tensor) -> Tensor:
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast \
-                else contextlib.nullcontext():
-            return _logits(self.model, z, self.packed)
 
     def _fused(self, z: Tensor) -> Tensor:
         assert self.layers is not None
@@ -193,6 +194,71 @@ class _Forward:
         return h
 
 
+def _gamma(n: int, u: float) -> float:
+    """gamma_n = n u / (1 - n u): the relative error bound of an n-term float sum (Higham)."""
+    return n * u / (1 - n * u)
+
+
+class _PreselectForward:
+    """CE of many rows with layers 2 and 3 in bf16, and a rigorous per-row bound err on
+    |CE_bf16 - CE_fp32| (CE_fp32 as the fp32 forward computes it); see `preselect` in
+    `smoothed_max_ce_backward` for the derivation. Only for the (packed) MLP in float32.
+
+    Each bf16 layer's bound needs |W|·ĥ of its input (ĥ >= 0 after the ReLU): the rows of |W3|·|W2|
+    (12) and |W3| (12) are stacked under W2 and W3, so the same bf16 matmul yields the bound
+    terms for 6% more work. Every bound term is computed with nonnegative inputs, so its own
+    bf16 result v satisfies v_true <= v / (1 - c)."""
+
+    def __init__(self, layers: list[tuple[Tensor, Tensor]], z: Tensor) -> None:
+        (w1, b1), (w2, b2), (w3, b3) = (tuple(t.detach() for t in layer) for layer in layers)
+        k, n_out = z.shape[0], w3.shape[1]
+        cuda = z.device.type == "cuda"
+        self.rows = z.shape[1] if cuda else max(1, CPU_BLOCK_ROWS // k)
+        self.n_out = n_out
+        self.w1, self.b1 = w1, b1
+        m3 = w3.abs()                                   # (k, C, H)
+        m2 = m3 @ w2.abs()                              # (k, C, H): |W3||W2|
+        self.m1 = (m2 @ w1.abs()).transpose(1, 2)       # (k, d, C): |W3||W2||W1|
+        zeros = torch.zeros(k, 1, n_out, dtype=b2.dtype, device=b2.device)
+        self.w2 = torch.cat([w2, m2], 1).to(torch.bfloat16).transpose(1, 2)
+        self.b2 = torch.cat([b2, zeros], -1).to(torch.bfloat16)
+        self.w3 = torch.cat([w3, m3], 1).to(torch.bfloat16).transpose(1, 2)
+        self.b3 = torch.cat([b3, zeros], -1).to(torch.bfloat16)
+        self.n_hidden = w2.shape[1]
+        # per layer: bf16 inputs (2 roundings), fp32 accumulation of n terms, bf16 output, bias
+        # added and rounded in bf16 (2 roundings) -> c; plus the fp32 forward's own error
+        # (gamma_{n+1}) it is compared with
+        g32 = _gamma(w2.shape[2] + 1, U_FP32)
+        self.c2 = (1 + U_BF16) ** 4 * (1 + _gamma(w2.shape[2], U_FP32)) - 1 + g32
+        self.c3 = (1 + U_BF16) ** 4 * (1 + _gamma(w3.shape[2], U_FP32)) - 1 + g32
+        self.g1 = 2 * _gamma(w1.shape[2] + 1, U_FP32)   # layer 1 in fp32, in both forwards
+        self.const = (self.g1 * (m2 @ b1.abs().transpose(1, 2))
+                      + self.c2 * (m3 @ b2.abs().transpose(1, 2))
+                      + self.c3 * b3.abs().transpose(1, 2)).transpose(1, 2)  # (k, 1, C)
+
+    def __call__(self, z: Tensor, y: Tensor, out: Tensor, err: Tensor) -> None:
+        """CE of the rows z (k, R, d) into out (k, R), its error bound into err (k, R)."""
+        c, h = self.n_out, self.n_hidden
+        for r0 in range(0, z.shape[1], self.rows):
+            block, yb = z[:, r0:r0 + self.rows], y[:, r0:r0 + self.rows]
+            h1 = torch.baddbmm(self.b1, block, self.w1.transpose(1, 2)).relu_()
+            s2 = torch.baddbmm(self.b2, h1.to(torch.bfloat16), self.w2)
+            s3 = torch.baddbmm(self.b3, s2[..., :h].relu(), self.w3)
+            logits = s3[..., :c].float()
+            bound = (torch.baddbmm(self.const, block.abs(), self.m1, alpha=self.g1)
+                     .add_(s2[..., h:].float(), alpha=self.c2 / (1 - self.c2))
+                     .add_(s3[..., c:].float(), alpha=self.c3 / (1 - self.c3)))
+            worst = bound.amax(-1)
+            at_y = bound.gather(-1, yb.unsqueeze(-1)).squeeze(-1)
+            scale = logits.abs().amax(-1)
+            out[:, r0:r0 + self.rows] = _ce(logits, yb)
+            # lse is 1-Lipschitz and the label's logit moves by at_y; the CE's own fp32
+            # evaluation (in both forwards) adds <= 8 u (|logits|_inf + 4) each; the factor
+            # (1 + 2^-10) covers the rounding of this bound's own arithmetic and second-order terms
+            err[:, r0:r0 + self.rows] = (worst + at_y).mul_(1 + 2.0 ** -10).add_(
+                (scale + worst + 4) * (16 * U_FP32))
+
+
 def _rows(chunk: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """A (k, B, m, d) chunk as (k, B*m, d) rows, point-major, with each row's label (k, B*m)."""
     k, b, m, d = chunk.shape
@@ -200,28 +266,117 @@ def _rows(chunk: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @dataclass
-class _Normalizer:
-    ce: list[Tensor]       # per chunk, (k, B, m_c)
-    lse: Tensor            # (k, B): logsumexp_j(CE_ij / T)
+class _Scores:
+    ce: list[Tensor]          # per chunk, (k, B, m_c): the CE (bf16-path values when err is set)
+    err: list[Tensor] | None  # per chunk, (k, B, m_c): bound on |ce - CE_fp32| (preselection)
 
 
-def _normalizer_pass(model: nn.Module, source: SampleSource, y: Tensor, temperature: float,
-                     packed: bool, fast: bool) -> _Normalizer:
+def _score_pass(model: nn.Module, source: SampleSource, y: Tensor, packed: bool,
+                preselect: bool) -> _Scores:
+    """Pass 1, without autograd: the CE of every sample (and its bound, when preselecting)."""
     ce_chunks: list[Tensor] = []
-    lse_chunks: list[Tensor] = []
-    forward: _Forward | None = None
+    err_chunks: list[Tensor] = []
+    exact: _Forward | None = None
+    pre: _PreselectForward | None = None
+    layers = _stacked_layers(model, packed)
     with torch.no_grad():
         for c in range(source.n_chunks):
             chunk = _as_pack(source.chunk(c), packed)
             z, yr = _rows(chunk, y)
-            forward = forward or _Forward(model, packed, z, fast)
             ce = torch.empty(yr.shape, device=z.device, dtype=z.dtype)
-            forward(z, yr, ce)
-            ce = ce.view(chunk.shape[:3])
-            ce_chunks.append(ce)
-            lse_chunks.append(torch.logsumexp(ce / temperature, -1))
-        lse = torch.logsumexp(torch.stack(lse_chunks, -1), -1)
-    return _Normalizer(ce_chunks, lse)
+            if preselect:
+                assert layers is not None
+                pre = pre or _PreselectForward(layers, z)
+                err = torch.empty_like(ce)
+                pre(z, yr, ce, err)
+                err_chunks.append(err.view(chunk.shape[:3]))
+            else:
+                exact = exact or _Forward(model, packed, z)
+                exact(z, yr, ce)
+            ce_chunks.append(ce.view(chunk.shape[:3]))
+    return _Scores(ce_chunks, err_chunks if preselect else None)
+
+
+def _logsumexp_chunks(ce: list[Tensor], temperature: float) -> Tensor:
+    """lse (k, B) = logsumexp over every chunk's samples of CE / T."""
+    return torch.logsumexp(torch.stack([torch.logsumexp(c / temperature, -1) for c in ce], -1), -1)
+
+
+def _to_host(counts: Tensor) -> list[list[int]]:
+    """The one point of a step where the host waits on the device: it reads how many samples
+    each chunk selected (per trial), which fixes the shapes of the rest of the step."""
+    out: list[list[int]] = counts.tolist()
+    return out
+
+
+@dataclass
+class _Pick:
+    """What a chunk contributes after the selection: nothing, all rows, or the selected rows of
+    each trial (idx (k, width), padded with unselected rows that valid (k, width) marks)."""
+
+    kind: str                   # "skip", "full" or "gather"
+    idx: Tensor | None = None
+    valid: Tensor | None = None
+
+
+def _select(masks: list[Tensor]) -> list[_Pick]:
+    """Rows to process for each chunk's selection mask (k, B, m_c), from one read of the counts;
+    the indices are built on the device (a stable sort puts each trial's selected rows first)."""
+    flat = [m.flatten(1) for m in masks]
+    counts = torch.stack([f.sum(1) for f in flat])            # (chunks, k)
+    host = _to_host(counts)
+    picks: list[_Pick] = []
+    for f, n, dev_counts in zip(flat, host, counts, strict=True):
+        if sum(n) == 0:
+            picks.append(_Pick("skip"))
+        elif sum(n) > FULL_CHUNK_FRACTION * f.numel():
+            picks.append(_Pick("full"))
+        else:
+            width = max(n)
+            order = torch.sort(f.to(torch.uint8), dim=1, descending=True, stable=True).indices
+            valid = torch.arange(width, device=f.device) < dev_counts.unsqueeze(1)
+            picks.append(_Pick("gather", order[:, :width], valid))
+    return picks
+
+
+def _take(z: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    return z.gather(1, idx.unsqueeze(-1).expand(-1, -1, z.shape[-1])), y.gather(1, idx)
+
+
+def _chunk_rows(source: SampleSource, c: int, shape: torch.Size, y: Tensor,
+                packed: bool) -> tuple[Tensor, Tensor]:
+    chunk = _as_pack(source.chunk(c), packed)
+    if chunk.shape[:3] != shape:
+        raise RuntimeError(f"sample source chunk {c} changed shape between passes: "
+                           f"{tuple(shape)} then {tuple(chunk.shape[:3])}")
+    return _rows(chunk, y)
+
+
+def _refine_pass(model: nn.Module, source: SampleSource, y: Tensor, scores: _Scores,
+                 picks: list[_Pick], packed: bool, stats: SmoothMaxStats) -> list[Tensor]:
+    """Preselection, pass 2 without autograd: the fp32 CE of the candidates; every other sample
+    gets -inf (weight exactly 0: its true weight is below the threshold, see the bound)."""
+    exact: _Forward | None = None
+    out: list[Tensor] = []
+    with torch.no_grad():
+        for c, (ce, pick) in enumerate(zip(scores.ce, picks, strict=True)):
+            dense = torch.full_like(ce, -math.inf)
+            if pick.kind != "skip":
+                z, yr = _chunk_rows(source, c, ce.shape, y, packed)
+                exact = exact or _Forward(model, packed, z)
+                if pick.kind == "full":
+                    exact(z, yr, dense.view(yr.shape))
+                    stats.candidate_samples += yr.numel()
+                else:
+                    assert pick.idx is not None and pick.valid is not None
+                    zs, ys = _take(z, yr, pick.idx)
+                    vals = torch.empty(ys.shape, device=z.device, dtype=z.dtype)
+                    exact(zs, ys, vals)
+                    stats.candidate_samples += ys.numel()
+                    dense.view(yr.shape).scatter_(1, pick.idx, vals.masked_fill_(~pick.valid,
+                                                                                 -math.inf))
+            out.append(dense)
+    return out
 
 
 class _Backward:
@@ -257,45 +412,32 @@ class _Backward:
         (_ce(_logits(self.model, z, self.packed), y) * w).sum().backward()
 
 
-def _gather(z: Tensor, y: Tensor, w: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The kept rows of each trial, in order, padded to the largest count with weight-0 rows (a
-    batched model needs equal counts; a zero weight adds exactly nothing)."""
-    counts = keep.sum(1)
-    width = int(counts.max())
-    order = torch.sort(keep.to(torch.uint8), dim=1, descending=True, stable=True).indices
-    order = order[:, :width]
-    valid = torch.arange(width, device=z.device) < counts.unsqueeze(1)
-    z_sel = z.gather(1, order.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
-    return z_sel, y.gather(1, order), torch.where(valid, w.gather(1, order), 0.0)
-
-
 def _weighted_pass(model: nn.Module, source: SampleSource, y: Tensor, temperature: float,
-                   norm: _Normalizer, threshold: float, packed: bool,
-                   stats: SmoothMaxStats) -> None:
+                   ce_chunks: list[Tensor], lse: Tensor, picks: list[_Pick], threshold: float,
+                   packed: bool, stats: SmoothMaxStats) -> None:
+    """With autograd: backward of sum w * CE over the picked rows of the chunks that hold any
+    (only those are regenerated); gathered rows whose weight is below the threshold get w = 0."""
     batch = y.shape[1]
-    on_cpu = norm.lse.device.type == "cpu"
-    rows = max(1, CPU_BACKWARD_ROWS // y.shape[0]) if on_cpu else max(c[0].numel() for c in norm.ce)
+    on_cpu = lse.device.type == "cpu"
+    rows = max(1, CPU_BACKWARD_ROWS // y.shape[0]) if on_cpu else max(c[0].numel()
+                                                                       for c in ce_chunks)
     back = _Backward(model, packed, rows, stats)
     with torch.enable_grad():
-        for c, ce in enumerate(norm.ce):
-            p = torch.exp(ce / temperature - norm.lse.unsqueeze(-1))
-            keep = p >= threshold
-            n_keep = int(keep.sum())
-            if n_keep == 0:
+        for c, (ce, pick) in enumerate(zip(ce_chunks, picks, strict=True)):
+            if pick.kind == "skip":
                 stats.skipped_chunks += 1
                 continue
-            chunk = _as_pack(source.chunk(c), packed)
-            if chunk.shape[:3] != ce.shape:
-                raise RuntimeError(f"sample source chunk {c} changed shape between passes: "
-                                   f"{tuple(ce.shape)} then {tuple(chunk.shape[:3])}")
-            z, yr = _rows(chunk, y)
-            w = (p / batch).flatten(1)
-            if n_keep > FULL_CHUNK_FRACTION * keep.numel():
+            z, yr = _chunk_rows(source, c, ce.shape, y, packed)
+            p = torch.exp(ce / temperature - lse.unsqueeze(-1)).flatten(1)
+            if pick.kind == "full":
                 stats.full_chunks += 1
-                back.run(z, yr, w)
+                back.run(z, yr, p / batch)
             else:
+                assert pick.idx is not None and pick.valid is not None
                 stats.gathered_chunks += 1
-                back.add(*_gather(z, yr, w, keep.flatten(1)))
+                ps = p.gather(1, pick.idx)
+                w = torch.where(pick.valid & (ps >= threshold), ps / batch, 0.0)
+                back.add(*_take(z, yr, pick.idx), w)
         back.flush()
 
 
@@ -303,8 +445,15 @@ def _as_pack(t: Tensor, packed: bool) -> Tensor:
     return t if packed else t.unsqueeze(0)
 
 
+def preselect_margin(temperature: float, threshold: float) -> float:
+    """T * ln(1 / threshold): a sample whose CE is this far below its point's maximum has
+    softmax weight below the threshold (inf without pruning)."""
+    return temperature * math.log(1 / threshold) if threshold > 0 else math.inf
+
+
 def smoothed_max_ce_backward(model: nn.Module, source: SampleSource, y: Tensor,
-                             temperature: float, *, threshold: float = 1e-13, fast: bool = False,
+                             temperature: float, *, threshold: float = 1e-13,
+                             preselect: bool = False,
                              stats: SmoothMaxStats | None = None) -> Tensor:
     """Loss mean_i T * logsumexp_j(CE(z_ij, y_i) / T), detached; its gradient is ADDED to the
     parameters' .grad (the caller zeroes them), computed chunk by chunk so memory does not grow
@@ -314,11 +463,30 @@ def smoothed_max_ce_backward(model: nn.Module, source: SampleSource, y: Tensor,
     threshold: samples with softmax weight p_ij < threshold get no backward; per point the
     dropped mass is <= N * threshold, so the gradient error is <= N * threshold times the largest
     per-sample CE gradient, divided by B (0 disables pruning; the value is always exact).
-    fast: on CUDA with float32, the no-grad pass (CE values, normalizer, weights) runs under bf16
-    autocast: ~3 significant digits, so the loss value is off by ~1e-3 relative and weights by
-    ~1e-3 * |logits| / T relative (at low T, near-ties may swap which sample dominates); the
-    backward stays exact fp32, so the gradient is an exact convex combination of per-sample
-    gradients with perturbed weights. Ignored on CPU and in float64.
+
+    The host waits on the device once per call (`_to_host`: the per-chunk counts of the selected
+    samples); everything else is queued. On CUDA, torch.cuda.set_sync_debug_mode("warn") around
+    a call shows any other wait.
+
+    preselect: pass 1 runs layers 2 and 3 in bf16 (layer 1 in fp32: the samples are never
+    rounded) with a rigorous per-sample bound err_ij >= |CE~_ij - CE_ij| on the error against
+    the fp32 forward; only the candidates, CE~_ij + err_ij >= max_j (CE~_ij - err_ij) - margin
+    with margin = T ln(1/threshold), are recomputed in fp32, for the normalizer and the
+    backward. A non-candidate has CE_ij < max_j CE_ij - margin, so p_ij < threshold: the fp32
+    path would prune it too. The bound, per layer l with fp32 input ĥ >= 0 and rounding unit
+    u = 2^-8 of bf16: |a~ - a| <= c_l (|W_l| ĥ + |b_l|), c_l = (1+u)^4 (1 + gamma_n(2^-24)) - 1
+    (two input roundings, fp32 accumulation of n = 200 terms, output and bias-add roundings),
+    plus the fp32 forward's own gamma_{n+1}; the ReLU is 1-Lipschitz, so on the logits
+    |Δ| <= c_2 |W3||W2| ĥ1 + c_3 |W3| ĥ2 + 2 gamma_9 |W3||W2|(|W1||z| + |b1|) + c_2 |W3||b2|
+    + c_3 |b3|, and the CE moves by at most max_q |Δ_q| + |Δ_y| (logsumexp is 1-Lipschitz in the
+    inf-norm), plus the CE's own fp32 evaluation. Assumes fp32 accumulation in bf16 matmuls
+    (oneDNN and ATen on the CPU; cuBLAS with allow_bf16_reduced_precision_reduction off).
+    The non-candidates are left out of the normalizer: each has p_ij < threshold, so lse_i is
+    low by at most log(1 + N threshold) <= N threshold and the loss by <= T N threshold
+    (N = 194,796, threshold 1e-13: 2e-8 T, below float32 rounding of the value); the weights
+    of the kept samples are then high by the factor <= 1 + N threshold, inside the pruning bound.
+    Used only where it can pay: float32, the (packed) MLP, and margin <= PRESELECT_MAX_MARGIN;
+    otherwise (T = 1: nothing is pruned) the call is the exact fp32 one.
     stats: filled with what was done (counts of samples, backward rows, chunk kinds).
     """
     if not temperature > 0:
@@ -328,8 +496,24 @@ def smoothed_max_ce_backward(model: nn.Module, source: SampleSource, y: Tensor,
     packed = y.dim() == 2
     y = _as_pack(y, packed)
     stats = stats if stats is not None else SmoothMaxStats()
-    norm = _normalizer_pass(model, source, y, temperature, packed, fast)
-    stats.samples += sum(c.numel() for c in norm.ce)
-    _weighted_pass(model, source, y, temperature, norm, threshold, packed, stats)
-    loss = (temperature * norm.lse).mean(-1)
+    use_pre = (preselect and _stacked_layers(model, packed) is not None
+               and preselect_margin(temperature, threshold) <= PRESELECT_MAX_MARGIN
+               and next(model.parameters()).dtype == torch.float32)
+    scores = _score_pass(model, source, y, packed, use_pre)
+    stats.samples += sum(c.numel() for c in scores.ce)
+    if scores.err is None:
+        ce, lse = scores.ce, _logsumexp_chunks(scores.ce, temperature)
+        picks = _select([torch.exp(c / temperature - lse.unsqueeze(-1)) >= threshold
+                         for c in ce])
+    else:
+        stats.preselected = True
+        margin = preselect_margin(temperature, threshold)
+        lower = torch.stack([(c - e).amax(-1) for c, e in zip(scores.ce, scores.err,
+                                                                strict=True)], -1).amax(-1)
+        picks = _select([c + e >= (lower - margin).unsqueeze(-1)
+                         for c, e in zip(scores.ce, scores.err, strict=True)])
+        ce = _refine_pass(model, source, y, scores, picks, packed, stats)
+        lse = _logsumexp_chunks(ce, temperature)
+    _weighted_pass(model, source, y, temperature, ce, lse, picks, threshold, packed, stats)
+    loss = (temperature * lse).mean(-1)
     return loss if packed else loss[0]

@@ -67,8 +67,9 @@ class TrainSettings:
     checkpoint_every_s: float = 300.0
     # data: use only the first `train_subset` training rows (after a seeded shuffle) when set
     train_subset: int | None = None
-    # CUDA only: TF32/bf16 for the no-grad sampling pass of the smoothed max (off: exact fp32)
-    fast_sampling: bool = False
+    # smoothed max at low T: preselect candidate samples in bf16 with a rigorous error bound,
+    # then recompute them in fp32 (the result equals the fp32 one within the pruning bound)
+    preselect: bool = False
     # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
     allow_tf32_override: bool = False
 
@@ -91,6 +92,8 @@ class TrainSettings:
             raise SpecError(f"setting 'lr_gamma' must be in (0, 1], got {self.lr_gamma!r}")
         if not 0 <= self.prune_threshold < 1e-3:
             raise SpecError(f"setting 'prune_threshold' must be in [0, 1e-3), got {self.prune_threshold!r}")
+        if not isinstance(self.preselect, bool):
+            raise SpecError(f"setting 'preselect' must be true or false, got {self.preselect!r}")
         if self.langevin_noise < 0:
             raise SpecError(f"setting 'langevin_noise' must be >= 0, got {self.langevin_noise!r}")
         if self.adv_start_epoch < 0:
@@ -106,11 +109,14 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["temp_schedule"] = self.temp_schedule.value
+        if not self.preselect:  # written only when set: files from before it existed still match
+            del d["preselect"]
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
         names = {f.name for f in dataclasses.fields(cls)}
+        data = _without_fast_sampling(data)
         unknown = sorted(set(data) - names)
         if unknown:
             raise SpecError(f"unknown training setting(s) {unknown}; allowed: {sorted(names)}")
@@ -130,6 +136,18 @@ class TrainSettings:
         settings = cls(**values)
         settings.validate()
         return settings
+
+
+def _without_fast_sampling(data: dict[str, Any]) -> dict[str, Any]:
+    """The removed setting 'fast_sampling': false (its default, the exact fp32 pass) is what every
+    run computes and is dropped; true (bf16 values that pruning followed) is refused."""
+    if "fast_sampling" not in data:
+        return data
+    if data["fast_sampling"] is not False:
+        raise SpecError("setting 'fast_sampling' was removed (its bf16 values could prune the true "
+                        "maximum); use 'preselect: true' (bf16 preselection, exact within a "
+                        "bound) or drop the line")
+    return {key: value for key, value in data.items() if key != "fast_sampling"}
 
 
 def n_ball_samples(radius: float, settings: TrainSettings | None = None) -> int:

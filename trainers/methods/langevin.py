@@ -37,4 +37,4 @@ def langevin_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> T
                                s.langevin_step_factor * ctx.spec.radius, s.langevin_noise,
                                step_uniform(ctx, Purpose.LANGEVIN, x, s.langevin_points - 1))
     return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
-                                    threshold=s.prune_threshold, fast=s.fast_sampling)
+                                    threshold=s.prune_threshold, preselect=s.preselect)

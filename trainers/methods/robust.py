@@ -20,4 +20,4 @@ def robust_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Ten
     source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size,
                                  ctx.stream_keys(Purpose.BALL))
     return smoothed_max_ce_backward(model, source, y, ctx.temperature,
-                                    threshold=s.prune_threshold, fast=s.fast_sampling)
+                                    threshold=s.prune_threshold, preselect=s.preselect)
