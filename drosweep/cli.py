@@ -15,12 +15,12 @@ from drosweep.errors import INPUT_ERRORS, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from drosweep import cmd_data, cmd_reduce, cmd_study, cmd_train
+    from drosweep import cmd_data, cmd_doctor, cmd_reduce, cmd_study, cmd_train
 
     parser = argparse.ArgumentParser(prog="drosweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drosweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cmd_train, cmd_data, cmd_study, cmd_reduce):
+    for module in (cmd_train, cmd_data, cmd_study, cmd_reduce, cmd_doctor):
         module.register(sub)
     return parser
 
