@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from drosweep import __version__
 from drosweep.errors import UsageError, input_errors
 
-MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops")
+MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops", "cmd_doctor")
 # which module registers each command: a command loads only its own module (`status` never
 # imports torch, pandas or matplotlib); any other word (--help, a typo) loads them all
 COMMANDS = {"train": "cmd_train", "data": "cmd_data", "plan": "cmd_study",
             "submit": "cmd_study", "resume": "cmd_study", "status": "cmd_study",
             "reduce": "cmd_reduce", "plot": "cmd_reduce", "report": "cmd_reduce",
-            "demo": "cmd_reduce", "logs": "cmd_ops", "cancel": "cmd_ops", "export": "cmd_ops"}
+            "demo": "cmd_reduce", "logs": "cmd_ops", "cancel": "cmd_ops", "export": "cmd_ops",
+            "doctor": "cmd_doctor"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,260 @@
+"""Checks one machine's training device end to end and measures its training rates.
+
+What it does, in order (each step prints its result as it goes):
+
+1. the device: its name, SM count (CUDA) or threads, the pinned precision flags and the TF32
+   override variable;
+2. per method, a few steps trained straight and the same stopped and resumed: the weights must
+   be bit-identical;
+3. on CUDA, the same seeds on the CPU and on CUDA: the samples must be bit-identical, the
+   weights agree to float rounding (the largest relative difference is printed);
+4. the seconds of a robust step at eps in {0.01, 0.1, 0.3}, T=1 and T=1e-4, and of a packed
+   regular / adversarial / langevin step at k in {1, 8, 51} trials, written as a calibration file
+   (cluster.calibration) the cost model reads.
+
+Without CUDA it runs the CPU half and says what it skipped; `quick` keeps the CPU half to a minute
+or two on a small machine (the slowest timings are skipped, and said so).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from cluster import calibration
+from cluster.calibration import Rate
+from trainers import rng
+from trainers.data import make_synthetic
+from trainers.device import (
+    TF32_OVERRIDE_ENV,
+    device_model,
+    pin_precision,
+    precision_flags,
+    resolve_device,
+)
+from trainers.loop import TrainPaths, derive_seed, train
+from trainers.methods import StepContext, method_step
+from trainers.model import build_model
+from trainers.packed import PackedMLP
+from trainers.spec import Method, TrainSettings, TrainSpec
+
+ROBUST_EPS = (0.01, 0.1, 0.3)
+TEMPERATURES = (1.0, 1e-4)
+PACKS = (1, 8, 51)
+PACKED_METHODS = (Method.REGULAR, Method.ADVERSARIAL, Method.LANGEVIN)
+PACKED_RADIUS = 0.1
+BATCH = 100
+# a few steps of every method on synthetic data: seconds on a CPU
+CHECK_SETTINGS = {"epochs": 2, "train_subset": 300, "temp_steps": 6, "pgd_steps": 4,
+                  "langevin_points": 8, "adv_start_epoch": 1, "n_base": 16, "chunk_size": 4096,
+                  "checkpoint_every": 1000}
+STOP_AFTER = 3
+# --quick: a minute or two on 2 CPU cores
+QUICK_EPS = 0.01
+QUICK_PACK = {Method.REGULAR: 8, Method.ADVERSARIAL: 8, Method.LANGEVIN: 1}
+# the largest relative weight difference between CPU and CUDA after the check's steps that
+# counts as float rounding (the smoothed max amplifies rounding by 1/T as T falls)
+CROSS_DEVICE_TOL = 1e-3
+# the timed steps use the paper's settings, changed by these (none: tests shrink them)
+TIMING_OVERRIDES: dict[str, object] = {}
+
+
+@dataclass
+class DoctorReport:
+    device: str
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rates: list[Rate] = field(default_factory=list)
+    calibration_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+Say = Callable[[str], None]
+
+
+def _check_spec(method: Method) -> TrainSpec:
+    radius = 0.0 if method is Method.REGULAR else 0.1
+    return TrainSpec(method, radius, 5, TrainSettings.from_dict(CHECK_SETTINGS), "synthetic")
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _train_in(folder: Path, spec: TrainSpec, device: str, stop_after: int | None = None) -> Path:
+    paths = TrainPaths(folder / "model.pt", folder / "ckpt.pt")
+    if stop_after is not None:
+        calls = iter(range(10**9))
+        train(spec, paths, device=device, progress=False,
+              should_stop=lambda: next(calls) >= stop_after - 1)
+    result = train(spec, paths, device=device, progress=False)
+    if not result.finished:
+        raise RuntimeError(f"{spec.method.value}: training did not finish")
+    return paths.model
+
+
+def check_resume(device: str, say: Say, report: DoctorReport) -> None:
+    """Straight vs stopped-and-resumed training, per method: bit-identical weights."""
+    with tempfile.TemporaryDirectory(prefix="drosweep-doctor-") as tmp:
+        for method in Method:
+            spec = _check_spec(method)
+            a = _weights(_train_in(Path(tmp) / method.value / "straight", spec, device))
+            b = _weights(_train_in(Path(tmp) / method.value / "resumed", spec, device,
+                                   STOP_AFTER))
+            same = all(torch.equal(a[k], b[k]) for k in a)
+            say(f"  resume {method.value:<11} {'bit-identical' if same else 'DIFFERENT'}")
+            if not same:
+                report.failures.append(f"{method.value}: a resumed run differs from a straight "
+                                       f"one on {device}")
+
+
+def check_cpu_vs_cuda(say: Say, report: DoctorReport) -> None:
+    """Same seeds on both devices: identical samples, weights equal to float rounding."""
+    keys = [rng.stream_key(s, rng.Purpose.BALL, 0) for s in (1, 2, 3)]
+    draws = [rng.uniform(rng.keys_tensor(keys, dev), [(0, 100), (0, 4096)], [100, 4096], 8)
+             .cpu() for dev in ("cpu", "cuda")]
+    same = torch.equal(draws[0], draws[1])
+    say(f"  samples cpu vs cuda {'bit-identical' if same else 'DIFFERENT'} "
+        f"({draws[0].numel():,} draws)")
+    if not same:
+        report.failures.append("the counter generator draws different numbers on CPU and CUDA")
+    with tempfile.TemporaryDirectory(prefix="drosweep-doctor-") as tmp:
+        for method in Method:
+            spec = _check_spec(method)
+            a = _weights(_train_in(Path(tmp) / method.value / "cpu", spec, "cpu"))
+            b = _weights(_train_in(Path(tmp) / method.value / "cuda", spec, "cuda"))
+            rel = max(float((a[k] - b[k]).abs().max() / a[k].abs().max().clamp_min(1e-30))
+                      for k in a)
+            verdict = "ok" if rel <= CROSS_DEVICE_TOL else "TOO FAR"
+            say(f"  weights cpu vs cuda {method.value:<11} max rel diff {rel:.2e} {verdict}")
+            if rel > CROSS_DEVICE_TOL:
+                report.failures.append(f"{method.value}: CPU and CUDA weights differ by {rel:.2e} "
+                                       f"(> {CROSS_DEVICE_TOL:g}) after the same steps")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def _timer(device: torch.device, out: list[float]) -> Iterator[None]:
+    _sync(device)
+    start = time.perf_counter()
+    yield
+    _sync(device)
+    out.append(time.perf_counter() - start)
+
+
+def time_step(method: Method, radius: float, k: int, temp: float, device: torch.device,
+              repeats: int, batch: int = BATCH) -> float:
+    """Seconds of one optimizer step's work (forward, backward) of a pack of k fresh models on
+    a batch of synthetic Avila-shaped points: the minimum over `repeats`, after one warm-up on
+    CUDA (kernel selection, allocator)."""
+    settings = TrainSettings.from_dict(dict(TIMING_OVERRIDES))
+    spec = TrainSpec(method, radius, 0, settings, "synthetic")
+    data = make_synthetic(n_train=batch * k, n_test=1)
+    models = [build_model(settings.hidden, seed=derive_seed(i, "init")) for i in range(k)]
+    model = PackedMLP(models).to(device)
+    x = data.x_train.view(k, batch, -1).to(device)
+    y = data.y_train.view(k, batch).to(device)
+    step = method_step(method)
+    times: list[float] = []
+    warmup = 1 if device.type == "cuda" else 0
+    for r in range(repeats + warmup):
+        epoch = settings.adv_start_epoch  # adversarial: the attack runs
+        ctx = StepContext(spec, r, epoch, temp, list(range(k)))
+        model.set_relu_keys([rng.stream_key(i, rng.Purpose.RELU, r) for i in range(k)])
+        model.zero_grad(set_to_none=True)
+        with _timer(device, times):
+            step(model, x, y, ctx)
+    return min(times[warmup:])
+
+
+def time_rates(device: torch.device, quick: bool, say: Say, report: DoctorReport) -> None:
+    cpu = device.type == "cpu"
+    repeats = 1 if cpu else 3
+    for eps in ROBUST_EPS:
+        if quick and eps > QUICK_EPS:
+            report.skipped.append(f"robust eps={eps:g} timings (--quick)")
+            continue
+        seconds = {}
+        for temp in TEMPERATURES:
+            seconds[temp] = time_step(Method.ROBUST, eps, 1, temp, device, repeats, BATCH)
+        say(f"  robust eps={eps:<5g} T=1 {seconds[1.0]:8.3f} s   T=1e-4 {seconds[1e-4]:8.3f} s")
+        report.rates.append(Rate(Method.ROBUST, eps, 1, seconds[1e-4],
+                                 f"T=1e-4 (most of a run); T=1: {seconds[1.0]:.4g} s; "
+                                 f"B={BATCH}, fresh model"))
+    for method in PACKED_METHODS:
+        radius = 0.0 if method is Method.REGULAR else PACKED_RADIUS
+        for k in PACKS:
+            if quick and k > QUICK_PACK[method]:
+                report.skipped.append(f"{method.value} k={k} timing (--quick)")
+                continue
+            sec = time_step(method, radius, k, 1e-4, device, repeats if k < 51 else 1, BATCH)
+            say(f"  {method.value:<11} k={k:<3} {sec:8.4f} s/step  ({sec / k * 1e3:.2f} ms per "
+                f"trial)")
+            report.rates.append(Rate(method, radius, k, sec, f"B={BATCH}, fresh models"))
+
+
+def _versions(device: torch.device) -> dict[str, str]:
+    out = {"torch": str(torch.__version__), "python": platform.python_version()}
+    if device.type == "cuda":
+        out["cuda"] = str(torch.version.cuda)
+    return out
+
+
+def run_doctor(*, out: Path, quick: bool = False, device: str = "auto",
+               say: Say = print) -> DoctorReport:
+    """Check this machine's device and write its calibration to `out`; see the module doc."""
+    dev = resolve_device(device)
+    precision = pin_precision()
+    report = DoctorReport(device_model(dev))
+    say(f"device        {dev} - {report.device}")
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        say(f"SMs           {props.multi_processor_count} ({props.total_memory / 2**30:.0f} GiB)")
+    else:
+        say(f"threads       {torch.get_num_threads()} (no SMs: CPU)")
+        if not torch.cuda.is_available():
+            report.skipped.append("every CUDA check and timing (no CUDA device here)")
+    say(f"precision     {precision}: " + ", ".join(f"{k}={v}" for k, v in
+                                                    precision_flags().items()
+                                                    if k != TF32_OVERRIDE_ENV))
+    say(f"{TF32_OVERRIDE_ENV} = {precision_flags()[TF32_OVERRIDE_ENV]!r}")
+    say(f"stop and resume ({dev.type}):")
+    check_resume(dev.type, say, report)
+    if dev.type == "cuda":
+        say("CPU against CUDA, same seeds:")
+        check_cpu_vs_cuda(say, report)
+    elif torch.cuda.is_available():
+        report.skipped.append("CPU against CUDA (device cpu was asked for)")
+    say(f"timings ({dev.type}, seconds per optimizer step of the pack):")
+    time_rates(dev, quick, say, report)
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    calibration.save(out, report.device, report.rates, created=created,
+                     versions=_versions(dev))
+    report.calibration_path = out
+    say(f"calibration   {len(report.rates)} rates written to {out}")
+    for line in report.skipped:
+        say(f"skipped       {line}")
+    for line in report.failures:
+        say(f"FAILED        {line}")
+    if not math.isfinite(sum(r.seconds_per_step for r in report.rates)):
+        report.failures.append("a timing is not finite")
+    return report
+
+
+__all__ = ["DoctorReport", "run_doctor", "time_step"]
