@@ -10,8 +10,13 @@ once. Two passes over chunks of samples do it:
    w_ij = p_ij / B, p_ij = exp(CE_ij / T - lse_i) the softmax over j. Its gradient is exactly the
    gradient of the loss, and each block's graph is freed before the next one is built.
 
-Samples are regenerated in pass 2 (a source hands out the same chunk every time it is asked), not
-stored. At low temperature nearly all softmax mass sits on a few samples per point: samples with
+Between the passes the host reads, once, how many samples each chunk keeps (`_select`); pass 2
+regenerates only the chunks that hold any (a source hands out the same chunk every time it is
+asked; samples are never stored) and gathers their kept rows on the device. With `preselect`, pass
+1 runs in bf16 with a rigorous error bound and an extra pass recomputes the candidates in fp32 (see
+`smoothed_max_ce_backward`).
+
+At low temperature nearly all softmax mass sits on a few samples per point: samples with
 p_ij < threshold get no backward. Each point drops at most N * threshold of its unit mass, so the
 gradient changes by at most N * threshold * max_j |grad CE_ij| / B per point (threshold 1e-13,
 N = 194,796: < 2e-8 of one sample's gradient, below float32 rounding). The value is never pruned.
@@ -347,7 +352,7 @@ def _select(masks: list[Tensor]) -> list[_Pick]:
             width = max(n)
             order = torch.sort(f.to(torch.uint8), dim=1, descending=True, stable=True).indices
             valid = torch.arange(width, device=f.device) < dev_counts.unsqueeze(1)
-            picks.append(_Pick("gather", order[:, :width], valid))
+            picks.append(_Pick("gather", order[:, :width].clone(), valid))  # frees the rest
     return picks
 
 
