@@ -180,8 +180,9 @@ def measure_cell(model: nn.Module, x: Tensor, y: Tensor, state: str, temperature
                  eps: float, args: argparse.Namespace) -> Cell:
     n = n_ball_samples(eps)
     source = uniform_ball_source(x, eps, n, args.chunk_size, SAMPLE_SEED)
-    cell = Cell(state, temperature, eps, n, [], [], 1.0, None,
-                reference_fits(BATCH * n, args.hidden, x.device))
+    skip = "--no-reference" if args.no_reference else reference_fits(BATCH * n, args.hidden,
+                                                                          x.device)
+    cell = Cell(state, temperature, eps, n, [], [], 1.0, None, skip)
 
     def ref() -> None:
         samples = torch.cat([source.chunk(c) for c in range(source.n_chunks)], 1)
@@ -365,6 +366,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rss-states", choices=["T1e-4", "both", "none"], default="T1e-4",
                    help="states of the eps=0.3 RSS step (T1 backpropagates all 19.5M samples: "
                         "~1 min more)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="time only ours, exact and preselected (no one-graph reference)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
