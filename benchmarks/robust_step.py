@@ -1,11 +1,13 @@
 """Seconds per robust step: the chunked smoothed max against a naive one-graph reference.
 
-Usage: python benchmarks/robust_step.py [--data-dir DIR] [--repeats R] [--json]
+Usage: python benchmarks/robust_step.py [--device cpu|cuda] [--data-dir DIR] [--repeats R] [--json]
 
 A step is: draw B*N ball samples, the loss mean_i T*logsumexp_j(CE_ij/T) and its gradient (the SGD
 update, ~0.1 ms, is left out so every repeat sees the same model). The reference puts all B*N
 samples in one autograd graph; ours is `smoothed_max_ce_backward`. Both use the same samples (the
-reference concatenates the source's chunks), so their gradients are compared as well.
+reference concatenates the source's chunks), so their gradients are compared as well. Ours runs
+twice per repeat: exact fp32 and with the bf16 preselection (`preselect=True`; where it is not
+tried, e.g. at T=1, the two are the same code); "preselect_speedup" is exact time / preselected time.
 
 Two states, B=100 Avila training points, eps in {0.01, 0.1, 0.2}:
 - T=1, fresh model: every sample carries weight (no pruning; tests the chunked full backward);
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -69,6 +71,10 @@ class Cell:
     backward_fraction: float
     grad_rel_diff: float | None
     ref_skipped: str | None = None
+    pre_s: list[float] = field(default_factory=list)
+    preselected: bool = False
+    candidate_fraction: float = 0.0
+    pre_grad_rel_diff: float | None = None
 
     @property
     def key(self) -> str:
@@ -77,6 +83,10 @@ class Cell:
     @property
     def speedup(self) -> float | None:
         return min(self.ref_s) / min(self.ours_s) if self.ref_s else None
+
+    @property
+    def preselect_speedup(self) -> float | None:
+        return min(self.ours_s) / min(self.pre_s) if self.pre_s else None
 
 
 def load_data(data_dir: str | None) -> tuple[Dataset, str]:
@@ -113,23 +123,30 @@ def reference_step(model: nn.Module, samples: Tensor, y: Tensor, temperature: fl
 
 
 def ours_step(model: nn.Module, x: Tensor, y: Tensor, eps: float, temperature: float,
-              chunk_size: int) -> SmoothMaxStats:
+              chunk_size: int, preselect: bool = False) -> SmoothMaxStats:
     stats = SmoothMaxStats()
     source = uniform_ball_source(x, eps, n_ball_samples(eps), chunk_size, SAMPLE_SEED)
-    smoothed_max_ce_backward(model, source, y, temperature, stats=stats)
+    smoothed_max_ce_backward(model, source, y, temperature, preselect=preselect, stats=stats)
     return stats
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
     gc.collect()
+    _sync(device)
     t0 = time.perf_counter()
     out = fn()
+    _sync(device)
     return time.perf_counter() - t0, out
 
 
 def grad_of(model: nn.Module, fn: Callable[[], object]) -> tuple[float, object, list[Tensor]]:
     model.zero_grad(set_to_none=True)
-    seconds, out = timed(fn)
+    seconds, out = timed(fn, next(model.parameters()).device)
     grads = [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
     model.zero_grad(set_to_none=True)
     return seconds, out, grads
@@ -139,10 +156,11 @@ def rel_diff(got: list[Tensor], want: list[Tensor]) -> float:
     return max(float((g - w).abs().max() / w.abs().max()) for g, w in zip(got, want, strict=True))
 
 
-def reference_fits(n_samples: int, hidden: int) -> str | None:
+def reference_fits(n_samples: int, hidden: int, device: torch.device) -> str | None:
     """Why the reference cannot run here (its activations need more memory than is free)."""
     need = n_samples * hidden * 4 * 7 + GIB  # ~16 GiB measured at eps=0.2
-    available = _meminfo_bytes("MemAvailable")
+    available = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else \
+        _meminfo_bytes("MemAvailable")
     if available is not None and need > available:
         return f"needs ~{need / GIB:.0f} GiB, {available / GIB:.0f} GiB available"
     return None
@@ -162,8 +180,9 @@ def measure_cell(model: nn.Module, x: Tensor, y: Tensor, state: str, temperature
                  eps: float, args: argparse.Namespace) -> Cell:
     n = n_ball_samples(eps)
     source = uniform_ball_source(x, eps, n, args.chunk_size, SAMPLE_SEED)
-    cell = Cell(state, temperature, eps, n, [], [], 1.0, None,
-                reference_fits(BATCH * n, args.hidden))
+    skip = "--no-reference" if args.no_reference else reference_fits(BATCH * n, args.hidden,
+                                                                          x.device)
+    cell = Cell(state, temperature, eps, n, [], [], 1.0, None, skip)
 
     def ref() -> None:
         samples = torch.cat([source.chunk(c) for c in range(source.n_chunks)], 1)
@@ -172,14 +191,28 @@ def measure_cell(model: nn.Module, x: Tensor, y: Tensor, state: str, temperature
     def ours() -> SmoothMaxStats:
         return ours_step(model, x, y, eps, temperature, args.chunk_size)
 
+    def preselected() -> SmoothMaxStats:
+        return ours_step(model, x, y, eps, temperature, args.chunk_size, preselect=True)
+
     ref_grads: list[Tensor] | None = None
     for r in range(args.repeats):
         run_ref = cell.ref_skipped is None and (not cell.ref_s or sum(cell.ref_s) < args.ref_budget)
         if run_ref and r % 2 == 0:
             seconds, _, ref_grads = grad_of(model, ref)
             cell.ref_s.append(seconds)
-        seconds, stats, grads = grad_of(model, ours)
-        cell.ours_s.append(seconds)
+        first, second = (ours, preselected) if r % 2 == 0 else (preselected, ours)
+        for fn in (first, second):
+            seconds, out, got = grad_of(model, fn)
+            if fn is ours:
+                cell.ours_s.append(seconds)
+                stats, grads = out, got
+            else:
+                assert isinstance(out, SmoothMaxStats)
+                cell.pre_s.append(seconds)
+                cell.preselected = out.preselected
+                cell.candidate_fraction = out.candidate_samples / out.samples
+                pre_grads = got
+        cell.pre_grad_rel_diff = rel_diff(pre_grads, grads)
         if run_ref and r % 2 == 1:
             seconds, _, ref_grads = grad_of(model, ref)
             cell.ref_s.append(seconds)
@@ -190,15 +223,16 @@ def measure_cell(model: nn.Module, x: Tensor, y: Tensor, state: str, temperature
     return cell
 
 
-def rss_child(payload: Path) -> None:
+def rss_child(payload: Path, device: torch.device) -> None:
     """One of our steps at eps=0.3 in a fresh process, so that its peak RSS is its own."""
     data = torch.load(payload, weights_only=True)
-    model = build_model(seed=0)
+    model = build_model(seed=0).to(device)
     model.load_state_dict(data["model"])
     before = _status_rss()
     t0 = time.perf_counter()
-    stats = ours_step(model, data["x"], data["y"], EPS_RSS, float(data["temperature"]),
-                      int(data["chunk_size"]))
+    stats = ours_step(model, data["x"].to(device), data["y"].to(device), EPS_RSS,
+                      float(data["temperature"]), int(data["chunk_size"]))
+    _sync(device)
     seconds = time.perf_counter() - t0
     peak = _status_rss("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"peak_rss_bytes": peak, "rss_before_bytes": before, "seconds": seconds,
@@ -222,13 +256,21 @@ def measure_rss(model: nn.Module, x: Tensor, y: Tensor, temperature: float,
                 chunk_size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         payload = Path(tmp) / "payload.pt"
-        torch.save({"model": model.state_dict(), "x": x, "y": y, "temperature": temperature,
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "x": x.cpu(), "y": y.cpu(), "temperature": temperature,
                     "chunk_size": chunk_size}, payload)
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(payload),
-                              "--threads", str(torch.get_num_threads())],
+                              "--threads", str(torch.get_num_threads()),
+                              "--device", str(x.device)],
                              check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def _loadavg() -> str:
@@ -249,8 +291,8 @@ def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: st
                 args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
     print(f"\nrobust step, B={BATCH}, MLP 8-{args.hidden}-{args.hidden}-12, data={dataset}, "
           f"chunk_size={args.chunk_size}, torch threads={torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, repeats={args.repeats}; "
-          f"seconds: min (median)", file=out)
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, repeats={args.repeats}, "
+          f"device={_device_name(args.device)}; seconds: min (median)", file=out)
     head = (f"{'state':6} {'eps':>5} {'N':>7} {'ours s/step':>18} {'ours samples/s':>15} "
             f"{'ref s/step':>18} {'ref samples/s':>14} {'speedup':>8} {'bwd %':>7} "
             f"{'grad diff':>9}  target")
@@ -271,6 +313,18 @@ def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: st
         print(f"{c.state:6} {c.eps:5g} {c.n:7d} {fmt(c.ours_s):>18} "
               f"{samples / min(c.ours_s):15.3g} {fmt(c.ref_s):>18} {ref_rate} {speed} "
               f"{100 * c.backward_fraction:6.2f}% {diff}  {verdict}", file=out)
+    print(f"\n{'state':6} {'eps':>5} {'exact fp32 s':>18} {'preselected s':>18} {'speedup':>8} "
+          f"{'tried':>5} {'candidates':>10} {'grad diff':>9}", file=out)
+    for c in cells:
+        pre = c.preselect_speedup
+        diff = f"{c.pre_grad_rel_diff:9.1e}" if c.pre_grad_rel_diff is not None else f"{'-':>9}"
+        print(f"{c.state:6} {c.eps:5g} {fmt(c.ours_s):>18} {fmt(c.pre_s):>18} "
+              f"{pre if pre is not None else float('nan'):7.2f}x "
+              f"{'yes' if c.preselected else 'no':>5} {100 * c.candidate_fraction:9.2f}% {diff}",
+              file=out)
+    print("preselected: bf16 pass with a rigorous error bound, candidates recomputed in fp32 "
+          "(tried only where T ln(1/threshold) <= PRESELECT_MAX_MARGIN); candidates: samples "
+          "recomputed; grad diff: against exact fp32.", file=out)
     n = n_ball_samples(EPS_RSS)
     for state, r in rss.items():
         peak = r["peak_rss_bytes"] / GIB
@@ -289,13 +343,16 @@ def summary(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: str) -
     met = {key: (s := speedups[key]) is not None and s >= t for key, t in TARGETS.items()}
     met["peak_rss_eps0.3"] = peak is not None and peak <= RSS_TARGET_GIB
     return {"speedup": speedups,
+            "preselect_speedup": {c.key: c.preselect_speedup for c in cells},
             "peak_rss_gib_eps0.3": peak, "targets_met": met, "data": dataset,
-            "cells": [asdict(c) | {"speedup": c.speedup} for c in cells],
+            "cells": [asdict(c) | {"speedup": c.speedup,
+                                   "preselect_speedup": c.preselect_speedup} for c in cells],
             "rss_eps0.3": rss, "torch_threads": torch.get_num_threads()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--data-dir", default=os.environ.get("DROSWEEP_DATA_DIR"),
                    help="Avila folder (default: $DROSWEEP_DATA_DIR)")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per cell (default 3)")
@@ -309,6 +366,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rss-states", choices=["T1e-4", "both", "none"], default="T1e-4",
                    help="states of the eps=0.3 RSS step (T1 backpropagates all 19.5M samples: "
                         "~1 min more)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="time only ours, exact and preselected (no one-graph reference)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -332,21 +391,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     if args.rss_child is not None:
-        rss_child(args.rss_child)
+        rss_child(args.rss_child, device)
         return 0
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else \
         (lambda *a: print(*a, flush=True))
     log(f"load average at start: {_loadavg()}")
     data, dataset = load_data(args.data_dir)
     pick = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(args.seed))
-    x, y = data.x_train[pick[:BATCH]], data.y_train[pick[:BATCH]]
+    x, y = data.x_train[pick[:BATCH]].to(device), data.y_train[pick[:BATCH]].to(device)
     t0 = time.perf_counter()
     trained = pretrain(data, args.pretrain_epochs, args.seed)
-    acc = float((trained(data.x_test).argmax(1) == data.y_test).float().mean())
+    with torch.no_grad():
+        acc = float((trained(data.x_test).argmax(1) == data.y_test).float().mean())
     log(f"pre-trained {args.pretrain_epochs} epochs in {time.perf_counter() - t0:.1f} s "
         f"(test accuracy {acc:.3f})")
-    models = {"T1": build_model(seed=args.seed), "T1e-4": trained}
+    models = {"T1": build_model(seed=args.seed).to(device), "T1e-4": trained.to(device)}
     cells: list[Cell] = []
     for state, temperature in STATES:
         for eps in EPSILONS:

@@ -104,6 +104,9 @@ class _Pack:
         self.epoch = 0
         self.batch_index = 0
         self.loss_acc = torch.zeros(len(specs), dtype=torch.float64, device=device)
+        # this epoch's batch order of every trial, on the device: copied once per epoch
+        self.order: torch.Tensor | None = None
+        self.pack_rows = torch.arange(len(specs), device=device).unsqueeze(1)
 
     @property
     def n_batches(self) -> int:
@@ -132,6 +135,7 @@ class _Pack:
 
     def load_trial(self, i: int, ck: dict[str, Any]) -> None:
         t = self.trials[i]
+        self.order = None
         self.model.load_trial(i, ck["model"])
         t.loss_sum, t.loss_count = ck["loss_sum"], ck["loss_count"]
         t.last_epoch_loss, t.wall_total = ck["last_epoch_loss"], ck["wall_total"]
@@ -152,16 +156,17 @@ class _Pack:
 
     def run_step(self) -> None:
         s = self.spec.settings
-        perms = []
-        for t in self.trials:
-            if t.perm is None:
-                t.perm = permutation(stream_key(t.spec.seed, Purpose.DATA, self.epoch),
-                                     self.y.shape[1])
-            perms.append(t.perm)
+        if self.order is None or any(t.perm is None for t in self.trials):
+            perms = []
+            for t in self.trials:
+                if t.perm is None:
+                    t.perm = permutation(stream_key(t.spec.seed, Purpose.DATA, self.epoch),
+                                         self.y.shape[1])
+                perms.append(t.perm)
+            self.order = torch.stack(perms).to(self.device)
         lo, hi = self.batch_index * s.batch_size, (self.batch_index + 1) * s.batch_size
-        idx = torch.stack([p[lo:hi] for p in perms]).to(self.device)
-        rows = torch.arange(len(self.trials), device=self.device).unsqueeze(1)
-        x, y = self.x[rows, idx], self.y[rows, idx]
+        idx = self.order[:, lo:hi]
+        x, y = self.x[self.pack_rows, idx], self.y[self.pack_rows, idx]
         seeds = [t.spec.seed for t in self.trials]
         ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
                           seeds)
@@ -179,6 +184,7 @@ class _Pack:
             self._flush_losses()
             self.epoch += 1
             self.batch_index = 0
+            self.order = None
             for t in self.trials:
                 t.last_epoch_loss = t.loss_sum / max(t.loss_count, 1)
                 t.perm, t.loss_sum, t.loss_count = None, 0.0, 0

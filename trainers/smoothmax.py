@@ -10,8 +10,13 @@ once. Two passes over chunks of samples do it:
    w_ij = p_ij / B, p_ij = exp(CE_ij / T - lse_i) the softmax over j. Its gradient is exactly the
    gradient of the loss, and each block's graph is freed before the next one is built.
 
-Samples are regenerated in pass 2 (a source hands out the same chunk every time it is asked), not
-stored. At low temperature nearly all softmax mass sits on a few samples per point: samples with
+Between the passes the host reads, once, how many samples each chunk keeps (`_select`); pass 2
+regenerates only the chunks that hold any (a source hands out the same chunk every time it is
+asked; samples are never stored) and gathers their kept rows on the device. With `preselect`, pass
+1 runs in bf16 with a rigorous error bound and an extra pass recomputes the candidates in fp32 (see
+`smoothed_max_ce_backward`).
+
+At low temperature nearly all softmax mass sits on a few samples per point: samples with
 p_ij < threshold get no backward. Each point drops at most N * threshold of its unit mass, so the
 gradient changes by at most N * threshold * max_j |grad CE_ij| / B per point (threshold 1e-13,
 N = 194,796: < 2e-8 of one sample's gradient, below float32 rounding). The value is never pruned.
@@ -25,7 +30,8 @@ gets the gradient that a single run with its seed would.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -271,6 +277,22 @@ class _Scores:
     err: list[Tensor] | None  # per chunk, (k, B, m_c): bound on |ce - CE_fp32| (preselection)
 
 
+@contextmanager
+def _fp32_accumulation(device: torch.device) -> Iterator[None]:
+    """cuBLAS may reduce bf16 matmuls in bf16 unless told not to (torch's default allows it):
+    the preselection's bound needs fp32 accumulation, so the flag is off while it runs."""
+    if device.type != "cuda":
+        yield
+        return
+    flags = torch.backends.cuda.matmul
+    saved = flags.allow_bf16_reduced_precision_reduction
+    flags.allow_bf16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        flags.allow_bf16_reduced_precision_reduction = saved
+
+
 def _score_pass(model: nn.Module, source: SampleSource, y: Tensor, packed: bool,
                 preselect: bool) -> _Scores:
     """Pass 1, without autograd: the CE of every sample (and its bound, when preselecting)."""
@@ -288,7 +310,8 @@ def _score_pass(model: nn.Module, source: SampleSource, y: Tensor, packed: bool,
                 assert layers is not None
                 pre = pre or _PreselectForward(layers, z)
                 err = torch.empty_like(ce)
-                pre(z, yr, ce, err)
+                with _fp32_accumulation(z.device):
+                    pre(z, yr, ce, err)
                 err_chunks.append(err.view(chunk.shape[:3]))
             else:
                 exact = exact or _Forward(model, packed, z)
@@ -335,7 +358,7 @@ def _select(masks: list[Tensor]) -> list[_Pick]:
             width = max(n)
             order = torch.sort(f.to(torch.uint8), dim=1, descending=True, stable=True).indices
             valid = torch.arange(width, device=f.device) < dev_counts.unsqueeze(1)
-            picks.append(_Pick("gather", order[:, :width], valid))
+            picks.append(_Pick("gather", order[:, :width].clone(), valid))  # frees the rest
     return picks
 
 
@@ -479,8 +502,9 @@ def smoothed_max_ce_backward(model: nn.Module, source: SampleSource, y: Tensor,
     plus the fp32 forward's own gamma_{n+1}; the ReLU is 1-Lipschitz, so on the logits
     |Δ| <= c_2 |W3||W2| ĥ1 + c_3 |W3| ĥ2 + 2 gamma_9 |W3||W2|(|W1||z| + |b1|) + c_2 |W3||b2|
     + c_3 |b3|, and the CE moves by at most max_q |Δ_q| + |Δ_y| (logsumexp is 1-Lipschitz in the
-    inf-norm), plus the CE's own fp32 evaluation. Assumes fp32 accumulation in bf16 matmuls
-    (oneDNN and ATen on the CPU; cuBLAS with allow_bf16_reduced_precision_reduction off).
+    inf-norm), plus the CE's own fp32 evaluation. Needs fp32 accumulation in bf16 matmuls
+    (oneDNN and ATen on the CPU; on CUDA allow_bf16_reduced_precision_reduction is switched off
+    while the pass runs).
     The non-candidates are left out of the normalizer: each has p_ij < threshold, so lse_i is
     low by at most log(1 + N threshold) <= N threshold and the loss by <= T N threshold
     (N = 194,796, threshold 1e-13: 2e-8 T, below float32 rounding of the value); the weights
