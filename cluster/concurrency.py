@@ -21,8 +21,11 @@ of one GPU per task); the trials of a pack train at once on the task's device.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+_SLURM_ID = re.compile(r"^\d+(_\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,9 @@ class ArrayOptions:
 
 def schedule(arrays: int, max_running: int, live_job_ids: Iterable[str]
              ) -> list[tuple[int, tuple[str, ...], bool]]:
-    """(throttle, live arrays to wait for, wait for the previous array) for each new array."""
-    live = set(live_job_ids)
+    """(throttle, live arrays to wait for, wait for the previous array) for each new array.
+    Live tasks that are not SLURM jobs (a local run) hold no cluster slot and are left out."""
+    live = {j for j in live_job_ids if _SLURM_ID.match(j)}
     live_arrays = tuple(sorted({j.split("_")[0] for j in live}))
     free = max_running - len(live)
     out: list[tuple[int, tuple[str, ...], bool]] = []

@@ -3,8 +3,8 @@
 `plan`, `submit` and `resume` all call `context`, so the three agree. For the slurm executor the
 cluster is read (`cluster.slurm_info`): MaxArraySize fills `max_array_size` when the study leaves
 it out, and the profile is checked against the partition. The device model the estimates are for
-is, in this order: `cluster.device_model`; for local and debug runs this machine's device; for
-GPU tasks on SLURM the gres type asked for (`cluster.gpu_type`), else the only GPU gres type of
+is: for local and debug runs this machine's device; else `cluster.device_model`; else, for GPU
+tasks on SLURM, the gres type asked for (`cluster.gpu_type`), else the only GPU gres type of
 the partition's nodes. Otherwise it is unknown and the study's finished trials are not used.
 """
 
@@ -38,10 +38,10 @@ def local_device_model(device: str) -> str:
 
 def device_model_for(profile: ClusterProfile, executor: str, info: SlurmInfo | None,
                      device: str | None = None) -> str | None:
-    if profile.device_model:
-        return profile.device_model
     if executor in ("local", "debug"):
         return local_device_model(device or profile.device)
+    if profile.device_model:
+        return profile.device_model
     if (device or profile.device) == "cpu":
         return None
     return slurm_info.gres_model(profile, info)

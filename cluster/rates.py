@@ -28,7 +28,7 @@ from pathlib import Path
 from cluster import calibration as cal
 from cluster.cost import Cost, pack_seconds
 from jobs.grid import TrialSpec, radius_tag
-from jobs.markers import DoneMarker
+from jobs.markers import read_done_at
 from jobs.paths import Paths
 from trainers.spec import Method
 
@@ -133,13 +133,11 @@ def study_points(paths: Paths, trials: Iterable[TrialSpec], device_model: str
     Markers are read without the shared-filesystem retry (a marker being written now counts
     next time); markers from before device models were recorded are left out."""
     samples: dict[tuple[Method, str], dict[int, list[float]]] = {}
+    files = paths.done_files()
     for trial in trials:
-        try:
-            data = json.loads(paths.done(trial).read_text(encoding="utf-8"))
-            marker = DoneMarker(**data)
-        except (OSError, ValueError, TypeError):
-            continue
-        if marker.device_model is None or marker.pack is None or marker.wall_s <= 0:
+        path = files.get(trial.key)
+        marker = read_done_at(path) if path is not None else None
+        if marker is None or marker.device_model is None or marker.pack is None or marker.wall_s <= 0:
             continue
         stepped = marker.steps - marker.resumed_from
         if stepped <= 0 or not same_model(device_model, marker.device_model):

@@ -119,6 +119,17 @@ def read_done(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
         return None
 
 
+def read_done_at(path: Path) -> DoneMarker | None:
+    """The DONE marker at a known path, read once (scans of a whole study; see Paths.done_files)."""
+    data = _read_json(path, 0, 0.0)
+    if data is None:
+        return None
+    try:
+        return DoneMarker(**data)
+    except TypeError:
+        return None
+
+
 def read_failed(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
                 delay_s: float = 0.2) -> FailedMarker | None:
     data = _read_json(paths.failed(trial), retries, delay_s)

@@ -24,6 +24,8 @@ from jobs.grid import TrialSpec, parse_key
 if TYPE_CHECKING:
     from trainers.loop import TrainPaths
 
+DONE_NAME = "DONE.json"
+
 
 class Paths:
     """Every file of one study root. Accepts a `TrialSpec` or its key wherever a trial is named."""
@@ -116,7 +118,7 @@ class Paths:
         return self.trial_dir(trial) / "model.pt"
 
     def done(self, trial: TrialSpec | str) -> Path:
-        return self.trial_dir(trial) / "DONE.json"
+        return self.trial_dir(trial) / DONE_NAME
 
     def failed(self, trial: TrialSpec | str) -> Path:
         return self.trial_dir(trial) / "FAILED.json"
@@ -128,6 +130,15 @@ class Paths:
     def heartbeat(self, trial: TrialSpec | str) -> Path:
         """Refreshed by the task training the trial (jobs/heartbeat.py)."""
         return self.trial_dir(trial) / "heartbeat.json"
+
+    def done_files(self) -> dict[str, Path]:
+        """Key → DONE marker of every trial under runs/ that has one, from one walk of the
+        tree (for scans of a whole study: no per-key path checks, the keys are the folders)."""
+        found: dict[str, Path] = {}
+        for folder, _, files in os.walk(self.runs):
+            if DONE_NAME in files:
+                found[Path(folder).relative_to(self.runs).as_posix()] = Path(folder) / DONE_NAME
+        return found
 
     def train_paths(self, trial: TrialSpec | str) -> TrainPaths:
         from trainers.loop import TrainPaths  # the training loop (torch) only when training

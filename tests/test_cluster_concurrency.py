@@ -25,6 +25,7 @@ def test_schedule_without_live_jobs() -> None:
 def test_schedule_counts_live_tasks_of_earlier_submissions() -> None:
     live = ["7_0", "7_1", "9_0", "9_0"]  # three live tasks in two arrays (a pack counted once)
     assert schedule(2, 8, live) == [(5, (), False), (8, ("7", "9"), True)]
+    assert schedule(1, 8, ["local-20261125-ab12cd_0"]) == [(8, (), False)]
     full = [f"7_{i}" for i in range(8)]
     assert schedule(1, 8, full) == [(8, ("7",), False)]  # no slot left: wait, then the whole cap
 

@@ -200,3 +200,28 @@ def test_cli_bad_calibration_is_one_line_exit_2(tmp_path: Path, capsys: Any) -> 
                  "--calibration", str(bad)]) == 2
     assert "not a drosweep calibration file" in capsys.readouterr().err
     assert not (tmp_path / "root").exists()
+
+
+def test_a_debug_run_teaches_the_next_plan(tmp_path: Path) -> None:
+    """Trained here, the DONE markers carry this machine's device model; a plan for this
+    machine (local/debug executor) then estimates from them."""
+    from cluster import submit
+
+    text = STUDY.format(root=tmp_path / "root", model="", extra="").replace(
+        'device_model = ""\n', 'device = "cpu"\n').replace(
+        "epochs = 10", "epochs = 1\nn_base = 8\ntemp_steps = 5").replace(
+        "trials = 4", "trials = 2")
+    (tmp_path / "r.toml").write_text(text)
+    study = parse_study(text, tmp_path / "r.toml")
+    assert context(study, "debug").rates.study == {}
+    result = submit(study, "debug", progress=False)
+    assert result.errors == ()
+    ctx = context(study, "debug")
+    assert ctx.rates.device_model is not None and "thread" in ctx.rates.device_model
+    the_plan = plan(expand(study), ctx.profile, ctx.rates)
+    assert sorted((g.method.value, g.source, g.samples) for g in the_plan.groups) == [
+        ("regular", "study", 2), ("robust", "study", 2)]
+    assert all(a.time_limit_min == MIN_TIME_LIMIT_MIN for a in the_plan.arrays)
+    # on SLURM with CPU tasks the device model is unknown: the constants are used
+    assert {g.source for g in plan(expand(study), context(study).profile,
+                                   context(study).rates).groups} == {"built-in"}

@@ -184,3 +184,5 @@ def test_context_takes_max_array_size_from_the_cluster(tmp_path: Path) -> None:
     named = dataclasses.replace(study, cluster=dataclasses.replace(
         study.cluster, device_model="NVIDIA H100 80GB HBM3"))
     assert context(named, info=typed()).rates.device_model == "NVIDIA H100 80GB HBM3"
+    # a local or debug run runs here, whatever the profile names
+    assert "thread" in str(context(named, "debug", device="cpu").rates.device_model)

@@ -24,6 +24,7 @@ from jobs import (
     write_done,
     write_failed,
 )
+from jobs.markers import read_done_at
 from trainers.loop import TrainResult
 
 TEXT = """
@@ -141,6 +142,8 @@ def test_old_done_marker_without_device_model_reads(tmp_path: Path) -> None:
     paths.done(specs[0]).write_text(json.dumps(data))
     old = read_done(paths, specs[0])
     assert old == d and old.device_model is None and old.pack is None
+    assert paths.done_files() == {specs[0].key: paths.done(specs[0])}
+    assert read_done_at(paths.done(specs[0])) == d and read_done_at(paths.done(specs[1])) is None
 
 
 def test_failures_are_marked_and_raised_at_the_end(tmp_path: Path,
