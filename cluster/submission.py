@@ -22,6 +22,7 @@ from cluster.backends import SlurmBackend, get_backend
 from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
 from cluster.sacct import SacctRunner, run_sacct
+from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, check_frozen, study_status
 from jobs.errors import StudyError
@@ -62,9 +63,10 @@ def _check_data(study: Study) -> str | None:
     return str(folder.absolute())
 
 
-def _select(study: Study, status: StudyStatus) -> tuple[list[TrialSpec], int, int]:
+def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
+            limit: int | None = None) -> tuple[list[TrialSpec], int, int]:
     todo = set(status.keys_in(TrialState.FAILED, TrialState.MISSING))
-    specs = [t for t in expand(study) if t.key in todo]
+    specs = [t for t in expand(study) if t.key in todo and selection.matches(t)][:limit]
     done = len(status.keys_in(TrialState.DONE))
     live = len(status.keys_in(TrialState.RUNNING, TrialState.PENDING))
     return specs, done, live
@@ -80,8 +82,10 @@ def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
 def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None, resume: bool = False,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct) -> SubmitResult:
-    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live.
+           sacct: SacctRunner = run_sacct, selection: Selection = ALL,
+           limit: int | None = None) -> SubmitResult:
+    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live (of the
+    `selection`, the first `limit` of them in study order).
 
     `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
     (`afterany`), with blocking executors right after the run (the study's `chain_reduce`)."""
@@ -98,7 +102,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     data_dir = _check_data(study)
     task_device = device or study.cluster.device
     if dry_run:
-        specs, done, live = _select(study, study_status(study, sacct=sacct))
+        specs, done, live = _select(study, study_status(study, sacct=sacct), selection, limit)
         the_plan = plan(specs, study.cluster)
         return SubmitResult(executor, the_plan, done, live, (), (), (), True)
 
@@ -112,7 +116,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                            f"has finished") from None
     try:
         frozen = check_frozen(study, paths)  # again, under the lock
-        specs, done, live = _select(study, study_status(study, sacct=sacct))
+        specs, done, live = _select(study, study_status(study, sacct=sacct), selection, limit)
         the_plan = plan(specs, study.cluster)
         submission_id = uuid.uuid4().hex[:12]
         job_ids: list[str] = []
@@ -164,8 +168,9 @@ def _remove_root(paths: Paths, lock: filelock.FileLock) -> None:
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct) -> SubmitResult:
+           sacct: SacctRunner = run_sacct, selection: Selection = ALL,
+           limit: int | None = None) -> SubmitResult:
     """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
     return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
-                  resume=True, then=then, sacct=sacct)
+                  resume=True, then=then, sacct=sacct, selection=selection, limit=limit)
 

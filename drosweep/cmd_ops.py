@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from cluster.detail import format_rows, trial_rows
+from cluster.planner import Plan
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
 from drosweep.args import add_study_arguments
 from drosweep.select_args import add_selection_arguments, selection_from
-from jobs import load_study
+from jobs import Study, load_study
 
 
 def register(sub: Any) -> None:
@@ -51,6 +52,17 @@ def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[s
     else:
         print(format_rows(rows))
     return 0
+
+
+def print_scripts(study: Study, the_plan: Plan) -> None:
+    """The sbatch script of each array, exactly as `submit` would hand it to sbatch."""
+    from cluster.backends.slurm import SlurmBackend
+    from jobs.paths import Paths
+
+    backend = SlurmBackend(study, Paths(study.root))
+    for i, array in enumerate(the_plan.arrays):
+        print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
+        print(backend.script(len(array.tasks)).rstrip())
 
 
 def run_logs(args: argparse.Namespace) -> int:

@@ -11,8 +11,13 @@ from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, s
 from cluster.backends import BACKENDS
 from cluster.status import group_label
 from drosweep.args import add_study_arguments
-from drosweep.cmd_ops import print_detailed
-from drosweep.select_args import add_selection_arguments, add_state_argument, selection_from
+from drosweep.cmd_ops import print_detailed, print_scripts
+from drosweep.select_args import (
+    add_selection_arguments,
+    add_state_argument,
+    selection_from,
+    subset_from,
+)
 from jobs import Study, expand, load_study
 from jobs.grid import radius_tag
 from trainers.spec import Method
@@ -38,6 +43,9 @@ def register(sub: Any) -> None:
         p.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
                        help="torch device of the tasks (default: cluster.device of the study)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_selection_arguments(p)
+        p.add_argument("-n", type=int, default=None, metavar="N", dest="limit",
+                       help="at most N trials (the first in study order)")
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
@@ -119,7 +127,7 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_submission(result: SubmitResult, root: str) -> int:
+def _report_submission(result: SubmitResult, root: str, study: Study | None = None) -> int:
     verb = "would submit" if result.dry_run else "submitted"
     n = len(result.plan.trials)
     head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
@@ -130,6 +138,8 @@ def _report_submission(result: SubmitResult, root: str) -> int:
     print(head + f" in {len(result.plan.tasks)} task(s)")
     if result.dry_run:
         print(format_plan(result.plan, "(to submit)"))
+        if result.executor == "slurm" and study is not None:
+            print_scripts(study, result.plan)
         return 0
     if result.executor == "slurm":
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
@@ -158,15 +168,15 @@ def _then(study: Study) -> Callable[[str], Any] | None:
 def run_submit(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study))
-    return _report_submission(result, str(study.root))
+                    device=args.device, then=_then(study), **subset_from(args, study))
+    return _report_submission(result, str(study.root), study)
 
 
 def run_resume(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study))
-    return _report_submission(result, str(study.root))
+                    device=args.device, then=_then(study), **subset_from(args, study))
+    return _report_submission(result, str(study.root), study)
 
 
 def format_status(status: StudyStatus) -> str:

@@ -74,6 +74,14 @@ class SlurmBackend(Backend):
         ex.update_parameters(**params)
         return ex
 
+    def script(self, size: int) -> str:
+        """The sbatch script of an array of `size` tasks, exactly as `submit` writes it
+        (submitit renders it; nothing is written or submitted)."""
+        ex = self.executor(size)
+        if size > 1:  # what submitit's batch submission sets on its copy of the executor
+            ex.parameters["map_count"] = size
+        return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
+
     def submit(self, packs: Sequence[TaskPack]) -> list[str]:
         ex = self.executor(len(packs))
         with _sbatch_stderr() as stderr:
