@@ -14,9 +14,9 @@ from cluster.planner import Plan
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
-from drosweep.args import add_study_arguments
+from drosweep.args import add_study_arguments, study_from_args
 from drosweep.select_args import add_selection_arguments, selection_from
-from jobs import Study, load_study
+from jobs import Study
 
 
 def register(sub: Any) -> None:
@@ -71,7 +71,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
     if args.tail is not None and args.tail < 0:
         raise UsageError(f"--tail must be >= 0, got {args.tail}")
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     logs = trial_logs(study, args.key)
     if logs.executor is None:
         print(f"{args.key}: never submitted, no logs")
@@ -96,7 +96,7 @@ def run_logs(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from cluster.cancel import cancel
 
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = cancel(study, selection_from(args, study))
     if args.json:
         print(json.dumps({"study": study.name, "job_ids": list(result.job_ids),

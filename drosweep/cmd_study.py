@@ -10,7 +10,7 @@ from typing import Any
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
 from cluster.status import group_label
-from drosweep.args import add_study_arguments
+from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts
 from drosweep.select_args import (
     add_selection_arguments,
@@ -18,7 +18,7 @@ from drosweep.select_args import (
     selection_from,
     subset_from,
 )
-from jobs import Study, expand, load_study
+from jobs import Study, expand
 from jobs.grid import radius_tag
 from trainers.spec import Method
 
@@ -118,7 +118,7 @@ def format_plan(the_plan: Plan, name: str) -> str:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     the_plan = plan(expand(study), study.cluster)
     if args.json:
         print(json.dumps(plan_json(the_plan, study.name), indent=2))
@@ -166,14 +166,14 @@ def _then(study: Study) -> Callable[[str], Any] | None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), **subset_from(args, study))
     return _report_submission(result, str(study.root), study)
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), **subset_from(args, study))
     return _report_submission(result, str(study.root), study)
@@ -200,7 +200,7 @@ def format_status(status: StudyStatus) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     selection = selection_from(args, study)
     status = study_status(study)
     if args.detailed or args.state or not selection.everything:
