@@ -14,6 +14,7 @@ from cluster.planner import Plan
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
+from cluster.submission import SubmitResult
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.select_args import add_selection_arguments, selection_from
 from jobs import Study
@@ -63,6 +64,23 @@ def print_scripts(study: Study, the_plan: Plan) -> None:
     for i, array in enumerate(the_plan.arrays):
         print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
         print(backend.script(len(array.tasks)).rstrip())
+
+
+def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
+    from cluster.backends.slurm import SlurmBackend
+    from drosweep.cmd_study import plan_json
+    from jobs.paths import Paths
+
+    body: dict[str, Any] = {
+        "study": study.name, "executor": result.executor, "dry_run": result.dry_run,
+        "already_done": result.already_done, "already_live": result.already_live,
+        "trials": [t.key for t in result.plan.trials], "plan": plan_json(result.plan, study.name),
+        "job_ids": list(result.job_ids), "array_ids": list(result.array_ids),
+        "chained_job": result.chained_job, "errors": list(result.errors)}
+    if result.dry_run and result.executor == "slurm":
+        backend = SlurmBackend(study, Paths(study.root))
+        body["scripts"] = [backend.script(len(a.tasks)) for a in result.plan.arrays]
+    return body
 
 
 def run_logs(args: argparse.Namespace) -> int:

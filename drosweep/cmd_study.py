@@ -11,7 +11,7 @@ from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, s
 from cluster.backends import BACKENDS
 from cluster.status import group_label
 from drosweep.args import add_study_arguments, study_from_args
-from drosweep.cmd_ops import print_detailed, print_scripts
+from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
 from drosweep.select_args import (
     add_selection_arguments,
     add_state_argument,
@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
         add_selection_arguments(p)
         p.add_argument("-n", type=int, default=None, metavar="N", dest="limit",
                        help="at most N trials (the first in study order)")
+        p.add_argument("--json", action="store_true",
+                       help="one JSON object (the plan, job ids; with --dry-run the scripts)")
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
@@ -127,7 +129,11 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_submission(result: SubmitResult, root: str, study: Study | None = None) -> int:
+def _report_submission(result: SubmitResult, root: str, study: Study | None = None,
+                       as_json: bool = False) -> int:
+    if as_json and study is not None:
+        print(json.dumps(submission_json(result, study), indent=2))
+        return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
     n = len(result.plan.trials)
     head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
@@ -169,14 +175,14 @@ def run_submit(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), **subset_from(args, study))
-    return _report_submission(result, str(study.root), study)
+    return _report_submission(result, str(study.root), study, args.json)
 
 
 def run_resume(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), **subset_from(args, study))
-    return _report_submission(result, str(study.root), study)
+    return _report_submission(result, str(study.root), study, args.json)
 
 
 def format_status(status: StudyStatus) -> str:

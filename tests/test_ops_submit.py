@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,14 @@ def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeSchedul
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert fake.submitted == [] and not (tmp_path / "root").exists()
+
+
+def test_submit_json(tmp_path: Path, fake: FakeScheduler, capsys: Any) -> None:  # noqa: F811
+    f = study_file(tmp_path)
+    assert main(["submit", str(f), "--dry-run", "--json", "-n", "3"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["dry_run"] and len(body["trials"]) == 3 and body["plan"]["tasks"] == 2
+    assert len(body["scripts"]) == 1 and "#SBATCH --array=0-1%2" in body["scripts"][0]
+    assert main(["submit", str(f), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["array_ids"] == ["100"] and len(body["job_ids"]) == 4
