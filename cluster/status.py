@@ -88,8 +88,11 @@ def check_frozen(study: Study, paths: Paths) -> bool:
     if frozen.fingerprint != study.fingerprint:
         mine, theirs = study.science(), frozen.science()
         differ = sorted(k for k in mine if mine[k] != theirs.get(k))
+        sets = [ln.removeprefix("# drosweep --set ") for ln in text.splitlines()
+                if ln.startswith("# drosweep --set ")]
+        hint = f"; it was submitted with --set {' --set '.join(sets)}" if sets else ""
         raise StudyError(f"{study.root} already holds a different study ({paths.study_file}; "
-                         f"differs in: {', '.join(differ)}); use another --root")
+                         f"differs in: {', '.join(differ)}{hint}); use another --root")
     return True
 
 

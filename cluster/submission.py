@@ -24,6 +24,7 @@ from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
 from cluster.planning import context
 from cluster.sacct import SacctRunner, run_sacct
+from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, check_frozen, study_status
 from jobs.errors import StudyError
@@ -64,9 +65,10 @@ def _check_data(study: Study) -> str | None:
     return str(folder.absolute())
 
 
-def _select(study: Study, status: StudyStatus) -> tuple[list[TrialSpec], int, int]:
+def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
+            limit: int | None = None) -> tuple[list[TrialSpec], int, int]:
     todo = set(status.keys_in(TrialState.FAILED, TrialState.MISSING))
-    specs = [t for t in expand(study) if t.key in todo]
+    specs = [t for t in expand(study) if t.key in todo and selection.matches(t)][:limit]
     done = len(status.keys_in(TrialState.DONE))
     live = len(status.keys_in(TrialState.RUNNING, TrialState.PENDING))
     return specs, done, live
@@ -82,8 +84,10 @@ def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
 def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None, resume: bool = False,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct, calibration: str | None = None) -> SubmitResult:
-    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live.
+           sacct: SacctRunner = run_sacct, calibration: str | None = None,
+           selection: Selection = ALL, limit: int | None = None) -> SubmitResult:
+    """Submit (or with `resume=True`, resubmit) every trial not DONE and not live (of the
+    `selection`, the first `limit` of them in study order).
 
     `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
     (`afterany`), with blocking executors right after the run (the study's `chain_reduce`).
@@ -106,7 +110,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     if ctx.problems:
         raise ClusterError(ctx.problems[0])
     if dry_run:
-        specs, done, live = _select(study, study_status(study, sacct=sacct))
+        specs, done, live = _select(study, study_status(study, sacct=sacct), selection, limit)
         the_plan = plan(specs, ctx.profile, ctx.rates)
         return SubmitResult(executor, the_plan, done, live, (), (), (), True)
 
@@ -121,7 +125,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     try:
         frozen = check_frozen(study, paths)  # again, under the lock
         status = study_status(study, sacct=sacct)
-        specs, done, live = _select(study, status)
+        specs, done, live = _select(study, status, selection, limit)
         the_plan = plan(specs, ctx.profile, ctx.rates)
         live_jobs = [t.job_id for t in status.trials if t.job_id
                      and t.state in (TrialState.RUNNING, TrialState.PENDING)]
@@ -180,8 +184,10 @@ def _remove_root(paths: Paths, lock: filelock.FileLock) -> None:
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
            progress: bool = True, device: str | None = None,
            then: Callable[[str], Any] | None = None,
-           sacct: SacctRunner = run_sacct, calibration: str | None = None) -> SubmitResult:
+           sacct: SacctRunner = run_sacct, calibration: str | None = None,
+           selection: Selection = ALL, limit: int | None = None) -> SubmitResult:
     """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
     return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
-                  resume=True, then=then, sacct=sacct, calibration=calibration)
+                  resume=True, then=then, sacct=sacct, calibration=calibration,
+                  selection=selection, limit=limit)
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from cluster.detail import format_rows, trial_rows
+from cluster.planner import Plan
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
-from drosweep.args import add_study_arguments
+from cluster.submission import SubmitResult
+from drosweep.args import add_study_arguments, study_from_args
 from drosweep.select_args import add_selection_arguments, selection_from
-from jobs import load_study
+from jobs import Study
 
 
 def register(sub: Any) -> None:
@@ -53,13 +55,41 @@ def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[s
     return 0
 
 
+def print_scripts(study: Study, the_plan: Plan) -> None:
+    """The sbatch script of each array, exactly as `submit` would hand it to sbatch."""
+    from cluster.backends.slurm import SlurmBackend
+    from jobs.paths import Paths
+
+    backend = SlurmBackend(study, Paths(study.root))
+    for i, array in enumerate(the_plan.arrays):
+        print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
+        print(backend.script(len(array.tasks)).rstrip())
+
+
+def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
+    from cluster.backends.slurm import SlurmBackend
+    from drosweep.cmd_study import plan_json
+    from jobs.paths import Paths
+
+    body: dict[str, Any] = {
+        "study": study.name, "executor": result.executor, "dry_run": result.dry_run,
+        "already_done": result.already_done, "already_live": result.already_live,
+        "trials": [t.key for t in result.plan.trials], "plan": plan_json(result.plan, study.name),
+        "job_ids": list(result.job_ids), "array_ids": list(result.array_ids),
+        "chained_job": result.chained_job, "errors": list(result.errors)}
+    if result.dry_run and result.executor == "slurm":
+        backend = SlurmBackend(study, Paths(study.root))
+        body["scripts"] = [backend.script(len(a.tasks)) for a in result.plan.arrays]
+    return body
+
+
 def run_logs(args: argparse.Namespace) -> int:
     from cluster.logs import follow, tail_lines, trial_logs
     from drosweep.errors import UsageError
 
     if args.tail is not None and args.tail < 0:
         raise UsageError(f"--tail must be >= 0, got {args.tail}")
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     logs = trial_logs(study, args.key)
     if logs.executor is None:
         print(f"{args.key}: never submitted, no logs")
@@ -84,7 +114,7 @@ def run_logs(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from cluster.cancel import cancel
 
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = cancel(study, selection_from(args, study))
     if args.json:
         print(json.dumps({"study": study.name, "job_ids": list(result.job_ids),

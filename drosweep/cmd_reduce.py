@@ -13,7 +13,7 @@ from typing import Any
 
 import submitit
 
-from drosweep.args import add_study_arguments
+from drosweep.args import add_study_arguments, study_from_args
 from jobs import Paths, Study, expand, load_study
 from plots import ClaimSettings, RenderResult, ResultsError, render
 from reduce import (
@@ -181,7 +181,7 @@ def print_summary(summary: ReduceSummary) -> None:
 
 
 def run_reduce(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     options = _options(args)
     settings = eval_settings_for(study)  # bad [evaluation] fails now, not after the wait
     mapper: Mapper = slurm_mapper(study) if args.executor == "slurm" else in_process
@@ -213,7 +213,7 @@ def reduce_and_report(root: str, device: str = "auto") -> str:
 
 
 def _render(args: argparse.Namespace, with_report: bool) -> RenderResult:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     paths = Paths(study.root)
     claims = ClaimSettings(clean_margin=getattr(args, "clean_margin", ClaimSettings.clean_margin))
     try:
@@ -262,7 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from cluster import submit
 
     start = time.monotonic()
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     settings = eval_settings_for(study) if study.evaluation else DEMO_EVALUATION
     data_dir = _demo_data_dir(args.data_dir, study)
     if data_dir is not None:

@@ -12,10 +12,15 @@ from cluster.backends import BACKENDS
 from cluster.planning import context
 from cluster.slurm_info import read as read_cluster
 from cluster.status import group_label
-from drosweep.args import add_study_arguments
-from drosweep.cmd_ops import print_detailed
-from drosweep.select_args import add_selection_arguments, add_state_argument, selection_from
-from jobs import Study, expand, load_study
+from drosweep.args import add_study_arguments, study_from_args
+from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
+from drosweep.select_args import (
+    add_selection_arguments,
+    add_state_argument,
+    selection_from,
+    subset_from,
+)
+from jobs import Study, expand
 from jobs.grid import radius_tag
 from trainers.spec import Method
 
@@ -42,6 +47,11 @@ def register(sub: Any) -> None:
                        help="torch device of the tasks (default: cluster.device of the study)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         _add_calibration(p)
+        add_selection_arguments(p)
+        p.add_argument("-n", type=int, default=None, metavar="N", dest="limit",
+                       help="at most N trials (the first in study order)")
+        p.add_argument("--json", action="store_true",
+                       help="one JSON object (the plan, job ids; with --dry-run the scripts)")
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="done / running / pending / failed / missing per method "
@@ -133,7 +143,7 @@ def _source(source: str, samples: int) -> str:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
     the_plan = plan(expand(study), ctx.profile, ctx.rates)
     if args.json:
@@ -147,7 +157,11 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_submission(result: SubmitResult, root: str) -> int:
+def _report_submission(result: SubmitResult, root: str, study: Study | None = None,
+                       as_json: bool = False) -> int:
+    if as_json and study is not None:
+        print(json.dumps(submission_json(result, study), indent=2))
+        return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
     n = len(result.plan.trials)
     head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
@@ -158,6 +172,8 @@ def _report_submission(result: SubmitResult, root: str) -> int:
     print(head + f" in {len(result.plan.tasks)} task(s)")
     if result.dry_run:
         print(format_plan(result.plan, "(to submit)"))
+        if result.executor == "slurm" and study is not None:
+            print_scripts(study, result.plan)
         return 0
     if result.executor == "slurm":
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
@@ -184,17 +200,19 @@ def _then(study: Study) -> Callable[[str], Any] | None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study), calibration=args.calibration)
-    return _report_submission(result, str(study.root))
+                    device=args.device, then=_then(study), calibration=args.calibration,
+                    **subset_from(args, study))
+    return _report_submission(result, str(study.root), study, args.json)
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
-                    device=args.device, then=_then(study), calibration=args.calibration)
-    return _report_submission(result, str(study.root))
+                    device=args.device, then=_then(study), calibration=args.calibration,
+                    **subset_from(args, study))
+    return _report_submission(result, str(study.root), study, args.json)
 
 
 def format_status(status: StudyStatus) -> str:
@@ -218,7 +236,7 @@ def format_status(status: StudyStatus) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    study = load_study(args.study, root=args.root)
+    study = study_from_args(args)
     selection = selection_from(args, study)
     status = study_status(study)
     if args.detailed or args.state or not selection.everything:

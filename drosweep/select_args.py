@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cluster.select import Selection, make_selection
 from cluster.states import TrialState
+from drosweep.errors import UsageError
 from jobs.study import Study
 
 
@@ -23,6 +25,13 @@ def selection_from(args: argparse.Namespace, study: Study) -> Selection:
     return make_selection(study, methods=args.method, radii=args.radius,
                           trials=getattr(args, "trials", None),
                           keys=getattr(args, "keys", None) or ())
+
+
+def subset_from(args: argparse.Namespace, study: Study) -> dict[str, Any]:
+    """`submit`/`resume` keyword arguments: the selection and `-n`."""
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"-n must be >= 1, got {args.limit}")
+    return {"selection": selection_from(args, study), "limit": args.limit}
 
 
 def add_state_argument(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -318,8 +319,10 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     )
 
 
-def load_study(path: str | Path, root: str | Path | None = None) -> Study:
-    """Read and validate a study file. Raises StudyError (one line) on any problem."""
+def load_study(path: str | Path, root: str | Path | None = None,
+               overrides: Sequence[str] = ()) -> Study:
+    """Read and validate a study file, with `--set KEY=VALUE` overrides (jobs/overrides.py)
+    applied first. Raises StudyError (one line) on any problem."""
     source = Path(path)
     try:
         raw = source.read_bytes()
@@ -331,4 +334,12 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise StudyError(f"{source}: malformed TOML: not UTF-8 text") from None
+    if overrides:
+        from jobs.overrides import apply_overrides
+
+        text = apply_overrides(text, str(source), overrides)
+        try:
+            return parse_study(text, source, root)
+        except StudyError as exc:
+            raise StudyError(f"{exc} (after --set {' --set '.join(overrides)})") from None
     return parse_study(text, source, root)

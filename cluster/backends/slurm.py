@@ -84,6 +84,14 @@ class SlurmBackend(Backend):
         ex.update_parameters(**params)
         return ex
 
+    def script(self, size: int, options: ArrayOptions | None = None) -> str:
+        """The sbatch script of an array of `size` tasks, exactly as `submit` writes it
+        (submitit renders it; nothing is written or submitted)."""
+        ex = self.executor(size, options)
+        if size > 1:  # what submitit's batch submission sets on its copy of the executor
+            ex.parameters["map_count"] = size
+        return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
+
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
         ex = self.executor(len(packs), options)
         with _sbatch_stderr() as stderr:

@@ -1,0 +1,88 @@
+"""`--set KEY=VALUE`: validated like the file, frozen into the root, science changes refused."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_cluster_status_resume import STUDY, FakeScheduler, fake  # noqa: F401 (fixture)
+
+from drosweep.cli import main
+from jobs import load_study
+from jobs.overrides import apply_overrides, dump_toml
+from jobs.paths import Paths
+
+FULL = STUDY + """
+[cluster.sbatch_extra]
+exclude = "node[1-3]"
+[evaluation]
+radii = [0.1, 0.2]
+"""
+
+
+def study_file(tmp_path: Path, text: str = STUDY) -> Path:
+    f = tmp_path / "study.toml"
+    f.write_text(text.format(root=tmp_path / "root"))
+    return f
+
+
+def test_dump_reads_back_to_the_same_data(tmp_path: Path) -> None:
+    data = tomllib.loads(FULL.format(root=tmp_path / "rööt"))
+    data["training"]["lr"] = 1e-05
+    data["root"] = 'we"ird\\path\tand tab'
+    data["cluster"]["setup"] = ["module load x", "export A='b'"]
+    assert tomllib.loads(dump_toml(data)) == data
+
+
+def test_overrides_apply_and_validate(tmp_path: Path, capsys: Any) -> None:
+    f = study_file(tmp_path, FULL)
+    study = load_study(f, overrides=["training.epochs=10", "cluster.partition=a100",
+                                     "cluster.sbatch_extra.exclude=node9", "trials=5"])
+    assert study.settings.epochs == 10 and study.cluster.partition == "a100"
+    assert study.cluster.sbatch_extra == {"exclude": "node9"} and study.trials == 5
+    assert study.evaluation == {"radii": [0.1, 0.2]}
+    assert study.text.startswith(f"# {f} with command-line overrides:\n"
+                                 f"# drosweep --set training.epochs=10\n")
+    assert main(["plan", str(f), "--set", "training.epochs=10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 6
+    # nothing to override: the file's own text, untouched
+    assert load_study(f).text == f.read_text()
+    assert apply_overrides("a = 1", "x", []) == "a = 1"
+
+
+@pytest.mark.parametrize("item, message", [
+    ("training.epochz=10", "epochz"),
+    ("cluster.max_pack=0", "key 'cluster.max_pack': must be an integer >= 1"),
+    ("colour=blue", "key 'colour': unknown key"),
+    ("trials", "expected KEY=VALUE"),
+    ("name.first=x", "name is not a table"),
+    ("cluster.partition=[1, 2]", "key 'cluster.partition': must be a non-empty string"),
+])
+def test_bad_override_is_one_line(tmp_path: Path, capsys: Any, item: str, message: str) -> None:
+    f = study_file(tmp_path)
+    assert main(["plan", str(f), "--set", item]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_frozen_study_records_overrides_and_resume_checks_science(
+        tmp_path: Path, capsys: Any, fake: FakeScheduler) -> None:  # noqa: F811
+    f = study_file(tmp_path)
+    assert main(["submit", str(f), "--set", "training.epochs=3"]) == 0
+    frozen = Paths(tmp_path / "root").study_file.read_text()
+    assert "# drosweep --set training.epochs=3" in frozen
+    assert tomllib.loads(frozen)["training"]["epochs"] == 3
+    capsys.readouterr()
+    # the file without the override is another study: refused, with the way out
+    assert main(["status", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "differs in: training; it was submitted with --set training.epochs=3" in err
+    assert main(["resume", str(f), "--set", "training.epochs=4"]) == 2
+    capsys.readouterr()
+    # the same science with another partition: a resume may change where it runs
+    assert main(["resume", str(f), "--set", "training.epochs=3",
+                 "--set", "cluster.partition=other", "--dry-run"]) == 0
+    assert "would submit 0 trial(s)" in capsys.readouterr().out
