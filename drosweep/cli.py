@@ -9,15 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from drosweep import __version__
 from drosweep.errors import INPUT_ERRORS, UsageError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other bad input (the full usage is `-h` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} -h`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from drosweep import cmd_data, cmd_reduce, cmd_study, cmd_train
 
-    parser = argparse.ArgumentParser(prog="drosweep", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="drosweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drosweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (cmd_train, cmd_data, cmd_study, cmd_reduce):

@@ -9,10 +9,11 @@ from typing import Any
 
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
-from cluster.status import group_label
+from cluster.status import group_label, verify_study
 from drosweep.args import add_study_arguments
 from jobs import Study, expand, load_study
 from jobs.grid import radius_tag
+from jobs.integrity import VerifyReport
 from trainers.spec import Method
 
 
@@ -44,6 +45,9 @@ def register(sub: Any) -> None:
     add_study_arguments(p)
     p.add_argument("--json", action="store_true",
                    help="one JSON object; `counts` maps each state to the study's total")
+    p.add_argument("--verify", action="store_true",
+                   help="also hash every DONE trial's model file against its marker (exit code "
+                        "1 when one does not match)")
     p.set_defaults(func=run_status)
 
 
@@ -140,12 +144,13 @@ def _report_submission(result: SubmitResult, root: str) -> int:
 
 def _then(study: Study) -> Callable[[str], Any] | None:
     """The study's `chain_reduce`: reduce and report once the training has ended."""
-    if not study.chain_reduce:
-        return None
-    from drosweep.cmd_reduce import reduce_and_report
     from reduce import eval_settings_for
 
     eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
+    if not study.chain_reduce:
+        return None
+    from drosweep.cmd_reduce import reduce_and_report
+
     return reduce_and_report
 
 
@@ -186,11 +191,29 @@ def format_status(status: StudyStatus) -> str:
 def run_status(args: argparse.Namespace) -> int:
     study = load_study(args.study, root=args.root)
     status = study_status(study)
+    report = verify_study(study) if args.verify else None
     if args.json:
-        print(json.dumps(status.to_json(), indent=2))
+        out = status.to_json()
+        if report is not None:
+            out["verify"] = {"checked": report.checked,
+                             "problems": [{"key": k, "detail": d} for k, d in report.problems]}
+        print(json.dumps(out, indent=2))
     else:
         print(format_status(status))
-    return 0
+        if report is not None:
+            print(format_verify(report))
+    return 0 if report is None or report.ok else 1
+
+
+def format_verify(report: VerifyReport) -> str:
+    lines = [f"verify: {report.checked} DONE model file(s) hashed, "
+             f"{len(report.problems)} not matching their DONE marker"]
+    lines.extend(f"corrupt {key}: {detail}" for key, detail in report.problems)
+    if report.problems:
+        lines.append("a corrupt model is neither evaluated nor trained over: restore it, or "
+                     "delete its DONE.json and run `drosweep resume` to rewrite it from the "
+                     "final checkpoint")
+    return "\n".join(lines)
 
 
 __all__ = ["format_plan", "format_status", "group_label", "register"]

@@ -8,10 +8,11 @@ class UsageError(ValueError):
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
+    from trainers.atomic import StorageError
     from trainers.data import DataError
     from trainers.spec import SpecError
 
-    errors: list[type[BaseException]] = [UsageError, SpecError, DataError]
+    errors: list[type[BaseException]] = [UsageError, SpecError, DataError, StorageError]
     try:  # rooms that may define their own input errors
         from jobs.errors import StudyError
         errors.append(StudyError)
