@@ -25,6 +25,7 @@ TRAIN_ROWS = {"avila": 10430, "synthetic": 600}
 KEPT_SHARE = 0.05         # mean share of smoothed-max samples that need a backward
 CONTEXT_BYTES = 600e6     # CUDA context, allocator slack, data set and model
 BYTES_PER_ACTIVATION = 4 * 3  # fp32 activations, kept for backward, plus temporaries
+BYTES_PER_PARAMETER = 4 * 3   # fp32 weights, their gradients and the checkpoint's copy
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,9 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     launch_seconds = passes * profile.launch_overhead_ms / 1e3
     seconds = flops / (profile.device_tflops * 1e12) + launch_seconds
     width = N_FEATURES + 2 * s.hidden + N_CLASSES
-    working = samples_in_flight * width * BYTES_PER_ACTIVATION
+    params = N_FEATURES * s.hidden + s.hidden * s.hidden + s.hidden * N_CLASSES + 2 * s.hidden \
+        + N_CLASSES
+    working = samples_in_flight * width * BYTES_PER_ACTIVATION + params * BYTES_PER_PARAMETER
     return Cost(steps=steps, flops=flops, passes=passes, seconds=seconds,
                 launch_seconds=launch_seconds, working_bytes=working)
 

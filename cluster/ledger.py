@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.errors import ClusterError
+from trainers.atomic import StorageError
+
 LEDGER_FORMAT = 1
 
 
@@ -50,6 +53,7 @@ class Submission:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Submission:
+        datetime.fromisoformat(str(data["submitted_at"]))  # ValueError when it is not a date
         return cls(submission_id=str(data["submission_id"]), executor=str(data["executor"]),
                    array_id=str(data["array_id"]), submitted_at=str(data["submitted_at"]),
                    reason=str(data["reason"]), fingerprint=str(data["fingerprint"]),
@@ -64,33 +68,69 @@ def now_iso() -> str:
 
 def append(path: Path, submission: Submission) -> None:
     """Append one record durably (the caller holds the study's submit lock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = (submission.to_json() + "\n").encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last record stays on its own
-            line = b"\n" + line
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last record stays apart
+                line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # disk full: the record may be torn, which readers skip
+        raise StorageError.of(path, exc) from None
+
+
+_RECORD_START = b'{"array_id": '   # every record starts so (ASCII JSON, sorted keys)
+
+
+def _torn(line: bytes) -> bool:
+    """A record cut short by a crash mid-append: an ASCII prefix of a record, not valid JSON."""
+    head = line[:len(_RECORD_START)]
+    return line.isascii() and _RECORD_START.startswith(head) and (
+        len(line) <= len(_RECORD_START) or line.startswith(_RECORD_START))
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return "not JSON"
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    text = str(exc).strip().splitlines()
+    return f"bad field: {text[0][:80] if text else type(exc).__name__}"
 
 
 def read(path: Path) -> list[Submission]:
-    """All intact records, oldest first; a missing ledger is empty."""
+    """All records, oldest first; a missing ledger is empty, a record torn by a crash is skipped.
+
+    Anything else that is not a record (not UTF-8, foreign text, a record with bad fields) is a
+    `ClusterError`: trusting a ledger that lost records could submit a trial twice."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise ClusterError(f"{path}: cannot read the ledger ({exc.strerror or exc})") from None
     out: list[Submission] = []
-    for line in text.splitlines():
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            out.append(Submission.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn or foreign line
+            data = json.loads(line.decode("utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            out.append(Submission.from_dict(data))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if isinstance(exc, ValueError) and _torn(line):
+                continue
+            raise ClusterError(f"{path}:{lineno}: not a submission record ({_why(exc)}); the ledger "
+                               f"was altered: restore it, or move it aside (the jobs it lists "
+                               f"are then no longer tracked)") from None
     return out
 
 

@@ -139,8 +139,10 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "
                 f"more than cluster.gpu_mem_gb = {profile.gpu_mem_gb:g}; lower training.chunk_size")
         per_task = max(1, min(profile.max_pack, len(members)))
-        while per_task > 1 and (rate.pack_seconds(per_task) > capacity_s or (
-                profile.gpus_per_task > 0 and pack_peak_bytes(cost, per_task) > gpu_bytes)):
+        # a pack's working memory sits on its GPU, or in host memory for CPU-only tasks
+        mem_bytes = gpu_bytes if profile.gpus_per_task > 0 else profile.mem_gb * 1e9
+        while per_task > 1 and (rate.pack_seconds(per_task) > capacity_s
+                                or pack_peak_bytes(cost, per_task) > mem_bytes):
             per_task -= 1
         usable_s = limit_s - profile.signal_delay_s
         if alone_s > usable_s:

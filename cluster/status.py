@@ -23,6 +23,7 @@ from cluster.states import TRIAL_STATES, JobState, TrialState
 from jobs.errors import StudyError
 from jobs.grid import TrialSpec, expand, radius_tag
 from jobs.heartbeat import Beat, BeatState, read_beat
+from jobs.integrity import VerifyReport, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import Paths
 from jobs.study import Study, parse_study
@@ -81,9 +82,15 @@ class StudyStatus:
 def check_frozen(study: Study, paths: Paths) -> bool:
     """True when the root holds this study; StudyError when it holds a different one."""
     try:
-        text = paths.study_file.read_text(encoding="utf-8")
+        text = paths.study_file.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return False
+    except UnicodeDecodeError:
+        raise StudyError(f"{paths.study_file}: the frozen study file is not UTF-8 text (altered?); "
+                         f"restore it from the study file you submitted") from None
+    except OSError as exc:
+        raise StudyError(f"{paths.study_file}: cannot read the frozen study file "
+                         f"({exc.strerror or exc})") from None
     frozen = parse_study(text, paths.study_file, root=study.root)
     if frozen.fingerprint != study.fingerprint:
         mine, theirs = study.science(), frozen.science()
@@ -205,6 +212,13 @@ def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
                                   work / min(parallel, len(left)) if left else None))
     eta = total_work / min(parallel, total_left) if total_left else None
     return tuple(groups), eta
+
+
+def verify_study(study: Study) -> VerifyReport:
+    """Every DONE trial's model file hashed against its marker (`status --verify`)."""
+    paths = Paths(study.root)
+    check_frozen(study, paths)
+    return verify_models(paths, expand(study))
 
 
 def group_label(method: Method, radius: float) -> str:

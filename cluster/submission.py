@@ -9,16 +9,19 @@ data present) before the first byte is written. `submit` freezes the study file 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import filelock
 
 from cluster import ledger
 from cluster.backends import SlurmBackend, get_backend
+from cluster.checks import check_submission
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
@@ -104,6 +107,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
                          f"use `drosweep submit`")
     data_dir = _check_data(study)
+    check_submission(study, executor, data_dir)
     task_device = device or study.cluster.device
     ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
                   device=device)
@@ -114,14 +118,16 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         the_plan = plan(specs, ctx.profile, ctx.rates)
         return SubmitResult(executor, the_plan, done, live, (), (), (), True)
 
-    created_root = not paths.root.exists()
+    created = _first_missing(paths.root)  # the topmost folder this call creates, if any
     paths.root.mkdir(parents=True, exist_ok=True)
+    lock_existed = paths.lock.exists()
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
     except filelock.Timeout:
         raise ClusterError(f"another submit/resume holds {paths.lock}; try again when it "
                            f"has finished") from None
+    job_ids: list[str] = []
     try:
         frozen = check_frozen(study, paths)  # again, under the lock
         status = study_status(study, sacct=sacct)
@@ -131,7 +137,6 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                      and t.state in (TrialState.RUNNING, TrialState.PENDING)]
         slots = schedule(len(the_plan.arrays), ctx.profile.max_running, live_jobs)
         submission_id = uuid.uuid4().hex[:12]
-        job_ids: list[str] = []
         array_ids: list[str] = []
         packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
                                 backend.trainer_progress)
@@ -139,13 +144,9 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                 packs_by_array, the_plan.arrays, slots, strict=True):
             if after_previous:
                 after = (*after, array_ids[-1])
-            try:
-                ids = backend.submit(packs, ArrayOptions(
-                    array.time_limit_min or ctx.profile.time_limit_min, cap, after))
-            except ClusterError:
-                if not job_ids and created_root:  # refused before anything ran: leave no trace
-                    _remove_root(paths, lock)
-                raise
+            ids = backend.submit(packs, ArrayOptions(
+                array.time_limit_min or ctx.profile.time_limit_min, cap, after))
+            job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
             if not frozen:
                 atomic_write_text(paths.study_file, study.text)
                 frozen = True
@@ -156,7 +157,6 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                 fingerprint=study.fingerprint,
                 tasks=tuple(ledger.TaskRecord(i, job_id, pack.keys)
                             for i, (job_id, pack) in enumerate(zip(ids, packs, strict=True)))))
-            job_ids.extend(ids)
             array_ids.append(array_id)
         chained = None
         if then is not None and array_ids and isinstance(backend, SlurmBackend):
@@ -166,6 +166,10 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                 submitted_at=ledger.now_iso(), reason="then", fingerprint=study.fingerprint,
                 tasks=()))
         errors = backend.finish(progress) if backend.blocking else []
+    except BaseException:
+        if not job_ids:  # refused before anything was submitted: leave no trace
+            _undo(paths, lock, created, lock_existed)
+        raise
     finally:
         if lock.is_locked:
             lock.release()
@@ -175,10 +179,25 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                         tuple(errors), False, chained)
 
 
-def _remove_root(paths: Paths, lock: filelock.FileLock) -> None:
-    """Undo a root this call created (submitit's scratch files included)."""
-    lock.release()
-    shutil.rmtree(paths.root, ignore_errors=True)
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of `path` that does not exist yet (None when `path` exists)."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def _undo(paths: Paths, lock: filelock.FileLock, created: Path | None,
+          lock_existed: bool) -> None:
+    """Undo what a refused submission wrote: the folders it created (submitit's scratch files
+    included), else the lock file it created."""
+    if created is not None:
+        lock.release()
+        shutil.rmtree(created, ignore_errors=True)
+    elif not lock_existed:
+        with contextlib.suppress(OSError):
+            paths.lock.unlink()  # still held: no other submission can be inside it
+        lock.release()
 
 
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,

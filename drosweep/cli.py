@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from drosweep import __version__
 from drosweep.errors import UsageError, input_errors
@@ -25,8 +26,15 @@ COMMANDS = {"train": "cmd_train", "data": "cmd_data", "plan": "cmd_study",
             "doctor": "cmd_doctor"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other bad input (the full usage is `-h` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} -h`)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drosweep", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="drosweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drosweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = (COMMANDS[command],) if command in COMMANDS else MODULES

@@ -11,7 +11,7 @@ from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, s
 from cluster.backends import BACKENDS
 from cluster.planning import context
 from cluster.slurm_info import read as read_cluster
-from cluster.status import group_label
+from cluster.status import group_label, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
 from drosweep.select_args import (
@@ -22,6 +22,7 @@ from drosweep.select_args import (
 )
 from jobs import Study, expand
 from jobs.grid import radius_tag
+from jobs.integrity import VerifyReport
 from trainers.spec import Method
 
 
@@ -64,6 +65,9 @@ def register(sub: Any) -> None:
                    help="one line per trial not done: state, job, host, steps, error")
     add_selection_arguments(p)
     add_state_argument(p)
+    p.add_argument("--verify", action="store_true",
+                   help="also hash every DONE trial's model file against its marker (exit code "
+                        "1 when one does not match)")
     p.set_defaults(func=run_status)
 
 
@@ -190,12 +194,13 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
 
 def _then(study: Study) -> Callable[[str], Any] | None:
     """The study's `chain_reduce`: reduce and report once the training has ended."""
-    if not study.chain_reduce:
-        return None
-    from drosweep.cmd_reduce import reduce_and_report
     from reduce import eval_settings_for
 
     eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
+    if not study.chain_reduce:
+        return None
+    from drosweep.cmd_reduce import reduce_and_report
+
     return reduce_and_report
 
 
@@ -239,13 +244,34 @@ def run_status(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     selection = selection_from(args, study)
     status = study_status(study)
+    report = verify_study(study) if args.verify else None
     if args.detailed or args.state or not selection.everything:
-        return print_detailed(status, selection, args.state, args.json)
+        code = print_detailed(status, selection, args.state, args.json)
+        if report is not None:
+            print(format_verify(report))
+        return code if report is None or report.ok else 1
     if args.json:
-        print(json.dumps(status.to_json(), indent=2))
+        out = status.to_json()
+        if report is not None:
+            out["verify"] = {"checked": report.checked,
+                             "problems": [{"key": k, "detail": d} for k, d in report.problems]}
+        print(json.dumps(out, indent=2))
     else:
         print(format_status(status))
-    return 0
+        if report is not None:
+            print(format_verify(report))
+    return 0 if report is None or report.ok else 1
+
+
+def format_verify(report: VerifyReport) -> str:
+    lines = [f"verify: {report.checked} DONE model file(s) hashed, "
+             f"{len(report.problems)} not matching their DONE marker"]
+    lines.extend(f"corrupt {key}: {detail}" for key, detail in report.problems)
+    if report.problems:
+        lines.append("a corrupt model is neither evaluated nor trained over: restore it, or "
+                     "delete its DONE.json and run `drosweep resume` to rewrite it from the "
+                     "final checkpoint")
+    return "\n".join(lines)
 
 
 __all__ = ["format_plan", "format_status", "group_label", "register"]

@@ -12,6 +12,7 @@ class UsageError(ValueError):
 
 # (module, class): rooms that define their own input errors
 _ROOM_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
+                ("trainers.atomic", "StorageError"),
                 ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
                 ("reduce.errors", "ReduceError"))
 

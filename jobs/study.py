@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from jobs.errors import StudyError
-from trainers.spec import Method, SpecError, TrainSettings
+from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
+from trainers.spec import MAX_RADIUS, Method, SpecError, TrainSettings, check_ball_samples
 
 DATASETS = ("avila", "synthetic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
+_BAD_PATH = re.compile(r"[%\x00-\x1f\x7f]")  # expanded by SLURM (%j ...) or not in a file name
 
 
 @dataclass(frozen=True)
@@ -177,15 +179,44 @@ def _radii(r: _Reader) -> tuple[float, ...]:
     raw = r.get("radii")
     if not isinstance(raw, list) or not raw:
         raise r.fail("radii", "must be a non-empty list of radii > 0")
+    if len(raw) > MAX_RADII:
+        raise r.fail("radii", f"{len(raw):,} radii, more than the limit {MAX_RADII:,}")
     out: list[float] = []
+    tags: set[str] = set()
     for item in raw:
         if not isinstance(item, int | float) or isinstance(item, bool) \
                 or not math.isfinite(item) or item <= 0:
             raise r.fail("radii", f"every radius must be a finite number > 0, got {item!r}")
-        if radius_tag(float(item)) in {radius_tag(x) for x in out}:
+        if item > MAX_RADIUS:
+            raise r.fail("radii", f"radius {item!r} is more than the limit {MAX_RADIUS:g} (the "
+                         f"features are standardized: a larger ball covers all the data)")
+        tag = radius_tag(float(item))
+        if tag in tags:
             raise r.fail("radii", f"radius {item!r} listed twice")
+        tags.add(tag)
         out.append(float(item))
     return tuple(out)
+
+
+def _check_grid(r: _Reader, methods: tuple[Method, ...], radii: tuple[float, ...], trials: int,
+                regular_per_radius: bool, settings: TrainSettings) -> None:
+    """The grid's size and each radius's N(eps), from the counts alone (nothing is listed)."""
+    if trials > MAX_TRIALS:
+        raise r.fail("trials", f"{trials:,} trials per method and radius, more than the limit "
+                     f"{MAX_TRIALS:,}")
+    n_regular = sum(m is Method.REGULAR for m in methods)
+    total = grid_size(n_regular, len(methods) - n_regular, len(radii), trials, regular_per_radius)
+    if total > MAX_GRID_TRIALS:
+        raise r.fail("trials", f"the grid has {total:,} trials ({len(methods)} method(s), "
+                     f"{len(radii)} radii, {trials:,} trials each), more than the limit "
+                     f"{MAX_GRID_TRIALS:,}")
+    if Method.ROBUST in methods:
+        for radius in radii:
+            try:
+                check_ball_samples(radius, settings.n_base, settings.n_growth,
+                                   settings.n_eps_scale, "robust's N(eps)")
+            except SpecError as exc:
+                raise r.fail("radii", str(exc)) from None
 
 
 def _settings(source: Path, raw: Any) -> TrainSettings:
@@ -256,8 +287,8 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         setup=tuple(setup),
         device=device,
         local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1),
-        device_tflops=r.number("device_tflops", d.device_tflops),
-        launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms),
+        device_tflops=r.number("device_tflops", d.device_tflops, minimum=1e-3, maximum=1e6),
+        launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms, maximum=1e4),
         gpu_type=_optional_str(r, "gpu_type"),
         device_model=_optional_str(r, "device_model"),
         calibration=_optional_str(r, "calibration"),
@@ -296,20 +327,31 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     assert root_value is not None
     if not str(root_value).strip():
         raise r.fail("root", "must be a non-empty path")
+    bad = _BAD_PATH.search(str(root_value))
+    if bad:
+        what = "'%' (SLURM and submitit expand %j, %A, ... in log paths)" if bad.group() == "%" \
+            else f"the control character {bad.group()!r}"
+        raise StudyError(f"study root {str(root_value)!r} contains {what}; choose another root")
     data_dir = r.string("data_dir")
+    if data_dir is not None and _BAD_PATH.search(data_dir.replace("%", "")):
+        raise r.fail("data_dir", f"contains a control character: {data_dir!r}")
     evaluation = data.get("evaluation", {})
     if not isinstance(evaluation, dict):
         raise r.fail("evaluation", "must be a table of evaluation settings")
+    methods, radii, trials = _methods(r), _radii(r), r.integer("trials", 0, 1)
+    regular_per_radius = r.boolean("regular_per_radius", False)
+    settings = _settings(source, data.get("training"))
+    _check_grid(r, methods, radii, trials, regular_per_radius, settings)
     return Study(
         name=name,
         root=Path(root_value).expanduser().absolute(),
         dataset=dataset,
-        methods=_methods(r),
-        radii=_radii(r),
-        trials=r.integer("trials", 0, 1),
+        methods=methods,
+        radii=radii,
+        trials=trials,
         base_seed=r.integer("base_seed", 0, 0),
-        regular_per_radius=r.boolean("regular_per_radius", False),
-        settings=_settings(source, data.get("training")),
+        regular_per_radius=regular_per_radius,
+        settings=settings,
         cluster=_cluster(source, data.get("cluster")),
         data_dir=Path(data_dir).expanduser().absolute() if data_dir else None,
         source=source,

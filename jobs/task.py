@@ -18,7 +18,7 @@ from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, write_done, write_failed
 from jobs.paths import Paths
-from trainers.atomic import atomic_write_json, sha256_file
+from trainers.atomic import atomic_write_json, remove_stale_temps, sha256_file
 from trainers.spec import pack_key
 
 
@@ -72,6 +72,8 @@ def run_pack(pack: TaskPack, *, should_stop: Callable[[], bool] | None = None) -
         if read_done(paths, trial) is not None:
             outcome[trial.key] = TrialOutcome.SKIPPED
             continue
+        for path in (paths.spec_file(trial), paths.done(trial), paths.failed(trial)):
+            remove_stale_temps(path)  # left by a task killed mid-write; the trainer does its own
         try:
             trial.train_spec.validate()
             atomic_write_json(paths.spec_file(trial), {"key": trial.key, "trial": trial.trial,

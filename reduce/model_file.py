@@ -7,6 +7,7 @@ truncated, not a torch file, a checkpoint, other keys or shapes, non-finite weig
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -16,16 +17,27 @@ from pathlib import Path
 import torch
 
 from reduce.errors import ModelFileError
+from trainers.atomic import sha256_bytes
 from trainers.model import MLP
 
 EXPECTED_KEYS = frozenset(f"layer{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias"))
 
 
-def _read(path: Path) -> object:
+def _read(path: Path, expected_sha256: str | None) -> object:
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()  # read once: the bytes hashed are the bytes loaded
+    except OSError as exc:
+        raise ModelFileError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if expected_sha256 is not None:
+        actual = sha256_bytes(data)
+        if actual != expected_sha256:
+            raise ModelFileError(f"{path}: sha256 {actual[:12]} does not match its DONE marker "
+                                 f"({expected_sha256[:12]}): altered or corrupted after "
+                                 f"training; not evaluated")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             ValueError, AttributeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -33,10 +45,11 @@ def _read(path: Path) -> object:
 
 
 def load_model(path: str | os.PathLike[str], n_in: int, n_out: int,
-               device: torch.device | str = "cpu") -> MLP:
-    """The MLP stored at `path`, checked against the data set's input and class counts."""
+               device: torch.device | str = "cpu", expected_sha256: str | None = None) -> MLP:
+    """The MLP stored at `path`, checked against the data set's input and class counts and,
+    when given, against the sha256 its DONE marker certifies."""
     path = Path(path)
-    state = _read(path)
+    state = _read(path, expected_sha256)
     if not isinstance(state, Mapping):
         raise ModelFileError(f"{path}: not a state_dict (found {type(state).__name__})")
     keys = set(state)

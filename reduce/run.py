@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from jobs import Paths, Study, TrialSpec, evaluation_radii, expand, read_done
+from jobs.integrity import model_problem
 from reduce.errors import ReduceError
 from reduce.evaluate import METRICS
 from reduce.settings import EvalSettings
@@ -31,6 +32,7 @@ from reduce.table import (
 )
 from reduce.tasks import EvalTask, EvalUnit, Row, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
+from trainers.spec import SpecError, check_ball_samples
 
 TaskFn = Callable[[EvalTask], list[Row]]
 Mapper = Callable[[TaskFn, Sequence[EvalTask]], Iterable[list[Row]]]
@@ -65,11 +67,19 @@ class ReduceSummary:
 
 
 def eval_settings_for(study: Study) -> EvalSettings:
-    """The study's `[evaluation]` table when it has one, else the paper's evaluation."""
-    if not study.evaluation:
-        return EvalSettings()
-    return EvalSettings.from_dict(dict(study.evaluation),
-                                  source=f"{study.source}: table 'evaluation'")
+    """The study's `[evaluation]` table when it has one, else the paper's evaluation; checked
+    against every radius of the study (the worst-case accuracy's N(eps) must stay sane)."""
+    source = f"{study.source}: table 'evaluation'"
+    settings = EvalSettings.from_dict(dict(study.evaluation), source=source) \
+        if study.evaluation else EvalSettings()
+    if settings.ball_samples is None:
+        for radius in study.radii:
+            try:
+                check_ball_samples(radius, settings.n_base, settings.n_growth,
+                                   settings.n_eps_scale, "the evaluation's N(eps)")
+            except SpecError as exc:
+                raise ReduceError(f"{source}: {exc} (or set ball_samples)") from None
+    return settings
 
 
 def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:
@@ -146,7 +156,10 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     existing = read_table(paths.metrics_parquet, identity)
     units = _units(study, paths, trials, scan.done)
     current = {(u.key, u.model_sha256) for u in units}
-    todo = [u for u in units if not _up_to_date(existing, u, settings.digest)]
+    # a cached row is trusted only while the model file still matches its DONE marker; one that
+    # does not goes back to the evaluation, which reports it (an error row) instead of metrics
+    todo = [u for u in units if not _up_to_date(existing, u, settings.digest)
+            or model_problem(paths, u.key, u.model_sha256) is not None]
     todo_keys = {u.key for u in todo}
     still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in
                                zip(existing["key"], existing["model_sha256"], strict=True)],

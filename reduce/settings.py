@@ -71,13 +71,18 @@ class EvalSettings:
         if not isinstance(self.ga_elite, int) or not 0 <= self.ga_elite < self.ga_population:
             raise ReduceError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
                               f"got {self.ga_elite!r}")
-        if self.ga_mutation is not None and not 0 < self.ga_mutation < 1:
+        if self.ga_mutation is not None and (not isinstance(self.ga_mutation, float)
+                                             or not 0 < self.ga_mutation < 1):
             raise ReduceError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
                               f"got {self.ga_mutation!r}")
         if not isinstance(self.allow_tf32_override, bool):
             raise ReduceError(f"evaluation setting 'allow_tf32_override' must be true or false, "
                               f"got {self.allow_tf32_override!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        for name in ("pgd_random_start", "ga_polish"):
+            if not isinstance(getattr(self, name), bool):
+                raise ReduceError(f"evaluation setting '{name}' must be true or false, "
+                                  f"got {getattr(self, name)!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ReduceError(f"evaluation setting 'seed' must be an integer >= 0, "
                               f"got {self.seed!r}")
 

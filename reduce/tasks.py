@@ -4,7 +4,6 @@ process, a SLURM array element) and returns plain row dicts; it never writes the
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,6 @@ from reduce.evaluate import evaluate_model, select_test_points
 from reduce.model_file import load_model
 from reduce.settings import EvalSettings
 from reduce.table import FORMAT, error_rows, rows_for
-from trainers.atomic import sha256_file
 from trainers.data import Dataset, load_dataset
 from trainers.device import pin_precision, resolve_device
 
@@ -93,12 +91,7 @@ def _evaluate_unit(unit: EvalUnit, task: EvalTask, x: torch.Tensor, y: torch.Ten
                    n_in: int, n_out: int, dev: torch.device) -> list[Row]:
     base = unit_base(unit, task, dev.type)
     try:
-        path = unit.model_path
-        actual = sha256_file(path) if os.path.isfile(path) else None
-        if actual is not None and actual != unit.model_sha256:
-            raise ModelFileError(f"{path}: sha256 {actual[:12]} differs from its DONE marker "
-                                 f"({unit.model_sha256[:12]}): replaced after training?")
-        model = load_model(path, n_in, n_out, dev)
+        model = load_model(unit.model_path, n_in, n_out, dev, expected_sha256=unit.model_sha256)
         result = evaluate_model(model, x, y, unit.radii, task.settings, unit.key)
         return rows_for(result.metrics, base)
     except ModelFileError as exc:

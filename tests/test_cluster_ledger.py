@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cluster import ledger
+from cluster.errors import ClusterError
 
 
 def record(array: str, keys: list[list[str]], reason: str = "submit") -> ledger.Submission:
@@ -30,14 +33,25 @@ def test_round_trip_and_latest(tmp_path: Path) -> None:
     assert subs[0].submitted_epoch > 0
 
 
-def test_torn_and_foreign_lines_skipped(tmp_path: Path) -> None:
+def test_torn_lines_skipped(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     ledger.append(path, record("1", [["k"]]))
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write('{"not": "a record"}\n\n{"array_id": "2", "tas')
+        fh.write('\n{"array_id": "2", "tas')
     assert [s.array_id for s in ledger.read(path)] == ["1"]
     ledger.append(path, record("3", [["k"]]))  # appends after the torn line stay readable
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"arr')
     assert [s.array_id for s in ledger.read(path)] == ["1", "3"]
+
+
+def test_foreign_lines_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger.append(path, record("1", [["k"]]))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"not": "a record"}\n')
+    with pytest.raises(ClusterError, match=r"ledger.jsonl:2: not a submission record"):
+        ledger.read(path)
 
 
 def test_append_only(tmp_path: Path) -> None:

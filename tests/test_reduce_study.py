@@ -102,7 +102,7 @@ def test_model_replaced_after_its_done_marker_is_reported(tmp_path: Path) -> Non
     paths = Paths(study.root)
     torch.save(torch.load(paths.model(trials[1]), weights_only=True), paths.model(trials[0]))
     summary = reduce_study(study, OPTS, QUICK)
-    assert summary.errors[0][0] == trials[0].key and "differs from its DONE" in summary.errors[0][1]
+    assert summary.errors[0][0] == trials[0].key and "does not match its DONE" in summary.errors[0][1]
 
 
 def test_failed_training_is_flagged_and_kept(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Two generations are kept (`ckpt` and `ckpt.prev`): the previous one is moved aside before the new
 one is written, so a crash at any moment leaves at least one complete checkpoint, and a truncated
-or corrupt newest file falls back to the previous good one.
+or corrupt newest file falls back to the previous good one. Each file carries the sha256 of its
+content (`trainers.atomic.atomic_torch_save_verified`), so a flipped byte is a corrupt file too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainers.atomic import atomic_torch_save
+from trainers.atomic import (
+    IntegrityError,
+    StorageError,
+    atomic_torch_save_verified,
+    torch_load_verified,
+)
 from trainers.spec import SpecError, TrainSpec
 
 FORMAT = "drosweep-checkpoint/1"
@@ -58,12 +64,21 @@ def save_checkpoint(state: dict[str, Any], path: Path, previous: Path) -> None:
     payload["versions"] = library_versions()
     if path.exists():
         os.replace(path, previous)
-    atomic_torch_save(payload, path)
+    try:
+        atomic_torch_save_verified(payload, path)
+    except StorageError as exc:
+        kept = (f"the previous checkpoint {previous} is intact" if previous.exists()
+                else "no earlier checkpoint exists")
+        err = StorageError(f"{exc}; {kept}: free space and run again to resume from it")
+        err.errno = exc.errno
+        raise err from None
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch_load_verified(path)
+    except IntegrityError as exc:
+        raise CheckpointError(str(exc)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
             AttributeError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainers.atomic import atomic_torch_save, sha256_file
+from trainers.atomic import StorageError, atomic_torch_save, remove_stale_temps
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
@@ -196,12 +196,15 @@ def _load_data(spec: TrainSpec, data_dir: str | os.PathLike[str] | None) -> Data
 
 
 def _check_writable(paths: TrainPaths) -> None:
+    """Creates nothing: the first write creates the folders, so a refused run leaves no trace."""
     for folder in {paths.model.parent, paths.checkpoint.parent}:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SpecError(f"{folder}: cannot create the save folder ({exc.strerror})") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise SpecError(f"{folder}: cannot create the save folder ({existing} is not a "
+                            f"folder)")
+        if not os.access(existing, os.W_OK | os.X_OK):
             raise SpecError(f"{folder}: save folder is not writable")
 
 
@@ -237,6 +240,9 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
     for sp, pa in zip(specs, paths, strict=True):
         sp.validate()
         _check_writable(pa)
+    for pa in paths:  # temp files of a write killed in an earlier run
+        for path in (pa.model, pa.checkpoint, pa.previous_checkpoint):
+            remove_stale_temps(path)
     dev = resolve_device(device)
     precision = pin_precision(specs[0].settings.allow_tf32_override)
     checkpoints = [load_checkpoint(pa.checkpoint, pa.previous_checkpoint, sp) if resume else None
@@ -287,11 +293,11 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                                finished=finished)
         last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
 
-    def results(finished: bool) -> list[TrainResult]:
+    def results(finished: bool, shas: Sequence[str | None] = ()) -> list[TrainResult]:
         wall = time.monotonic() - start
         return [TrainResult(pack.step, pack.epoch, wall, resumed_from, t.current_loss(), finished,
-                            sha256_file(t.paths.model) if finished else None, precision)
-                for t in pack.trials]
+                            shas[i] if finished else None, precision)
+                for i, t in enumerate(pack.trials)]
 
     seeds = ",".join(str(sp.seed) for sp in specs)
     bar = tqdm(total=total, initial=min(pack.step, total), unit="step", disable=not progress,
@@ -313,12 +319,22 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                 checkpoint()
     finally:
         bar.close()
-    stale = [t for t in pack.trials if not t.paths.model.exists() or not t.paths.checkpoint.exists()]
-    if pack.step != last_ckpt_step or stale:
-        for i, t in enumerate(pack.trials):
-            atomic_torch_save(pack.model.trial_state_dict(i), t.paths.model)
+    # the model file is always rewritten from the final state: whatever was there before (an
+    # earlier, shorter run, a damaged file) is never reported as this run's result
+    shas: list[str | None] = []
+    for i, t in enumerate(pack.trials):
+        try:
+            shas.append(atomic_torch_save(pack.model.trial_state_dict(i), t.paths.model))
+        except StorageError as exc:
+            err = StorageError(f"{exc}; the last checkpoint {t.paths.checkpoint} is intact: "
+                               f"free space and run again to finish from it")
+            err.errno = exc.errno
+            raise err from None
+    unfinished = [ck for ck in checkpoints if ck is None or not ck.get("finished")]
+    stale = [t for t in pack.trials if not t.paths.checkpoint.exists()]
+    if pack.step != last_ckpt_step or stale or unfinished:
         checkpoint(finished=True)
-    return results(True)
+    return results(True, shas)
 
 
 __all__ = ["TrainPaths", "TrainResult", "derive_seed", "pack_key", "train",

@@ -31,6 +31,31 @@ class SpecError(ValueError):
     """A spec or settings value that cannot be trained; the message names the field and the fix."""
 
 
+# sane bounds: beyond them a run is a typo, not a study (and the arithmetic overflows)
+MAX_BALL_SAMPLES = 10**8   # N(eps) per point: the paper's largest radius (0.3) needs ~195,000
+MAX_RADIUS = 1000.0        # the features are standardized: a larger ball covers all the data
+MAX_HIDDEN = 16384         # 8 -> H -> H -> 12: H = 16384 is ~270 M weights already
+
+
+def check_ball_samples(radius: float, n_base: float, n_growth: float, n_eps_scale: float,
+                       what: str = "N(eps)") -> None:
+    """SpecError when int(n_base * n_growth ** (radius / n_eps_scale)) exceeds MAX_BALL_SAMPLES;
+    computed in logarithms, so a huge radius is reported instead of overflowing."""
+    try:
+        log10_n = math.log10(n_base) + radius / n_eps_scale * math.log10(n_growth)
+    except (ValueError, OverflowError):
+        log10_n = math.inf
+    if log10_n <= math.log10(MAX_BALL_SAMPLES):
+        return
+    implied = f"~1e{log10_n:.0f}" if math.isfinite(log10_n) and log10_n < 1e6 else "an overflow"
+    slope = math.log10(n_growth) / n_eps_scale
+    top = (math.log10(MAX_BALL_SAMPLES) - math.log10(n_base)) / slope if slope > 0 else -1.0
+    fix = f"use a radius <= {top:.3g}" if top > 0 else "lower n_base"
+    raise SpecError(f"radius {radius:g} gives {what} = {implied} ball samples per point "
+                    f"(int({n_base:g} * {n_growth:g} ** (eps / {n_eps_scale:g}))), more than the "
+                    f"limit {MAX_BALL_SAMPLES:,}; {fix}")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     # optimisation (all methods)
@@ -94,6 +119,9 @@ class TrainSettings:
             raise SpecError(f"setting 'prune_threshold' must be in [0, 1e-3), got {self.prune_threshold!r}")
         if not isinstance(self.preselect, bool):
             raise SpecError(f"setting 'preselect' must be true or false, got {self.preselect!r}")
+        if self.hidden > MAX_HIDDEN:
+            raise SpecError(f"setting 'hidden' must be <= {MAX_HIDDEN:,} (a {self.hidden:,}-wide "
+                            f"MLP has {2 * self.hidden ** 2 / 1e9:.3g} G weights), got {self.hidden!r}")
         if self.langevin_noise < 0:
             raise SpecError(f"setting 'langevin_noise' must be >= 0, got {self.langevin_noise!r}")
         if self.adv_start_epoch < 0:
@@ -181,11 +209,17 @@ class TrainSpec:
             raise SpecError(f"radius must be a finite number >= 0, got {self.radius!r}")
         if self.method is not Method.REGULAR and self.radius <= 0:
             raise SpecError(f"method '{self.method.value}' needs a radius > 0, got {self.radius!r}")
+        if self.radius > MAX_RADIUS:
+            raise SpecError(f"radius must be <= {MAX_RADIUS:g} (the features are standardized: "
+                            f"a larger ball covers all the data), got {self.radius:g}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise SpecError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.dataset not in ("avila", "synthetic"):
             raise SpecError(f"dataset must be 'avila' or 'synthetic', got {self.dataset!r}")
         self.settings.validate()
+        if self.method is Method.ROBUST:
+            s = self.settings
+            check_ball_samples(self.radius, s.n_base, s.n_growth, s.n_eps_scale)
 
     @property
     def n_samples(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -58,7 +59,7 @@ class SlurmBackend(Backend):
         if options is None:
             options = ArrayOptions(p.time_limit_min, p.max_running)
         ex = submitit.SlurmExecutor(folder=self.paths.logs / "%j", max_num_timeout=p.max_requeue,
-                                    python=sys.executable)
+                                    python=shlex.quote(sys.executable))  # a path with spaces
         params: dict[str, object] = {
             "job_name": f"drosweep-{self.study.name}",
             "time": options.time_limit_min,

@@ -1,0 +1,112 @@
+"""Everything a submission is checked against before the first byte is written or sbatch runs.
+
+A mistake the cluster would find hours later — a truncated data file, a trial that cannot fit the
+task's memory, an `sbatch_extra` that silently overrides what drosweep relies on — is a one-line
+error here instead (`check_submission`). The grid's size, each radius's N(eps) and the study
+root's characters are checked earlier, when the study file is read.
+"""
+
+from __future__ import annotations
+
+from cluster.cost import CONTEXT_BYTES, estimate
+from cluster.errors import ClusterError
+from jobs.errors import StudyError
+from jobs.grid import radius_tag
+from jobs.study import Study
+from trainers.data import load_dataset
+from trainers.spec import Method, SpecError, TrainSpec
+
+# sbatch options drosweep sets or relies on, and the study setting that controls each instead
+_OWN = "drosweep sets it for every task"
+RESERVED_SBATCH = {
+    "output": "the task logs go to <root>/logs (choose the root with `root` or --root)",
+    "error": "the task logs go to <root>/logs (choose the root with `root` or --root)",
+    "array": "cluster.max_array_size and cluster.array_parallelism",
+    "chdir": _OWN,
+    "wrap": _OWN,
+    "job-name": "the study's `name` (jobs are named drosweep-<name>)",
+    "signal": "cluster.signal_delay_s",
+    "requeue": "cluster.max_requeue",
+    "no-requeue": "cluster.max_requeue",
+    "dependency": "chain_reduce",
+    "kill-on-invalid-dep": "chain_reduce",
+    "open-mode": _OWN,
+    "parsable": _OWN,
+    "wait": _OWN,
+    "test-only": _OWN,
+    "hold": _OWN,
+    "time": "cluster.time_limit_min",
+    "partition": "cluster.partition",
+    "account": "cluster.account",
+    "qos": "cluster.qos",
+    "constraint": "cluster.constraint",
+    "cpus-per-task": "cluster.cpus_per_task",
+    "mem": "cluster.mem_gb",
+    "mem-per-cpu": "cluster.mem_gb",
+    "mem-per-gpu": "cluster.mem_gb",
+    "gres": "cluster.gpus_per_task",
+    "gpus": "cluster.gpus_per_task",
+    "gpus-per-node": "cluster.gpus_per_task",
+    "gpus-per-task": "cluster.gpus_per_task",
+    "nodes": _OWN + " (one node per task)",
+    "ntasks": _OWN + " (one process per task)",
+    "ntasks-per-node": _OWN + " (one process per task)",
+}
+
+
+def check_sbatch_extra(extra: dict[str, str]) -> None:
+    """Refuse `sbatch_extra` keys that set (or abbreviate: sbatch takes any unambiguous prefix)
+    an option drosweep relies on, naming the setting to use instead."""
+    for key in extra:
+        option = key.replace("_", "-")
+        hits = [name for name in RESERVED_SBATCH if name.startswith(option)]
+        if hits:
+            name = option if option in hits else hits[0]
+            raise ClusterError(f"cluster.sbatch_extra.{key}: --{name} is set by drosweep and must "
+                               f"not be overridden; use {RESERVED_SBATCH[name]}")
+
+
+def check_memory(study: Study) -> None:
+    """Each (method, radius) group's trial must fit the task's GPU and host memory."""
+    p = study.cluster
+    seen: set[tuple[Method, float]] = set()
+    for method in study.methods:
+        for radius in (0.0,) if method is Method.REGULAR and not study.regular_per_radius \
+                else study.radii:
+            if (method, radius) in seen:
+                continue
+            seen.add((method, radius))
+            spec = TrainSpec(method=method, radius=radius, seed=0, settings=study.settings,
+                             dataset=study.dataset)
+            label = f"{method.value} eps={radius_tag(radius)}"
+            try:
+                spec.validate()
+            except SpecError as exc:
+                raise StudyError(f"{study.source}: {label}: {exc}") from None
+            cost = estimate(spec, p)
+            gpu = p.gpus_per_task > 0
+            if gpu and cost.peak_mem_bytes > p.gpu_mem_gb * 1e9:
+                raise ClusterError(f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB "
+                                   f"of GPU memory, more than cluster.gpu_mem_gb = "
+                                   f"{p.gpu_mem_gb:g}; lower training.chunk_size or "
+                                   f"training.hidden")
+            host = CONTEXT_BYTES if gpu else cost.peak_mem_bytes
+            if host > p.mem_gb * 1e9:
+                where = "" if gpu else " (CPU tasks hold the working memory in host memory)"
+                raise ClusterError(f"{label}: one trial needs ~{host / 1e9:.1f} GB of host memory"
+                                   f"{where}, more than cluster.mem_gb = {p.mem_gb:g}; raise "
+                                   f"cluster.mem_gb or lower training.chunk_size")
+
+
+def check_data(study: Study, data_dir: str | None) -> None:
+    """Read and verify the data set the tasks will read (rows, classes), not only find it."""
+    if study.dataset == "avila":  # the synthetic set is generated, never read
+        load_dataset(study.dataset, data_dir)
+
+
+def check_submission(study: Study, executor: str, data_dir: str | None) -> None:
+    """Every check of a submission that needs no scheduler call; raises on the first problem."""
+    if executor == "slurm":
+        check_sbatch_extra(study.cluster.sbatch_extra)
+    check_memory(study)
+    check_data(study, data_dir)

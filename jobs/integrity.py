@@ -1,0 +1,57 @@
+"""Is a DONE trial's model file the one its marker certifies?
+
+The DONE marker records the sha256 of the model file written by the run that finished the trial.
+A file that no longer matches (altered, corrupted, replaced) is reported wherever it would be
+trusted — `status --verify`, `reduce` before reusing a cached row or evaluating — and never
+trained over: the task that finds the DONE marker leaves the trial alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.grid import TrialSpec
+from jobs.markers import read_done
+from jobs.paths import Paths
+from trainers.atomic import sha256_file
+
+
+def model_problem(paths: Paths, trial: TrialSpec | str, certified_sha256: str) -> str | None:
+    """None when the model file has the sha256 its DONE marker certifies, else the reason."""
+    path = paths.model(trial)
+    try:
+        actual = sha256_file(path)
+    except FileNotFoundError:
+        return f"{path}: model file missing (its DONE marker certifies sha256 " \
+               f"{certified_sha256[:12]})"
+    except OSError as exc:
+        return f"{path}: model file unreadable ({exc.strerror or exc})"
+    if actual != certified_sha256:
+        return (f"{path}: sha256 {actual[:12]} does not match its DONE marker "
+                f"({certified_sha256[:12]}): altered or corrupted after training")
+    return None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int                            # DONE trials whose model file was hashed
+    problems: tuple[tuple[str, str], ...]   # (key, reason) of each model that does not match
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_models(paths: Paths, trials: list[TrialSpec]) -> VerifyReport:
+    """Hash the model file of every DONE trial and compare it with its marker."""
+    checked = 0
+    problems: list[tuple[str, str]] = []
+    for trial in trials:
+        marker = read_done(paths, trial, retries=0)
+        if marker is None:
+            continue
+        checked += 1
+        problem = model_problem(paths, trial, marker.model_sha256)
+        if problem is not None:
+            problems.append((trial.key, problem))
+    return VerifyReport(checked, tuple(problems))
