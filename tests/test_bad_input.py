@@ -20,7 +20,7 @@ from cluster.backends.slurm import SlurmBackend
 from cluster.checks import RESERVED_SBATCH
 from cluster.errors import ClusterError
 from drosweep.cli import main
-from drosweep.errors import INPUT_ERRORS
+from drosweep.errors import input_errors
 from jobs import Paths, expand, load_study
 from jobs.study import ClusterProfile
 from reduce import eval_settings_for
@@ -111,7 +111,7 @@ def _library(path: Path) -> None:
         plan(expand(study), study.cluster)
         eval_settings_for(study)
         submit(study, "local", dry_run=True, progress=False)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         assert str(exc).strip() and "\n" not in str(exc).strip(), str(exc)
 
 
