@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainers.data import DataError, load_avila, make_synthetic, subset_train
-from trainers.model import MLP, relu_draws
+from trainers.model import MLP, build_model, relu_draws
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec, n_ball_samples
 
 
@@ -73,6 +73,17 @@ def test_subset_and_synthetic() -> None:
     sub = subset_train(data, 100, seed=1)
     assert sub.x_train.shape == (100, 8) and torch.equal(sub.x_test, data.x_test)
     assert torch.equal(subset_train(data, 100, seed=1).y_train, sub.y_train)
+
+
+def test_build_model_uses_no_global_rng() -> None:
+    state = torch.random.get_rng_state()
+    model = build_model(seed=5)
+    assert torch.equal(state, torch.random.get_rng_state())
+    torch.manual_seed(5)
+    reference = MLP()  # nn.Linear's default initialisation from the same seed
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 reference.state_dict().values(), strict=True))
+    assert not torch.equal(build_model(seed=6).layer1.weight, model.layer1.weight)
 
 
 def test_generalized_relu_subgradient_at_zero() -> None:

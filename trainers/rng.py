@@ -64,9 +64,10 @@ def stream_key(seed: int, purpose: Purpose | str, *parts: int | float | str) -> 
 
 
 def keys_tensor(keys: int | Sequence[int], device: torch.device | str = "cpu") -> Tensor:
-    """(k,) int64 keys on `device` (a host-to-device copy; nothing waits on the device)."""
+    """(k,) int64 keys on `device`. The host-to-device copy is asynchronous (a pageable source
+    is staged at once), so the host does not wait for the device's queued work."""
     values = [keys] if isinstance(keys, int) else list(keys)
-    return torch.tensor(values, dtype=torch.int64, device=device)
+    return torch.tensor(values, dtype=torch.int64).to(device, non_blocking=True)
 
 
 def _times_golden(index: Tensor, stride: int) -> Tensor:
