@@ -248,17 +248,18 @@ def test_non_utf8_ledger_and_frozen_study_named(tmp_path: Path,
 
 TRAIN_BASE = {"-t": "robust", "-r": "0.05", "-i": "0", "--epochs": "1", "--max-steps": "1",
               "--batch-size": "100", "--checkpoint-every": "5"}
-TRAIN_VALUES = {
+TRAIN_VALUES = {  # all but two are refused: a valid one trains a step, which is slow to fuzz
     "-r": ["abc", "", "1e308", "5", "100", "nan", "inf", "-inf", "-0.1", "0x10", "1,5", "0.1.2",
-           "1e-400", " 0.05 ", "--", "1_0", "0.1", "0.63", "1e", "+-1"],
-    "-i": ["abc", "-1", "1.5", "", "1e3", "99999999999999999999", "0x1", " 3", "-0"],
-    "-t": ["sharpness", "", "ROBUST", "regular", "adversarial", "langevin"],
-    "--epochs": ["0", "-5", "x", "1e9"],
-    "--max-steps": ["0", "-1", "x", "2"],
-    "--batch-size": ["0", "-1", "x", "1"],
-    "--checkpoint-every": ["0", "x", "1"],
-    "--train-subset": ["0", "-1", "x", "7"],
-    "--seed": ["-1", "x", "5"],
+           "1e-400", "--", "1_0", "0.63", "1e", "+-1", "1e400", "0.05.", "٣", "1e-5e"],
+    "-i": ["abc", "-1", "1.5", "", "1e3", "0x1", "-", "--5", "+", "1 2", " 3"],
+    "-t": ["sharpness", "", "ROBUST", "robust ", "regular"],
+    "--epochs": ["0", "-5", "x", "1e9", ""],
+    "--max-steps": ["0", "-1", "x", "1.0"],
+    "--batch-size": ["0", "-1", "x", "nan"],
+    "--checkpoint-every": ["0", "x", "-3"],
+    "--train-subset": ["0", "-1", "x"],
+    "--seed": ["-1", "x", "1.5"],
+    "-d": ["tpu", "", "cuda:x", "gpu"],
 }
 
 
