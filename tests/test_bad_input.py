@@ -335,7 +335,11 @@ def test_disk_full_while_writing_the_model(tmp_path: Path, monkeypatch: pytest.M
     rc, _, err = _cli(["train", "-t", "regular", "-r", "0", "-i", "1", "--dataset", "synthetic",
                        "--max-steps", "2", "-s", str(tmp_path), "--no-progress"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "eps_0_trial_1.pt: cannot write" in err and "checkpoint" in err and "intact" in err
+    assert "eps_0_trial_1.pt: cannot write" in err and "no checkpoint yet" in err
+    rc, _, err = _cli(["train", "-t", "regular", "-r", "0", "-i", "1", "--dataset", "synthetic",
+                       "--max-steps", "2", "--checkpoint-every", "1", "-s", str(tmp_path),
+                       "--no-progress"], capsys)
+    assert rc == 2 and "eps_0_trial_1.ckpt is intact" in err, err
 
 
 # --- stale temp files ------------------------------------------------------------------------
