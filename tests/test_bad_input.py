@@ -409,6 +409,8 @@ def test_refused_by_sbatch_leaves_no_parents_or_lock(tmp_path: Path,
 
     def refuse(self: SlurmBackend, packs: object) -> list[str]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)  # submitit's scratch files
+        (self.paths.logs / "abc.pkl").write_bytes(b"x")
+        (self.paths.logs / ".submission_file_abc.sh").write_text("#!/bin/sh")
         raise ClusterError("sbatch refused the array: invalid partition")
 
     monkeypatch.setattr(SlurmBackend, "submit", refuse)
@@ -420,7 +422,11 @@ def test_refused_by_sbatch_leaves_no_parents_or_lock(tmp_path: Path,
     existing.mkdir()
     path = _study_with(tmp_path, existing)
     rc, _, err = _cli(["submit", str(path)], capsys)
-    assert rc == 2 and not (existing / ".submit.lock").exists()
+    assert rc == 2 and not any(existing.iterdir())  # no lock file, no logs/
+    (existing / "logs").mkdir()
+    (existing / "logs" / "12_0_log.out").write_text("an earlier job's log")
+    rc, _, err = _cli(["submit", str(path)], capsys)
+    assert rc == 2 and [p.name for p in existing.rglob("*")] == ["logs", "12_0_log.out"]
 
 
 def test_every_reserved_sbatch_option_and_its_abbreviations(tmp_path: Path,
