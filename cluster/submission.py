@@ -10,6 +10,7 @@ data present) before the first byte is written. `submit` freezes the study file 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -121,6 +122,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     created = _first_missing(paths.root)  # the topmost folder this call creates, if any
     paths.root.mkdir(parents=True, exist_ok=True)
     lock_existed = paths.lock.exists()
+    logs_before = _entries(paths.logs)
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
@@ -168,7 +170,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         errors = backend.finish(progress) if backend.blocking else []
     except BaseException:
         if not job_ids:  # refused before anything was submitted: leave no trace
-            _undo(paths, lock, created, lock_existed)
+            _undo(paths, lock, created, lock_existed, logs_before)
         raise
     finally:
         if lock.is_locked:
@@ -187,17 +189,37 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def _undo(paths: Paths, lock: filelock.FileLock, created: Path | None,
-          lock_existed: bool) -> None:
-    """Undo what a refused submission wrote: the folders it created (submitit's scratch files
-    included), else the lock file it created."""
+def _entries(folder: Path) -> set[str] | None:
+    """The names in `folder`, None when it does not exist."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return None
+
+
+def _undo(paths: Paths, lock: filelock.FileLock, created: Path | None, lock_existed: bool,
+          logs_before: set[str] | None) -> None:
+    """Undo what a refused submission wrote: the folders it created, else the scratch files
+    submitit left in logs/ and the lock file it created (the lock is still held, so no other
+    submission is inside the root meanwhile)."""
     if created is not None:
         lock.release()
         shutil.rmtree(created, ignore_errors=True)
-    elif not lock_existed:
+        return
+    if logs_before is None:
+        shutil.rmtree(paths.logs, ignore_errors=True)
+    else:
+        for name in (_entries(paths.logs) or set()) - logs_before:
+            target = paths.logs / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+    if not lock_existed:
         with contextlib.suppress(OSError):
-            paths.lock.unlink()  # still held: no other submission can be inside it
-        lock.release()
+            paths.lock.unlink()
+    lock.release()
 
 
 def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,

@@ -20,7 +20,11 @@ def resolve_device(device: str) -> torch.device:
                         f"(use --device cpu)")
     if device != "cpu" and not device.startswith("cuda"):
         raise SpecError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise SpecError(f"device must be 'cpu', 'cuda', 'cuda:<index>' or 'auto', "
+                        f"got {device!r}") from None
 
 
 def _cpu_name() -> str:

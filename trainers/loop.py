@@ -326,8 +326,10 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
         try:
             shas.append(atomic_torch_save(pack.model.trial_state_dict(i), t.paths.model))
         except StorageError as exc:
-            err = StorageError(f"{exc}; the last checkpoint {t.paths.checkpoint} is intact: "
-                               f"free space and run again to finish from it")
+            last = next((c for c in (t.paths.checkpoint, t.paths.previous_checkpoint)
+                         if c.exists()), None)
+            kept = f"the last checkpoint {last} is intact" if last else "no checkpoint yet"
+            err = StorageError(f"{exc}; {kept}: free space and run again to finish")
             err.errno = exc.errno
             raise err from None
     unfinished = [ck for ck in checkpoints if ck is None or not ck.get("finished")]
