@@ -124,6 +124,14 @@ def test_sbatch_refusal_is_one_clear_error(make_study: Callable[..., Study],
         .replace("gpus_per_task = 1", "gpus_per_task = 8")
     Path(study.source).write_text(text)
     assert main(["submit", str(study.source)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "sbatch refused the array" in err and "not available" in err and "\n" not in err
+    err = capsys.readouterr().err.strip()  # the cluster was read: refused before sbatch
+    assert "no node of partition" in err and "8 GPU(s)" in err and "\n" not in err
     assert not study.root.exists()  # refused before anything was submitted: no trace
+    # what only sbatch knows (a node feature) is sbatch's refusal, in one line
+    text = study.source.read_text().replace("gpus_per_task = 8", "gpus_per_task = 1") \
+        .replace("[cluster]\n", '[cluster]\nconstraint = "no_such_feature"\n')
+    Path(study.source).write_text(text)
+    assert main(["submit", str(study.source)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sbatch refused the array" in err and "feature" in err and "\n" not in err
+    assert not study.root.exists()
