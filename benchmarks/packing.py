@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainers.data import Dataset, load_avila, make_synthetic
+from trainers.device import FP32
 from trainers.loop import TrainPaths, _Pack
 from trainers.spec import Method, TrainSettings, TrainSpec, n_ball_samples
 
@@ -50,7 +51,7 @@ def _pack(method: Method, radius: float, seeds: list[int], data: Dataset,
     settings = TrainSettings(adv_start_epoch=0)
     specs = [TrainSpec(method, radius, s, settings, "avila") for s in seeds]
     paths = [TrainPaths(Path(os.devnull), Path(os.devnull)) for _ in seeds]
-    return _Pack(specs, paths, [data] * len(seeds), device)
+    return _Pack(specs, paths, [data] * len(seeds), device, FP32)
 
 
 def _sync(device: torch.device) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cluster.backends.local import LocalGpus, local_gpus
+from trainers.atomic import atomic_torch_save_verified, torch_load_verified
 from trainers.checkpoint import environment_change
 from trainers.device import FP32, TF32_OVERRIDE, TF32_OVERRIDE_ENV, pin_precision, tf32_override
 from trainers.loop import TrainPaths, train
@@ -80,10 +81,10 @@ def test_checkpoint_from_cuda_resumes_on_the_cpu(tmp_path: Path) -> None:
     paths = TrainPaths(tmp_path / "b" / "m.pt", tmp_path / "b" / "c.pt")
     calls = iter(range(100))
     assert not train(_spec(), paths, progress=False, should_stop=lambda: next(calls) >= 4).finished
-    ck = torch.load(paths.checkpoint, weights_only=True)
+    ck = torch_load_verified(paths.checkpoint)
     assert "rng" not in ck and ck["device"] == "cpu" and ck["precision"] == FP32
     ck["device"], ck["device_model"] = "cuda", "NVIDIA H100 80GB HBM3"
-    torch.save(ck, paths.checkpoint)
+    atomic_torch_save_verified(ck, paths.checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = train(_spec(), paths, progress=False)

@@ -241,3 +241,29 @@ def test_status_verify_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert f"corrupt {specs[1].key}" in out and "drosweep resume" in out
     assert main(["status", str(source), "--verify", "--json"]) == 1
     assert '"problems"' in capsys.readouterr().out
+
+
+def test_checkpoint_without_hash_from_an_earlier_version_resumes(tmp_path):
+    """A checkpoint written before content hashes (same format, no wrapper) is resumed with one
+    warning, not thrown away: the work it holds is kept."""
+    import warnings as _warnings
+
+    from trainers.checkpoint import FORMAT, load_checkpoint
+    from trainers.spec import Method as _Method
+    from trainers.spec import TrainSettings as _Settings
+    from trainers.spec import TrainSpec as _Spec
+
+    spec = _Spec(_Method.REGULAR, 0.0, 3, settings=_Settings(epochs=1), dataset="synthetic")
+    legacy = {"format": FORMAT, "spec": spec.to_dict(), "step": 5, "epoch": 0, "batch_index": 5,
+              "model": {}, "optimizer": {"lr": 0.2}, "scheduler": {}}
+    path = tmp_path / "ckpt.pt"
+    torch.save(legacy, path)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        loaded = load_checkpoint(path, tmp_path / "ckpt.pt.prev", spec)
+    assert loaded is not None and loaded["step"] == 5
+    assert any("before content hashes" in str(w.message) for w in caught)
+    torch.save({"format": "other"}, path)
+    with _warnings.catch_warnings(record=True):
+        _warnings.simplefilter("always")
+        assert load_checkpoint(path, tmp_path / "ckpt.pt.prev", spec) is None

@@ -40,6 +40,15 @@ class IntegrityError(ValueError):
     """A file whose content does not match its recorded sha256, or that carries none."""
 
 
+class UnhashedError(IntegrityError):
+    """A readable torch file without a content hash (written before hashes existed): `content`
+    holds what it contains, for a caller that can vouch for it in another way."""
+
+    def __init__(self, message: str, content: Any) -> None:
+        super().__init__(message)
+        self.content = content
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -139,7 +148,8 @@ def torch_load_verified(path: str | os.PathLike[str]) -> Any:
 
     wrapper = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(wrapper, dict) or wrapper.get("format") != VERIFIED_FORMAT:
-        raise IntegrityError(f"{path}: carries no content hash (not written by this version)")
+        raise UnhashedError(f"{path}: carries no content hash (not written by this version)",
+                            wrapper)
     payload, recorded = wrapper.get("payload"), wrapper.get("sha256")
     if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8 \
             or payload.dim() != 1 or not isinstance(recorded, str):

@@ -22,6 +22,7 @@ import torch
 from trainers.atomic import (
     IntegrityError,
     StorageError,
+    UnhashedError,
     atomic_torch_save_verified,
     torch_load_verified,
 )
@@ -77,6 +78,13 @@ def save_checkpoint(state: dict[str, Any], path: Path, previous: Path) -> None:
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = torch_load_verified(path)
+    except UnhashedError as exc:  # written before checkpoints carried a hash: resumable, unverified
+        data = exc.content
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            warnings.warn(f"{path}: checkpoint written before content hashes; resuming from it "
+                          f"unverified (the next checkpoint carries a hash)", stacklevel=3)
+        else:
+            raise CheckpointError(str(exc)) from None
     except IntegrityError as exc:
         raise CheckpointError(str(exc)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
