@@ -43,6 +43,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_cancel)
 
 
+    p = sub.add_parser("export", help="copy the finished models into the original code's layout",
+                       description="Copy every finished model to DIR/<method>/eps_<r>_trial_<i>.pt "
+                                   "(the original code's names; `regular` once per radius) with "
+                                   "a manifest.csv (key, file, sha256, spec).")
+    add_study_arguments(p)
+    p.add_argument("--to", required=True, type=Path, metavar="DIR", help="destination folder")
+    p.add_argument("--layout", default="original", choices=["original"],
+                   help="file layout (default: original)")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from jobs.export import export_original
+
+    study = study_from_args(args)
+    result = export_original(study, args.to)
+    print(f"exported {result.trials} finished trial(s) as {result.files} file(s) into "
+          f"{result.dest}; manifest {result.manifest}")
+    if result.not_done:
+        print(f"not exported: {len(result.not_done)} trial(s) not done "
+              f"(e.g. {result.not_done[0]}); run `drosweep export` again when they are")
+    return 0
+
+
 def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[str],
                    as_json: bool) -> int:
     rows = trial_rows(status, selection=selection, states=[TrialState(s) for s in states])

@@ -15,7 +15,8 @@ from trainers.spec import Method, TrainSettings, TrainSpec
 
 
 def model_filename(radius: float, trial_id: int) -> str:
-    return f"eps_{radius:g}_trial_{trial_id}.pt"
+    """The original code's name: the radius as Python's `str(float)` (`eps_1.0_trial_0.pt`)."""
+    return f"eps_{float(radius)}_trial_{trial_id}.pt"
 
 
 def register(sub: Any) -> None:

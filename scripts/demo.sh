@@ -7,4 +7,6 @@ bash scripts/setup.sh
 if [ -z "${DROSWEEP_DATA_DIR:-}" ] && [ -f ../shared/data/avila/avila-tr.txt ]; then
   export DROSWEEP_DATA_DIR=$(cd ../shared/data/avila && pwd)
 fi
+# the data: found, or fetched and verified into the default folder (one-line error offline)
+.venv/bin/drosweep data ensure
 exec .venv/bin/drosweep demo "$@"

@@ -53,7 +53,7 @@ def test_short_real_avila_training(avila_data_dir: Path, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "210 steps" in result.stdout
     model = MLP()
-    model.load_state_dict(torch.load(tmp_path / "eps_0_trial_1.pt", weights_only=True))
+    model.load_state_dict(torch.load(tmp_path / "eps_0.0_trial_1.pt", weights_only=True))
     data = load_avila(avila_data_dir)
     with torch.no_grad():
         acc = (model(data.x_test).argmax(1) == data.y_test).float().mean().item()
