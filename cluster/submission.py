@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class SubmitResult:
     errors: tuple[str, ...]          # blocking executors: one line per failed task
     dry_run: bool
     chained_job: str | None = None   # the job queued after the arrays (`then`), if any
+    options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
 
 
 def _check_data(study: Study) -> str | None:
@@ -115,9 +116,14 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     if ctx.problems:
         raise ClusterError(ctx.problems[0])
     if dry_run:
-        specs, done, live = _select(study, study_status(study, sacct=sacct), selection, limit)
+        status = study_status(study, sacct=sacct)
+        specs, done, live = _select(study, status, selection, limit)
         the_plan = plan(specs, ctx.profile, ctx.rates)
-        return SubmitResult(executor, the_plan, done, live, (), (), (), True)
+        placeholders = [f"<array #{i}>" for i in range(len(the_plan.arrays))]
+        planned = _array_options(the_plan, ctx.profile.time_limit_min,
+                                 _slots(the_plan, ctx.profile.max_running, status), placeholders)
+        return SubmitResult(executor, the_plan, done, live, (), (), (), True,
+                            options=tuple(planned))
 
     created = _first_missing(paths.root)  # the topmost folder this call creates, if any
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -135,19 +141,17 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         status = study_status(study, sacct=sacct)
         specs, done, live = _select(study, status, selection, limit)
         the_plan = plan(specs, ctx.profile, ctx.rates)
-        live_jobs = [t.job_id for t in status.trials if t.job_id
-                     and t.state in (TrialState.RUNNING, TrialState.PENDING)]
-        slots = schedule(len(the_plan.arrays), ctx.profile.max_running, live_jobs)
+        slots = _slots(the_plan, ctx.profile.max_running, status)
         submission_id = uuid.uuid4().hex[:12]
         array_ids: list[str] = []
         packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
                                 backend.trainer_progress)
-        for packs, array, (cap, after, after_previous) in zip(
-                packs_by_array, the_plan.arrays, slots, strict=True):
-            if after_previous:
-                after = (*after, array_ids[-1])
-            ids = backend.submit(packs, ArrayOptions(
-                array.time_limit_min or ctx.profile.time_limit_min, cap, after))
+        options: list[ArrayOptions] = []
+        for i, packs in enumerate(packs_by_array):
+            # the array ids it may wait for are known once the previous arrays are submitted
+            options.append(_array_options(the_plan, ctx.profile.time_limit_min, slots,
+                                          array_ids)[i])
+            ids = backend.submit(packs, options[-1])
             job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
             if not frozen:
                 atomic_write_text(paths.study_file, study.text)
@@ -178,7 +182,27 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     if then is not None and backend.blocking and job_ids:
         then(str(study.root))
     return SubmitResult(executor, the_plan, done, live, tuple(job_ids), tuple(array_ids),
-                        tuple(errors), False, chained)
+                        tuple(errors), False, chained, tuple(options))
+
+
+def _slots(the_plan: Plan, max_running: int, status: StudyStatus
+           ) -> list[tuple[int, tuple[str, ...], bool]]:
+    live_jobs = [t.job_id for t in status.trials if t.job_id
+                 and t.state in (TrialState.RUNNING, TrialState.PENDING)]
+    return schedule(len(the_plan.arrays), max_running, live_jobs)
+
+
+def _array_options(the_plan: Plan, default_limit_min: int,
+                   slots: Sequence[tuple[int, tuple[str, ...], bool]],
+                   array_ids: Sequence[str]) -> list[ArrayOptions]:
+    """How each array is submitted (dry runs name the arrays not yet submitted by index)."""
+    out = []
+    for i, (array, (cap, after, after_previous)) in enumerate(
+            zip(the_plan.arrays, slots, strict=True)):
+        if after_previous and i - 1 < len(array_ids):
+            after = (*after, array_ids[i - 1])
+        out.append(ArrayOptions(array.time_limit_min or default_limit_min, cap, after))
+    return out
 
 
 def _first_missing(path: Path) -> Path | None:

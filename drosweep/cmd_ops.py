@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from cluster.detail import format_rows, trial_rows
-from cluster.planner import Plan
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
@@ -79,15 +78,16 @@ def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[s
     return 0
 
 
-def print_scripts(study: Study, the_plan: Plan) -> None:
-    """The sbatch script of each array, exactly as `submit` would hand it to sbatch."""
+def print_scripts(study: Study, result: SubmitResult) -> None:
+    """The sbatch script of each array, exactly as `submit` would hand it to sbatch (an array
+    that waits for one not yet submitted names it `<array #i>`)."""
     from cluster.backends.slurm import SlurmBackend
     from jobs.paths import Paths
 
     backend = SlurmBackend(study, Paths(study.root))
-    for i, array in enumerate(the_plan.arrays):
+    for i, (array, options) in enumerate(zip(result.plan.arrays, result.options, strict=True)):
         print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
-        print(backend.script(len(array.tasks)).rstrip())
+        print(backend.script(len(array.tasks), options).rstrip())
 
 
 def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
@@ -103,7 +103,8 @@ def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
         "chained_job": result.chained_job, "errors": list(result.errors)}
     if result.dry_run and result.executor == "slurm":
         backend = SlurmBackend(study, Paths(study.root))
-        body["scripts"] = [backend.script(len(a.tasks)) for a in result.plan.arrays]
+        body["scripts"] = [backend.script(len(a.tasks), o)
+                           for a, o in zip(result.plan.arrays, result.options, strict=True)]
     return body
 
 

@@ -177,7 +177,7 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
     if result.dry_run:
         print(format_plan(result.plan, "(to submit)"))
         if result.executor == "slurm" and study is not None:
-            print_scripts(study, result.plan)
+            print_scripts(study, result)
         return 0
     if result.executor == "slurm":
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "

@@ -25,6 +25,7 @@ def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     f = study_file(tmp_path)
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     assert main(["submit", str(f), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert not (tmp_path / "root").exists()  # nothing written
