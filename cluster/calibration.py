@@ -93,8 +93,8 @@ def load(path: str | Path) -> Calibration:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ClusterError(f"{p}: calibration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClusterError(f"{p}: cannot read calibration file ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ClusterError(f"{str(p)!r}: cannot read calibration file ({exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -313,13 +313,13 @@ def test_disk_full_while_checkpointing(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "fsync", real_fsync)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1, err
-    assert "eps_0_trial_1.ckpt: cannot write (No space left on device)" in lines[0]
+    assert "eps_0.0_trial_1.ckpt: cannot write (No space left on device)" in lines[0]
     assert "previous checkpoint" in lines[0] and ".ckpt.prev is intact" in lines[0]
     assert "run again to resume" in lines[0]
     assert not list(save.glob(".*.tmp"))
     rc, _, err = _cli([*argv, "-s", str(save)], capsys)  # space freed: resumes from .prev
     assert rc == 0, err
-    assert (save / "eps_0_trial_1.pt").read_bytes() == (tmp_path / "ref" / "eps_0_trial_1.pt"
+    assert (save / "eps_0.0_trial_1.pt").read_bytes() == (tmp_path / "ref" / "eps_0.0_trial_1.pt"
                                                          ).read_bytes()
 
 
@@ -335,11 +335,11 @@ def test_disk_full_while_writing_the_model(tmp_path: Path, monkeypatch: pytest.M
     rc, _, err = _cli(["train", "-t", "regular", "-r", "0", "-i", "1", "--dataset", "synthetic",
                        "--max-steps", "2", "-s", str(tmp_path), "--no-progress"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "eps_0_trial_1.pt: cannot write" in err and "no checkpoint yet" in err
+    assert "eps_0.0_trial_1.pt: cannot write" in err and "no checkpoint yet" in err
     rc, _, err = _cli(["train", "-t", "regular", "-r", "0", "-i", "1", "--dataset", "synthetic",
                        "--max-steps", "2", "--checkpoint-every", "1", "-s", str(tmp_path),
                        "--no-progress"], capsys)
-    assert rc == 2 and "eps_0_trial_1.ckpt is intact" in err, err
+    assert rc == 2 and "eps_0.0_trial_1.ckpt is intact" in err, err
 
 
 # --- stale temp files ------------------------------------------------------------------------
@@ -387,6 +387,7 @@ def test_refused_submit_leaves_nothing(extra: str, table: str | None, message: s
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     monkeypatch.setattr(SlurmBackend, "submit", _never)
     text = BASE.format(root=tmp_path / "a" / "b" / "root").replace('dataset = "synthetic"',
                                                                   'dataset = "avila"')
@@ -398,7 +399,7 @@ def test_refused_submit_leaves_nothing(extra: str, table: str | None, message: s
     assert not (tmp_path / "a").exists()
 
 
-def _never(self: SlurmBackend, packs: object) -> list[str]:
+def _never(self: SlurmBackend, packs: object, *options: object) -> list[str]:
     raise AssertionError("a refused submission reached sbatch")
 
 
@@ -406,8 +407,9 @@ def test_refused_by_sbatch_leaves_no_parents_or_lock(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
 
-    def refuse(self: SlurmBackend, packs: object) -> list[str]:
+    def refuse(self: SlurmBackend, packs: object, *options: object) -> list[str]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)  # submitit's scratch files
         (self.paths.logs / "abc.pkl").write_bytes(b"x")
         (self.paths.logs / ".submission_file_abc.sh").write_text("#!/bin/sh")
@@ -434,6 +436,7 @@ def test_every_reserved_sbatch_option_and_its_abbreviations(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]
                                                             ) -> None:
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
+    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     monkeypatch.setattr(SlurmBackend, "submit", _never)
     cases = 0
     for option, instead in RESERVED_SBATCH.items():
