@@ -13,7 +13,6 @@ from cluster.errors import ClusterError
 from jobs.errors import StudyError
 from jobs.grid import radius_tag
 from jobs.study import Study
-from trainers.data import load_dataset
 from trainers.spec import Method, SpecError, TrainSpec
 
 # sbatch options drosweep sets or relies on, and the study setting that controls each instead
@@ -101,6 +100,8 @@ def check_memory(study: Study) -> None:
 def check_data(study: Study, data_dir: str | None) -> None:
     """Read and verify the data set the tasks will read (rows, classes), not only find it."""
     if study.dataset == "avila":  # the synthetic set is generated, never read
+        from trainers.data import load_dataset  # torch: only when a submission reads the data
+
         load_dataset(study.dataset, data_dir)
 
 
