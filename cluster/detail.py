@@ -14,7 +14,7 @@ from typing import Any
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
-from jobs.paths import Paths
+from jobs.paths import PROGRESS_NAME, Paths
 from trainers.progress import read_progress
 
 
@@ -40,10 +40,13 @@ def trial_rows(status: StudyStatus, *, selection: Selection = ALL,
     paths = Paths(status.root)
     wanted = set(states) or set(TrialState) - {TrialState.DONE}
     rows: list[TrialRow] = []
+    files = paths.trial_files()  # one walk: progress files are opened only where they exist
     for t in status.trials:
         if t.state not in wanted or not selection.matches(t.trial):
             continue
-        progress = read_progress(paths.progress(t.trial.key))
+        names = files.get(t.trial.key, frozenset())
+        progress = read_progress(paths.progress(t.trial.key)) \
+            if names is None or PROGRESS_NAME in names else None
         steps = total = None
         if progress is not None:
             steps, total = progress.step, progress.total

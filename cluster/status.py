@@ -25,7 +25,7 @@ from jobs.grid import TrialSpec, expand, radius_tag
 from jobs.heartbeat import Beat, BeatState, read_beat
 from jobs.integrity import VerifyReport, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
-from jobs.paths import Paths
+from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths
 from jobs.study import Study, parse_study
 from trainers.spec import Method
 
@@ -131,9 +131,17 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
     check_frozen(study, paths)
     specs = expand(study)
     moment = time.time() if now is None else now
-    done = {t.key: read_done(paths, t) for t in specs}
-    failed = {t.key: read_failed(paths, t) if done[t.key] is None else None for t in specs}
-    beats = {t.key: read_beat(paths, t.key) for t in specs if done[t.key] is None}
+    files = paths.trial_files()  # one walk: only the files that exist are opened
+
+    def has(key: str, name: str) -> bool:
+        names = files.get(key, frozenset())
+        return names is None or name in names
+
+    done = {t.key: read_done(paths, t) if has(t.key, DONE_NAME) else None for t in specs}
+    failed = {t.key: read_failed(paths, t) if done[t.key] is None and has(t.key, FAILED_NAME)
+              else None for t in specs}
+    beats = {t.key: read_beat(paths, t.key) for t in specs
+             if done[t.key] is None and has(t.key, HEARTBEAT_NAME)}
     latest = ledger.latest_tasks(ledger.read(paths.ledger))
     arrays = {latest[k][0].array_id for k in done
               if done[k] is None and k in latest and latest[k][0].executor == "slurm"}

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from trainers.loop import TrainPaths
 
 DONE_NAME = "DONE.json"
+FAILED_NAME = "FAILED.json"
+PROGRESS_NAME = "progress.json"
+HEARTBEAT_NAME = "heartbeat.json"
 
 
 class Paths:
@@ -121,15 +124,30 @@ class Paths:
         return self.trial_dir(trial) / DONE_NAME
 
     def failed(self, trial: TrialSpec | str) -> Path:
-        return self.trial_dir(trial) / "FAILED.json"
+        return self.trial_dir(trial) / FAILED_NAME
 
     def progress(self, trial: TrialSpec | str) -> Path:
         """Steps done as of the newest checkpoint (JSON, trainers/progress.py)."""
-        return self.trial_dir(trial) / "progress.json"
+        return self.trial_dir(trial) / PROGRESS_NAME
 
     def heartbeat(self, trial: TrialSpec | str) -> Path:
         """Refreshed by the task training the trial (jobs/heartbeat.py)."""
-        return self.trial_dir(trial) / "heartbeat.json"
+        return self.trial_dir(trial) / HEARTBEAT_NAME
+
+    def trial_files(self) -> dict[str, frozenset[str] | None]:
+        """Key → names of the files in each trial folder under runs/, from one walk of the tree
+        (for scans of a whole study: a file that is not listed need not be opened). A folder that
+        is a symbolic link maps to None: its files are unknown, read them through `trial_dir`."""
+        found: dict[str, frozenset[str] | None] = {}
+        runs = str(self.runs)
+        for folder, dirs, files in os.walk(runs):
+            rel = os.path.relpath(folder, runs)
+            if files and rel.count(os.sep) == 2:  # <method>/eps_<r>/trial_<i>
+                found[rel.replace(os.sep, "/")] = frozenset(files)
+            for name in dirs:
+                if os.path.islink(os.path.join(folder, name)):
+                    found[os.path.join(rel, name).replace(os.sep, "/")] = None
+        return found
 
     def done_files(self) -> dict[str, Path]:
         """Key → DONE marker of every trial under runs/ that has one, from one walk of the
