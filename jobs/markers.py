@@ -108,26 +108,23 @@ def _read_json(path: Path, retries: int, delay_s: float) -> dict[str, Any] | Non
     return None
 
 
-def read_done(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
-              delay_s: float = 0.2) -> DoneMarker | None:
-    data = _read_json(paths.done(trial), retries, delay_s)
+def _done(data: dict[str, Any] | None) -> DoneMarker | None:
     if data is None:
         return None
     try:
         return DoneMarker(**data)
     except TypeError:
         return None
+
+
+def read_done(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
+              delay_s: float = 0.2) -> DoneMarker | None:
+    return _done(_read_json(paths.done(trial), retries, delay_s))
 
 
 def read_done_at(path: Path) -> DoneMarker | None:
     """The DONE marker at a known path, read once (scans of a whole study; see Paths.done_files)."""
-    data = _read_json(path, 0, 0.0)
-    if data is None:
-        return None
-    try:
-        return DoneMarker(**data)
-    except TypeError:
-        return None
+    return _done(_read_json(path, 0, 0.0))
 
 
 def read_failed(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
