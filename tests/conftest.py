@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,14 @@ def avila_data_dir() -> Path:
             pytest.fail("Avila data not found: set DROSWEEP_DATA_DIR (CI must not skip data tests)")
         pytest.skip("Avila data not found: set DROSWEEP_DATA_DIR or run `drosweep data fetch`")
     return folder
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread() -> Iterator[None]:
+    """Small tensors: one thread is as fast, and immune to cores shared with other processes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
