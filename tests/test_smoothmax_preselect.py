@@ -3,15 +3,12 @@ device once."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
 import torch
 from torch import Tensor, nn
 
 import trainers.smoothmax as sm
+from trainers.hostsync import record_waits
 from trainers.model import build_model
 from trainers.packed import PackedMLP
 from trainers.smoothmax import (
@@ -145,43 +142,19 @@ def test_float64_and_other_modules_run_exact() -> None:
 
 # --- host synchronisation ---------------------------------------------------------------------
 
-_WAITS = ("item", "tolist", "nonzero", "__bool__", "__int__", "__float__", "__index__")
-
-
-class _WaitCounter:
-    """Counts the Tensor methods that make the host wait on the device, by calling file."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[str, str]] = []
-        for name in _WAITS:
-            original = getattr(torch.Tensor, name)
-            monkeypatch.setattr(torch.Tensor, name, self._wrap(name, original))
-
-    def _wrap(self, name: str, original: Any) -> Any:
-        def counted(t: Tensor, *args: Any, **kwargs: Any) -> Any:
-            caller = Path(sys._getframe(1).f_code.co_filename)
-            self.calls.append((name, f"{caller.parent.name}/{caller.name}"))
-            return original(t, *args, **kwargs)
-        return counted
-
-
 @pytest.mark.parametrize(("temperature", "preselect"), [(1.0, False), (1e-4, False),
                                                           (1e-4, True)])
-def test_one_wait_per_step(monkeypatch: pytest.MonkeyPatch, temperature: float,
-                           preselect: bool) -> None:
-    """One read of the selection counts per call, whatever the number of chunks; the only other
-    waits are the generalized ReLU's CPU-only zero check (on CUDA it does not look)."""
+def test_one_wait_per_step(temperature: float, preselect: bool) -> None:
+    """One read of the selection counts per call, whatever the number of chunks."""
     torch.manual_seed(13)
     model = _spread_model(14)
     x, y = torch.randn(4, D), torch.randint(0, 12, (4,))
     source = uniform_ball_source(x, 3.0, 2000, 500, seed=15)
     assert source.n_chunks >= 10
     chunks = [source.chunk(c) for c in range(source.n_chunks)]
-    counter = _WaitCounter(monkeypatch)
     stats = SmoothMaxStats()
-    smoothed_max_ce_backward(model, source, y, temperature, preselect=preselect, stats=stats)
+    with record_waits() as waits:
+        smoothed_max_ce_backward(model, source, y, temperature, preselect=preselect, stats=stats)
     assert stats.preselected == preselect
-    waits = [call for call in counter.calls if call[1] != "trainers/model.py"]
-    assert waits == [("tolist", "trainers/smoothmax.py")]
-    monkeypatch.undo()
+    assert waits.calls == [("tolist", "trainers/smoothmax.py")]
     assert all(torch.equal(source.chunk(c), chunks[c]) for c in range(source.n_chunks))

@@ -34,7 +34,7 @@ REQUIRED_KEYS = ("format", "spec", "step", "epoch", "batch_index", "model", "opt
 # settings that may change between runs of the same trial without changing what it computes
 # (a precision change is reported by `environment_change`, not refused)
 RESUMABLE_DIFFERENCES = {"max_steps", "epochs", "checkpoint_every", "checkpoint_every_s",
-                         "allow_tf32_override"}
+                         "allow_tf32_override", "cuda_graphs"}
 
 
 class CheckpointError(RuntimeError):

@@ -27,7 +27,8 @@ from trainers.atomic import StorageError, atomic_torch_save, remove_stale_temps
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
-from trainers.methods import StepContext, method_step, temperature
+from trainers.graphs import StepRunner, default_capture
+from trainers.methods import StepContext, method_parts, step_keys, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
 from trainers.progress import write_progress
@@ -97,7 +98,13 @@ class _Pack:
         self.model = PackedMLP(models).to(device)
         self.x = torch.stack([d.x_train for d in datasets]).to(device)
         self.y = torch.stack([d.y_train for d in datasets]).to(device)
+        # the SGD object keeps the rate that the schedule sets; the update itself is the step
+        # runner's (trainers.graphs: p -= lr * grad with lr a 0-d device tensor, so a captured
+        # step reads this step's rate)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr)
+        self.lr = torch.zeros((), device=device)
+        self.runner = StepRunner(method_parts(specs[0].method),
+                                 default_capture(device, s.cuda_graphs))
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.lr_step_size,
                                                          gamma=s.lr_gamma)
         self.step = 0
@@ -169,12 +176,13 @@ class _Pack:
         x, y = self.x[self.pack_rows, idx], self.y[self.pack_rows, idx]
         seeds = [t.spec.seed for t in self.trials]
         ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
-                          seeds)
-        self.model.set_relu_keys([stream_key(seed, Purpose.RELU, self.step) for seed in seeds])
+                          seeds, step_keys(seeds, self.step, self.device))
         self.optimizer.zero_grad(set_to_none=True)
-        losses = method_step(self.spec.method)(self.model, x, y, ctx)
-        self.optimizer.step()
-        self.scheduler.step()
+        self.lr.fill_(self.optimizer.param_groups[0]["lr"])
+        losses = self.runner(self.model, x, y, ctx, self.lr)
+        with warnings.catch_warnings():  # the update is the runner's, not optimizer.step()
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         self.step += 1
         self.batch_index += 1
         self.loss_acc += losses.to(torch.float64) * y.shape[1]

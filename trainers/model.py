@@ -34,17 +34,16 @@ class _GeneralizedReLU(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, u = ctx.saved_tensors
         out = torch.ops.aten.threshold_backward(grad, x, 0)  # grad where x > 0, else 0
-        zero = x == 0
-        # exact zeros are rare: on the CPU a check is cheap and skips the correction; on CUDA the
-        # correction always runs, so that no step waits on the host
-        if x.device.type == "cuda" or bool(zero.any()):
-            out = out.addcmul_(zero.to(grad.dtype), grad * u.to(grad.dtype))
-        return out, None
+        # u where x is exactly 0, looked up on the device on every device: no host check, so a
+        # step never waits on it and a CUDA graph can capture it
+        return torch.where(x == 0, grad * u.to(grad.dtype), out), None
 
 
-def relu_draws(keys: list[int], device: torch.device, layers: int = 2) -> Tensor:
-    """(k, layers): the subgradient draw of each hidden layer for each stream key."""
-    return rng.uniform(rng.keys_tensor(keys, device), [(0, layers)], [layers], 1)[..., 0]
+def relu_draws(keys: list[int] | Tensor, device: torch.device, layers: int = 2) -> Tensor:
+    """(k, layers): the subgradient draw of each hidden layer for each stream key (a (k,) int64
+    tensor of keys is used where it lies, with no copy)."""
+    table = keys if isinstance(keys, Tensor) else rng.keys_tensor(keys, device)
+    return rng.uniform(table, [(0, layers)], [layers], 1)[..., 0]
 
 
 def generalized_relu(x: Tensor, u: Tensor | None) -> Tensor:

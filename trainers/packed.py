@@ -34,10 +34,15 @@ class PackedMLP(nn.Module):
         self.relu_u: Tensor | None
         self.register_buffer("relu_u", None, persistent=False)
 
-    def set_relu_keys(self, keys: Sequence[int] | None) -> None:
+    def set_relu_keys(self, keys: Sequence[int] | Tensor | None) -> None:
         """Per trial, the stream of its generalized ReLU's draws (None: subgradient 0); trial i
-        draws what an `MLP` with key keys[i] draws."""
-        self.relu_u = None if keys is None else relu_draws(list(keys), next(self.parameters()).device)
+        draws what an `MLP` with key keys[i] draws. A (k,) int64 tensor of keys on the device
+        is read there (no host value: a captured step may call this)."""
+        if keys is None:
+            self.relu_u = None
+            return
+        table = keys if isinstance(keys, Tensor) else list(keys)
+        self.relu_u = relu_draws(table, next(self.parameters()).device)
 
     def _linear(self, name: str, x: Tensor) -> Tensor:
         weight = getattr(self, f"{name}_weight")

@@ -97,6 +97,9 @@ class TrainSettings:
     preselect: bool = False
     # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
     allow_tf32_override: bool = False
+    # on CUDA, capture each step's static stage once as a CUDA graph and replay it (bit-identical
+    # to eager: trainers.graphs); false runs every step eagerly. Changes no result.
+    cuda_graphs: bool = True
 
     def validate(self) -> None:
         positive_int = ["epochs", "batch_size", "lr_step_size", "hidden", "n_base", "temp_steps",
@@ -129,6 +132,8 @@ class TrainSettings:
         if not isinstance(self.allow_tf32_override, bool):
             raise SpecError(f"setting 'allow_tf32_override' must be true or false, "
                             f"got {self.allow_tf32_override!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise SpecError(f"setting 'cuda_graphs' must be true or false, got {self.cuda_graphs!r}")
         for name in ("max_steps", "train_subset"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -139,6 +144,8 @@ class TrainSettings:
         d["temp_schedule"] = self.temp_schedule.value
         if not self.preselect:  # written only when set: files from before it existed still match
             del d["preselect"]
+        if self.cuda_graphs:  # likewise: written only when switched off
+            del d["cuda_graphs"]
         return d
 
     @classmethod

@@ -22,6 +22,31 @@ from trainers import rng
 from trainers.rng import Purpose, keys_tensor, stream_key
 from trainers.spec import TempSchedule, TrainSettings, TrainSpec
 
+# The purposes of a step's streams, in the row order of a keys table (`step_keys`).
+STEP_PURPOSES = (Purpose.BALL, Purpose.PGD_START, Purpose.LANGEVIN, Purpose.RELU)
+
+
+def step_keys(seeds: Sequence[int], step: int, device: torch.device) -> Tensor:
+    """(len(STEP_PURPOSES), k) int64 on `device`: every stream key of one step of a pack, in one
+    host-to-device copy."""
+    keys = [stream_key(seed, purpose, step) for purpose in STEP_PURPOSES for seed in seeds]
+    return keys_tensor(keys, device).view(len(STEP_PURPOSES), len(seeds))
+
+
+@dataclass(frozen=True)
+class StaticContext:
+    """All that the static stage of a step may read: the pack's fixed spec and the step's
+    stream keys as a device tensor. No per-step Python value (step, epoch, temperature, learning
+    rate) is reachable from here, so a CUDA graph of the stage bakes in nothing that changes
+    between its replays."""
+
+    spec: TrainSpec
+    keys_table: Tensor    # (len(STEP_PURPOSES), k) int64, see `step_keys`
+
+    def keys(self, purpose: Purpose, device: torch.device | None = None) -> Tensor:
+        """(k,) this step's keys for `purpose`: a view of the table, no copy."""
+        return self.keys_table[STEP_PURPOSES.index(purpose)]
+
 
 @dataclass(frozen=True)
 class StepContext:
@@ -30,16 +55,68 @@ class StepContext:
     epoch: int         # zero-based epoch of this step
     temperature: float
     seeds: Sequence[int]  # per trial: its seed, from which its streams' keys derive
+    keys_table: Tensor | None = None  # this step's `step_keys`, when the caller made them
 
     def stream_keys(self, purpose: Purpose) -> list[int]:
         """Per trial, the key of this step's stream for `purpose`."""
         return [stream_key(seed, purpose, self.step) for seed in self.seeds]
 
     def keys(self, purpose: Purpose, device: torch.device) -> Tensor:
+        if self.keys_table is not None and self.keys_table.device == device:
+            return self.keys_table[STEP_PURPOSES.index(purpose)]
         return keys_tensor(self.stream_keys(purpose), device)
+
+    def static(self, device: torch.device) -> StaticContext:
+        table = self.keys_table
+        if table is None or table.device != device:
+            table = step_keys(self.seeds, self.step, device)
+        return StaticContext(self.spec, table)
 
 
 MethodStep = Callable[[nn.Module, Tensor, Tensor, StepContext], Tensor]
+StageRun = Callable[[nn.Module, Tensor, Tensor, StaticContext], tuple[Tensor, ...]]
+Finish = Callable[[nn.Module, Tensor, Tensor, StepContext, tuple[Tensor, ...]], Tensor]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The part of a step with static shapes and no host wait, which a CUDA graph may capture
+    (trainers.graphs): a function of its tensor inputs (x, y, the keys table) and the pack's
+    fixed settings only. `name` tells the variants of a method apart (one graph each)."""
+
+    name: str
+    run: StageRun
+
+
+@dataclass(frozen=True)
+class MethodParts:
+    """A method's step as an optional static stage, then an optional eager finish.
+
+    Without a finish the stage is the whole step: it leaves the gradient of the trials' summed
+    loss in .grad and returns ((k,) losses,). A finish takes the stage's outputs (or () without
+    a stage), runs what needs the host (the smoothed max's one read per step) and returns the
+    losses."""
+
+    stage: Callable[[StepContext], Stage | None]
+    finish: Finish | None = None
+
+
+def set_relu_draws(model: nn.Module, ctx: StaticContext) -> None:
+    """The generalized ReLU's draws of this step, from the keys table (on the device)."""
+    set_keys = getattr(model, "set_relu_keys", None)
+    if set_keys is not None:
+        set_keys(ctx.keys(Purpose.RELU))
+
+
+def eager_step(parts: MethodParts) -> MethodStep:
+    """The whole step run eagerly: the ReLU draws, the stage, the finish."""
+    def step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        static = ctx.static(x.device)
+        set_relu_draws(model, static)
+        stage = parts.stage(ctx)
+        outs = () if stage is None else stage.run(model, x, y, static)
+        return outs[0] if parts.finish is None else parts.finish(model, x, y, ctx, outs)
+    return step
 
 
 def temperature(settings: TrainSettings, step: int, epoch: int) -> float:
@@ -49,7 +126,8 @@ def temperature(settings: TrainSettings, step: int, epoch: int) -> float:
     return settings.temp_start - (settings.temp_start - settings.temp_end) * frac
 
 
-def step_uniform(ctx: StepContext, purpose: Purpose, like: Tensor, repeats: int = 0) -> Tensor:
+def step_uniform(ctx: StepContext | StaticContext, purpose: Purpose, like: Tensor,
+                 repeats: int = 0) -> Tensor:
     """U[0, 1) for every coordinate of like (k, B, d), trial t from its own stream for this step
     and purpose, the whole pack in one draw: (k, B, d), or (k, repeats, B, d) when repeats > 0
     (row r of point i is position (r, i) of the stream)."""

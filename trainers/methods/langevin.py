@@ -2,6 +2,8 @@
 
 x <- clamp_ball(x + (grad_x CE + noise * U(-1, 1)) * step), the gradient of the batch-mean CE with
 the weights frozen; the trajectory's points (start included) are the samples of the smoothed max.
+The trajectory is the step's static stage (a CUDA graph may capture it); the smoothed max, which
+reads its selection on the host once, runs eagerly after it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ import torch
 from torch import Tensor, nn
 
 from trainers.attacks import input_grad, project_ball
-from trainers.methods.base import StepContext, step_uniform
+from trainers.methods.base import (
+    MethodParts,
+    Stage,
+    StaticContext,
+    StepContext,
+    eager_step,
+    step_uniform,
+)
 from trainers.rng import Purpose
 from trainers.smoothmax import smoothed_max_ce_backward, tensor_source
 
@@ -31,10 +40,28 @@ def langevin_trajectory(model: nn.Module, x: Tensor, y: Tensor, radius: float, p
     return out
 
 
-def langevin_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+def _trajectory(model: nn.Module, x: Tensor, y: Tensor, ctx: StaticContext) -> tuple[Tensor, ...]:
     s = ctx.spec.settings
     traj = langevin_trajectory(model, x, y, ctx.spec.radius, s.langevin_points,
                                s.langevin_step_factor * ctx.spec.radius, s.langevin_noise,
                                step_uniform(ctx, Purpose.LANGEVIN, x, s.langevin_points - 1))
+    return (traj,)
+
+
+_STAGE = Stage("langevin-trajectory", _trajectory)
+
+
+def _stage(ctx: StepContext) -> Stage:
+    return _STAGE
+
+
+def _finish(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
+            outs: tuple[Tensor, ...]) -> Tensor:
+    s = ctx.spec.settings
+    (traj,) = outs
     return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
                                     threshold=s.prune_threshold, preselect=s.preselect)
+
+
+LANGEVIN = MethodParts(_stage, _finish)
+langevin_step = eager_step(LANGEVIN)

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from trainers.methods.base import StepContext, batch_mean_ce
+from trainers.methods.base import MethodParts, Stage, StaticContext, StepContext, batch_mean_ce, eager_step
 
 
-def regular_step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+def _regular(model: nn.Module, x: Tensor, y: Tensor, ctx: StaticContext) -> tuple[Tensor, ...]:
     del ctx
     losses = batch_mean_ce(model, x, y)
     losses.sum().backward()
-    return losses.detach()
+    return (losses.detach(),)
+
+
+_STAGE = Stage("regular", _regular)
+
+
+def _stage(ctx: StepContext) -> Stage:
+    return _STAGE
+
+
+REGULAR = MethodParts(_stage)
+regular_step = eager_step(REGULAR)
