@@ -8,6 +8,10 @@ What it does, in order (each step prints its result as it goes):
    be bit-identical;
 3. on CUDA, the same seeds on the CPU and on CUDA: the samples must be bit-identical, the
    weights agree to float rounding (the largest relative difference is printed);
+   the steps with their static stage replayed as CUDA graphs against the same steps run
+   eagerly (setting cuda_graphs): the weights must be bit-identical; and the static stages
+   must not wait on the host (on every device: trainers.hostsync; on CUDA also under
+   torch.cuda.set_sync_debug_mode("error"));
 4. the seconds of a robust step at eps in {0.01, 0.1, 0.3}, T=1 and T=1e-4, and of a packed
    regular / adversarial / langevin step at k in {1, 8, 51} trials, written as a calibration file
    (cluster.calibration) the cost model reads.
@@ -41,8 +45,10 @@ from trainers.device import (
     precision_flags,
     resolve_device,
 )
+from trainers.hostsync import record_waits
 from trainers.loop import TrainPaths, derive_seed, train
-from trainers.methods import StepContext, method_step
+from trainers.methods import StepContext, method_parts, method_step, step_keys
+from trainers.methods.base import set_relu_draws
 from trainers.model import build_model
 from trainers.packed import PackedMLP
 from trainers.spec import Method, TrainSettings, TrainSpec
@@ -144,6 +150,67 @@ def check_cpu_vs_cuda(say: Say, report: DoctorReport) -> None:
                                        f"(> {CROSS_DEVICE_TOL:g}) after the same steps")
 
 
+# graphs against eager: an uneven last batch (a second graph) and a rate decay within the steps
+GRAPH_SETTINGS = {**CHECK_SETTINGS, "train_subset": 250, "lr_step_size": 2}
+
+
+def check_graphs(say: Say, report: DoctorReport) -> None:
+    """CUDA: each method trained with its static stage replayed as a CUDA graph and eagerly."""
+    with tempfile.TemporaryDirectory(prefix="drosweep-doctor-") as tmp:
+        for method in Method:
+            if method_parts(method).stage(StepContext(_check_spec(method), 0, 10**6, 1.0,
+                                                      [0])) is None:
+                say(f"  graphs {method.value:<11} no static stage (runs eagerly)")
+                continue
+            runs = []
+            for graphs in (True, False):
+                settings = TrainSettings.from_dict({**GRAPH_SETTINGS, "cuda_graphs": graphs})
+                spec = TrainSpec(method, _check_spec(method).radius, 5, settings, "synthetic")
+                runs.append(_weights(_train_in(Path(tmp) / method.value / str(graphs), spec,
+                                               "cuda")))
+            same = all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+            say(f"  graphs {method.value:<11} replayed vs eager "
+                f"{'bit-identical' if same else 'DIFFERENT'}")
+            if not same:
+                report.failures.append(f"{method.value}: CUDA graph replays differ from eager "
+                                       f"steps (set cuda_graphs = false to train without them)")
+
+
+def check_stage_waits(device: torch.device, say: Say, report: DoctorReport) -> None:
+    """Each static stage once, on a small pack, watched for host waits."""
+    for method in Method:
+        spec = _check_spec(method)
+        ctx = StepContext(spec, 0, 10**6, 1.0, [1, 2], step_keys([1, 2], 0, device))
+        stage = method_parts(method).stage(ctx)
+        if stage is None:
+            continue
+        models = [build_model(spec.settings.hidden, seed=s) for s in (1, 2)]
+        model = PackedMLP(models).to(device)
+        data = make_synthetic(n_train=2 * BATCH, n_test=1)
+        x = data.x_train.view(2, BATCH, -1).to(device)
+        y = data.y_train.view(2, BATCH).to(device)
+        static = ctx.static(device)
+        problem = ""
+        with record_waits() as waits:
+            try:
+                if device.type == "cuda":
+                    torch.cuda.set_sync_debug_mode("error")
+                set_relu_draws(model, static)
+                stage.run(model, x, y, static)
+            except RuntimeError as exc:
+                problem = str(exc).splitlines()[0]
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.set_sync_debug_mode("default")
+        calls = sorted({f"{name} ({where})" for name, where in waits.calls})
+        if problem or calls:
+            what = problem or ", ".join(calls)
+            say(f"  host waits {stage.name:<20} FOUND: {what}")
+            report.failures.append(f"{stage.name}: the static stage waits on the host: {what}")
+        else:
+            say(f"  host waits {stage.name:<20} none")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -236,11 +303,19 @@ def run_doctor(*, out: Path, quick: bool = False, device: str = "auto",
     say(f"{TF32_OVERRIDE_ENV} = {precision_flags()[TF32_OVERRIDE_ENV]!r}")
     say(f"stop and resume ({dev.type}):")
     check_resume(dev.type, say, report)
+    say(f"static stages of the steps ({dev.type}):")
+    check_stage_waits(dev, say, report)
     if dev.type == "cuda":
         say("CPU against CUDA, same seeds:")
         check_cpu_vs_cuda(say, report)
+        say("CUDA graphs against eager steps, same seeds:")
+        check_graphs(say, report)
     elif torch.cuda.is_available():
         report.skipped.append("CPU against CUDA (device cpu was asked for)")
+        report.skipped.append("CUDA graph replays against eager steps (device cpu was asked "
+                              "for)")
+    else:
+        report.skipped.append("CUDA graph replays against eager steps (no CUDA device here)")
     say(f"timings ({dev.type}, seconds per optimizer step of the pack):")
     time_rates(dev, quick, say, report)
     created = datetime.now(UTC).isoformat(timespec="seconds")

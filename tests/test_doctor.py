@@ -28,6 +28,9 @@ def test_doctor_quick_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert f"resume {method.value:<11} bit-identical" in text
     assert "float32_matmul_precision=highest" in text and "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" in text
     assert "skipped       every CUDA check and timing (no CUDA device here)" in text
+    assert "skipped       CUDA graph replays against eager steps (no CUDA device here)" in text
+    for stage in ("regular", "adversarial-pgd", "langevin-trajectory"):
+        assert f"host waits {stage:<20} none" in text
     assert "skipped       robust eps=0.3 timings (--quick)" in text
     assert "doctor: all checks passed" in text
     cal = calibration.load(out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -216,3 +217,26 @@ def test_capture_on_cuda_only_and_the_setting() -> None:
     assert "cuda_graphs" in RESUMABLE_DIFFERENCES  # it changes no result
     with pytest.raises(SpecError, match="'cuda_graphs' must be true or false"):
         TrainSettings.from_dict({"cuda_graphs": "no"})
+
+
+class _FailingCapture(ReplayCapture):
+    """Warms up (changing the weights, as a real warm-up does), then fails to capture."""
+
+    def capture(self, fn: Any, reset: Any, slots: Any) -> Any:
+        reset()
+        fn()
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_a_failed_capture_runs_eagerly_with_the_same_results() -> None:
+    eager, fallback = _pack(Method.ADVERSARIAL), _pack(Method.ADVERSARIAL)
+    fallback.runner = StepRunner(method_parts(Method.ADVERSARIAL), _FailingCapture())
+    with pytest.warns(UserWarning, match=r"capture of the adversarial-\w+ step failed "
+                                         r"\(operation not permitted when stream is capturing\)"):
+        for _ in range(4):
+            eager.run_step()
+            fallback.run_step()
+    assert all(torch.equal(a, b) for a, b in zip(_weights(eager), _weights(fallback),
+                                                 strict=True))
+    assert set(fallback.runner.graphs.values()) == {None}

@@ -20,6 +20,7 @@ copying the results into the captured tensors, as a graph does: it checks the lo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -133,7 +134,11 @@ class _Graph:
                     p.copy_(value)
                     p.grad = None
 
-        self.replay, self.outputs = backend.capture(run, reset, slots)
+        try:
+            self.replay, self.outputs = backend.capture(run, reset, slots)
+        except BaseException:
+            reset()  # a failed warm-up or capture leaves the step's state as it found it
+            raise
         self.bound = [getattr(obj, name) for obj, name in slots]
 
     def __call__(self, x: Tensor, y: Tensor, keys: Tensor, lr: Tensor) -> tuple[Tensor, ...]:
@@ -160,7 +165,7 @@ class StepRunner:
 
     def __init__(self, parts: MethodParts, capture: Capture | None = None) -> None:
         self.parts, self.capture = parts, capture
-        self.graphs: dict[tuple[Any, ...], _Graph] = {}
+        self.graphs: dict[tuple[Any, ...], _Graph | None] = {}  # None: capture failed, eager
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
                  lr: Tensor) -> Tensor:
@@ -174,14 +179,15 @@ class StepRunner:
         if stage is None:
             set_relu_draws(model, static)
             outs: tuple[Tensor, ...] = ()
-        elif self.capture is None:
-            set_relu_draws(model, static)
-            outs = stage.run(model, x, y, static)
         else:
-            outs = self._graph(stage, whole, model, params, x, y, ctx, static.keys_table,
-                               lr)(x, y, static.keys_table, lr)
-            if whole:
-                return outs[0]
+            graph = self._graph(stage, whole, model, params, x, y, ctx, static.keys_table, lr)
+            if graph is None:
+                set_relu_draws(model, static)
+                outs = stage.run(model, x, y, static)
+            else:
+                outs = graph(x, y, static.keys_table, lr)
+                if whole:
+                    return outs[0]
         if whole:
             sgd_update(params, lr)
             return outs[0]
@@ -191,18 +197,27 @@ class StepRunner:
         return losses
 
     def _graph(self, stage: Stage, whole: bool, model: nn.Module, params: list[Tensor],
-               x: Tensor, y: Tensor, ctx: StepContext, keys: Tensor, lr: Tensor) -> _Graph:
+               x: Tensor, y: Tensor, ctx: StepContext, keys: Tensor,
+               lr: Tensor) -> _Graph | None:
+        """The graph of this stage and these shapes, captured on first use; None (run eagerly)
+        without a capture backend or when its capture failed (said once, in one line)."""
+        if self.capture is None:
+            return None
         key = (stage.name, whole, tuple(x.shape), x.dtype, tuple(y.shape), tuple(keys.shape))
-        graph = self.graphs.get(key)
-        if graph is None:
-            assert self.capture is not None
+        if key not in self.graphs:
             slots: list[Slot] = [(p, "grad") for p in params]
             if hasattr(model, "relu_u"):
                 slots.append((model, "relu_u"))
-            graph = _Graph(self.capture, stage, whole, model, params, slots, ctx.spec, x, y,
-                           keys, lr)
-            self.graphs[key] = graph
-        return graph
+            try:
+                self.graphs[key] = _Graph(self.capture, stage, whole, model, params, slots,
+                                          ctx.spec, x, y, keys, lr)
+            except RuntimeError as exc:
+                self.graphs[key] = None
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                warnings.warn(f"CUDA graph capture of the {stage.name} step failed ({reason}); "
+                              f"it runs eagerly (same results; cuda_graphs = false skips the "
+                              f"capture)", stacklevel=3)
+        return self.graphs[key]
 
 
 def default_capture(device: torch.device, enabled: bool) -> Capture | None:
