@@ -274,3 +274,49 @@ def test_peak_memory_does_not_grow_with_n() -> None:
     chunked pass adds only the CE values (4 MB) and chunk-sized buffers."""
     small, large = _peak_rss(1000), _peak_rss(30_000)
     assert large - small < 150 * 2**20, (small, large)
+
+
+def _draw_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import trainers.smoothmax as sm
+    calls: list[int] = []
+    real = sm.uniform_ball
+
+    def counted(*args: object, **kwargs: object) -> Tensor:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sm, "uniform_ball", counted)
+    return calls
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1e-4])
+def test_small_batches_draw_once_same_result(monkeypatch: pytest.MonkeyPatch,
+                                             temperature: float) -> None:
+    """Under the cache budget pass 2 reuses pass 1's samples: each chunk drawn once, and the loss
+    and gradient bit-identical to drawing them again (budget 0)."""
+    import trainers.smoothmax as sm
+    model, x, y = setup(5)
+    results = {}
+    for budget in (sm.SAMPLE_CACHE_BYTES, 0):
+        monkeypatch.setattr(sm, "SAMPLE_CACHE_BYTES", budget)
+        calls = _draw_counter(monkeypatch)
+        model.zero_grad()
+        source = uniform_ball_source(x, 0.3, 1000, 777, seed=11)
+        loss = smoothed_max_ce_backward(model, source, y, temperature)
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results[budget] = (loss, grads, len(calls), source.n_chunks)
+        monkeypatch.undo()
+    (l1, g1, draws1, chunks), (l0, g0, draws0, _) = results[sm.SAMPLE_CACHE_BYTES], results[0]
+    assert draws1 == chunks and draws0 > chunks
+    assert torch.equal(l1, l0) and all(torch.equal(a, b) for a, b in zip(g1, g0, strict=True))
+
+
+def test_cache_off_above_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose samples exceed the budget is drawn again in pass 2: memory stays bounded."""
+    import trainers.smoothmax as sm
+    model, x, y = setup(5)
+    monkeypatch.setattr(sm, "SAMPLE_CACHE_BYTES", x.numel() * 1000 * x.element_size() - 1)
+    calls = _draw_counter(monkeypatch)
+    source = uniform_ball_source(x, 0.3, 1000, 777, seed=11)
+    smoothed_max_ce_backward(model, source, y, 1.0)
+    assert len(calls) == 2 * source.n_chunks

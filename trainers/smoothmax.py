@@ -12,7 +12,8 @@ once. Two passes over chunks of samples do it:
 
 Between the passes the host reads, once, how many samples each chunk keeps (`_select`); pass 2
 regenerates only the chunks that hold any (a source hands out the same chunk every time it is
-asked; samples are never stored) and gathers their kept rows on the device. With `preselect`, pass
+asked; samples are stored only when the whole batch's fit a fixed budget, `SAMPLE_CACHE_BYTES`)
+and gathers their kept rows on the device. With `preselect`, pass
 1 runs in bf16 with a rigorous error bound and an extra pass recomputes the candidates in fp32 (see
 `smoothed_max_ce_backward`).
 
@@ -58,6 +59,10 @@ FULL_CHUNK_FRACTION = 0.5
 U_BF16 = 2.0 ** -8
 U_FP32 = 2.0 ** -24
 PRESELECT_MAX_MARGIN = 0.1
+# A ball source whose whole batch of samples takes at most this many bytes keeps the chunks it
+# drew in pass 1 for pass 2 instead of drawing them again (a fixed budget: memory stays bounded
+# whatever N; at the paper's B=100, d=8 in float32 this covers N up to about 10,000).
+SAMPLE_CACHE_BYTES = 32 * 2**20
 
 
 class SampleSource(Protocol):
@@ -105,10 +110,17 @@ class _BallSource:
         self.radius, self.n = radius, n
         self._offsets = _offsets(n, x.shape[-2], chunk_size)
         self.n_chunks = len(self._offsets) - 1
+        total_bytes = x.numel() * n * x.element_size()
+        self._cache: dict[int, Tensor] | None = {} if total_bytes <= SAMPLE_CACHE_BYTES else None
 
     def chunk(self, c: int) -> Tensor:
+        if self._cache is not None and c in self._cache:
+            return self._cache[c]
         lo, hi = self._offsets[c], self._offsets[c + 1]
-        return uniform_ball(self.x, self.radius, self.keys, lo, hi - lo, self.n)
+        samples = uniform_ball(self.x, self.radius, self.keys, lo, hi - lo, self.n)
+        if self._cache is not None:
+            self._cache[c] = samples
+        return samples
 
 
 class _TensorSource:
@@ -129,7 +141,7 @@ def uniform_ball_source(x: Tensor, radius: float, n: int, chunk_size: int,
     """n points uniform in the L-inf ball of `radius` around each row of x, in chunks of about
     chunk_size samples. `seed` is the stream's 64-bit key (trainers.rng.stream_key): sample j of
     point i is a pure function of (seed, i, j), so a chunk is regenerated in the backward pass
-    instead of stored, and the samples are the same for any chunk_size, pack and device. For a
+    instead of stored (unless all B*N samples fit `SAMPLE_CACHE_BYTES`), and the samples are the same for any chunk_size, pack and device. For a
     pack, x is (k, B, d) with one seed per trial (chunk_size then counts the samples of one
     trial)."""
     return _BallSource(x, radius, n, chunk_size, seed)
