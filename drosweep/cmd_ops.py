@@ -7,16 +7,18 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.detail import format_rows, trial_rows
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
-from cluster.submission import SubmitResult
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.select_args import add_selection_arguments, selection_from
 from jobs import Study
+
+if TYPE_CHECKING:
+    from cluster.submission import SubmitResult
 
 
 def register(sub: Any) -> None:
