@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from cluster.states import TrialState
 from cluster.status import StudyStatus, group_label, study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
+from drosweep.jsonout import print_json
 from drosweep.select_args import (
     add_selection_arguments,
     add_state_argument,
@@ -159,7 +159,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.json:
         out = plan_json(the_plan, study.name)
         out["cluster_problems"] = list(ctx.problems)
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(format_plan(the_plan, study.name))
         for problem in ctx.problems:
@@ -170,7 +170,7 @@ def run_plan(args: argparse.Namespace) -> int:
 def _report_submission(result: SubmitResult, root: str, study: Study | None = None,
                        as_json: bool = False) -> int:
     if as_json and study is not None:
-        print(json.dumps(submission_json(result, study), indent=2))
+        print_json(submission_json(result, study))
         return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
     n = len(result.plan.trials)
@@ -266,7 +266,7 @@ def run_status(args: argparse.Namespace) -> int:
         if report is not None:
             out["verify"] = {"checked": report.checked,
                              "problems": [{"key": k, "detail": d} for k, d in report.problems]}
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(format_status(status))
         if report is not None:
