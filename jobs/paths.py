@@ -39,6 +39,7 @@ class Paths:
         self.root = Path(root).expanduser().absolute()
         self._dirs: dict[str, Path] = {}  # checked trial folders: status names 10,000s of files
         self._plain: dict[Path, bool] = {}  # <method>/eps_<r> folders known not to be links
+        self._walked: set[str] = set()  # trial folders `trial_files` reached through no link
 
     def __repr__(self) -> str:
         return f"Paths({str(self.root)!r})"
@@ -98,7 +99,8 @@ class Paths:
             return known
         parse_key(key)
         folder = self.runs / key
-        if not self._no_links(folder):  # a key has no `..`: only a link could lead out
+        # a key has no `..`: only a link could lead out
+        if key not in self._walked and not self._no_links(folder):
             path = folder.resolve(strict=False)
             runs = self.runs.resolve(strict=False)
             if runs not in path.parents:
@@ -156,6 +158,7 @@ class Paths:
             for radius_dir, radius in folders(method_dir, method):
                 for trial_dir, key in folders(radius_dir, radius):  # <method>/eps_<r>/trial_<i>
                     names = frozenset(entry.name for entry in _entries(trial_dir))
+                    self._walked.add(key)
                     if names:
                         found[key] = names
         return TrialFiles(found)
