@@ -213,3 +213,19 @@ def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_status_loads_no_executor() -> None:
+    """`status` imports neither submitit nor the executors (nor torch): it stays fast on a login
+    node; the executors the parsers offer are the ones cluster.backends implements."""
+    code = ("import sys; from drosweep.cli import build_parser; build_parser('status'); "
+            "print(sorted(m for m in ('submitit', 'torch', 'cluster.backends', "
+            "'cluster.submission', 'filelock') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    from cluster.backends import BACKENDS
+    from cluster.executors import EXECUTORS
+
+    assert tuple(BACKENDS) == EXECUTORS
+    assert all(cls.name == name for name, cls in BACKENDS.items())
