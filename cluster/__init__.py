@@ -17,12 +17,36 @@ API:
 
 from __future__ import annotations
 
-from cluster.cost import Cost, estimate
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from cluster.errors import ClusterError
-from cluster.planner import ArrayPlan, GroupPlan, Plan, TaskPlan, plan
 from cluster.states import JobState, TrialState
-from cluster.status import GroupStatus, StudyStatus, TrialStatus, study_status
-from cluster.submission import SubmitResult, resume, submit
+
+if TYPE_CHECKING:
+    from cluster.cost import Cost, estimate
+    from cluster.planner import ArrayPlan, GroupPlan, Plan, TaskPlan, plan
+    from cluster.status import GroupStatus, StudyStatus, TrialStatus, study_status
+    from cluster.submission import SubmitResult, resume, submit
+
+# loaded on first use: `status` must not pay for submitit and the executors it never runs
+_LAZY = {"Cost": "cluster.cost", "estimate": "cluster.cost",
+         "ArrayPlan": "cluster.planner", "GroupPlan": "cluster.planner", "Plan": "cluster.planner",
+         "TaskPlan": "cluster.planner", "plan": "cluster.planner",
+         "GroupStatus": "cluster.status", "StudyStatus": "cluster.status",
+         "TrialStatus": "cluster.status", "study_status": "cluster.status",
+         "SubmitResult": "cluster.submission", "resume": "cluster.submission",
+         "submit": "cluster.submission"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cluster' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ArrayPlan",

@@ -40,13 +40,13 @@ def trial_rows(status: StudyStatus, *, selection: Selection = ALL,
     paths = Paths(status.root)
     wanted = set(states) or set(TrialState) - {TrialState.DONE}
     rows: list[TrialRow] = []
-    files = paths.trial_files()  # one walk: progress files are opened only where they exist
+    # progress files are opened only where the walk of runs/ behind the status saw one
+    files = status.files if status.files is not None else paths.trial_files()
     for t in status.trials:
         if t.state not in wanted or not selection.matches(t.trial):
             continue
-        names = files.get(t.trial.key, frozenset())
         progress = read_progress(paths.progress(t.trial.key)) \
-            if names is None or PROGRESS_NAME in names else None
+            if files.may_hold(t.trial.key, PROGRESS_NAME) else None
         steps = total = None
         if progress is not None:
             steps, total = progress.step, progress.total

@@ -63,8 +63,12 @@ def parse_trials(text: str, count: int) -> frozenset[int]:
 
 def make_selection(study: Study, *, methods: Sequence[str] = (),
                    radii: Sequence[float] = (), trials: str | None = None,
-                   keys: Sequence[str] = ()) -> Selection:
-    specs = expand(study)
+                   keys: Sequence[str] = (), specs: Sequence[TrialSpec] | None = None
+                   ) -> Selection:
+    """`specs`: `expand(study)` when the caller has it already; expanded here only when a radius
+    or a key is to be checked against the study."""
+    if specs is None:
+        specs = expand(study) if radii or keys else ()
     method_set: frozenset[Method] | None = None
     if methods:
         names = {m.value for m in study.methods}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster import ledger
@@ -25,7 +25,7 @@ from jobs.grid import TrialSpec, expand, radius_tag
 from jobs.heartbeat import Beat, BeatState, read_beat
 from jobs.integrity import VerifyReport, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
-from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths
+from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
 from jobs.study import Study, parse_study
 from trainers.spec import Method
 
@@ -57,6 +57,8 @@ class StudyStatus:
     trials: tuple[TrialStatus, ...]
     groups: tuple[GroupStatus, ...]
     eta_s: float | None
+    # the walk of runs/ this status was read from: `status --detailed` reads progress files by it
+    files: TrialFiles | None = field(default=None, repr=False, compare=False)
 
     @property
     def counts(self) -> dict[TrialState, int]:
@@ -125,23 +127,21 @@ def _classify(done: DoneMarker | None, failed: FailedMarker | None,
     return fallback
 
 
-def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
-                 now: float | None = None) -> StudyStatus:
+def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | None = None,
+                 specs: Sequence[TrialSpec] | None = None) -> StudyStatus:
+    """`specs`: `expand(study)` when the caller has it already (it costs ~0.2 s per 10,000)."""
     paths = Paths(study.root)
     check_frozen(study, paths)
-    specs = expand(study)
+    specs = expand(study) if specs is None else specs
     moment = time.time() if now is None else now
     files = paths.trial_files()  # one walk: only the files that exist are opened
-
-    def has(key: str, name: str) -> bool:
-        names = files.get(key, frozenset())
-        return names is None or name in names
-
-    done = {t.key: read_done(paths, t) if has(t.key, DONE_NAME) else None for t in specs}
-    failed = {t.key: read_failed(paths, t) if done[t.key] is None and has(t.key, FAILED_NAME)
-              else None for t in specs}
+    done = {t.key: read_done(paths, t) if files.may_hold(t.key, DONE_NAME) else None
+            for t in specs}
+    failed = {t.key: read_failed(paths, t)
+              if done[t.key] is None and files.may_hold(t.key, FAILED_NAME) else None
+              for t in specs}
     beats = {t.key: read_beat(paths, t.key) for t in specs
-             if done[t.key] is None and has(t.key, HEARTBEAT_NAME)}
+             if done[t.key] is None and files.may_hold(t.key, HEARTBEAT_NAME)}
     latest = ledger.latest_tasks(ledger.read(paths.ledger))
     arrays = {latest[k][0].array_id for k in done
               if done[k] is None and k in latest and latest[k][0].executor == "slurm"}
@@ -166,7 +166,7 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct,
     _refine_running(by_key, latest)
     trials = tuple(by_key[t.key] for t in specs)
     groups, eta = _groups_and_eta(study, trials, done)
-    return StudyStatus(study.name, str(study.root), trials, groups, eta)
+    return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
 
 
 def _live(beat: Beat | None, now: float) -> Beat | None:

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"drosweep {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a stopped local run says what was kept
-        print(f"drosweep {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"drosweep {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     return int(result or 0)
 

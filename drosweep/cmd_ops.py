@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.detail import format_rows, trial_rows
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus
-from cluster.submission import SubmitResult
 from drosweep.args import add_study_arguments, study_from_args
+from drosweep.jsonout import print_json
 from drosweep.select_args import add_selection_arguments, selection_from
 from jobs import Study
+
+if TYPE_CHECKING:
+    from cluster.submission import SubmitResult
 
 
 def register(sub: Any) -> None:
@@ -72,7 +74,7 @@ def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[s
     if as_json:
         body = status.to_json()
         body["trials"] = [r.to_json() for r in rows]
-        print(json.dumps(body, indent=2))
+        print_json(body)
     else:
         print(format_rows(rows))
     return 0
@@ -142,9 +144,9 @@ def run_cancel(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     result = cancel(study, selection_from(args, study))
     if args.json:
-        print(json.dumps({"study": study.name, "job_ids": list(result.job_ids),
-                          "pids": list(result.pids), "keys": list(result.keys),
-                          "unreachable": list(result.unreachable)}, indent=2))
+        print_json({"study": study.name, "job_ids": list(result.job_ids),
+                    "pids": list(result.pids), "keys": list(result.keys),
+                    "unreachable": list(result.unreachable)})
         return 0
     what = []
     if result.job_ids:

@@ -14,6 +14,7 @@ from typing import Any
 import submitit
 
 from drosweep.args import add_study_arguments, study_from_args
+from drosweep.jsonout import add_json_argument, print_json, render_json, summary_json
 from jobs import Paths, Study, expand, load_study
 from plots import ClaimSettings, RenderResult, ResultsError, render
 from reduce import (
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("--models-per-task", type=int, default=16,
                    help="slurm: models evaluated by one array task")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_json_argument(p, "print one JSON object (progress bars stay on stderr)")
     p.set_defaults(func=run_reduce)
 
     for name, fn, text in (("plot", run_plot, "figures (PNG + PDF) from the results table"),
@@ -76,6 +78,7 @@ def register(sub: Any) -> None:
             p.add_argument("--clean-margin", type=float, default=ClaimSettings.clean_margin,
                            help="claim check: robust's median clean accuracy may trail "
                                 "regular's by this much (default %(default)s)")
+            add_json_argument(p)
         p.set_defaults(func=fn)
 
     p = sub.add_parser("demo", help="the smoke study end to end on this machine: train, "
@@ -187,7 +190,10 @@ def run_reduce(args: argparse.Namespace) -> int:
     mapper: Mapper = slurm_mapper(study) if args.executor == "slurm" else in_process
     scan = settle(study, options)
     summary = reduce_study(study, options, settings, mapper=mapper, scan=scan)
-    print_summary(summary)
+    if args.json:
+        print_json(summary_json(summary))
+    else:
+        print_summary(summary)
     return 1 if summary.errors else 0
 
 
@@ -239,7 +245,11 @@ def print_report(result: RenderResult) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    print_report(_render(args, with_report=True))
+    result = _render(args, with_report=True)
+    if args.json:
+        print_json(render_json(result))
+    else:
+        print_report(result)
     return 0
 
 

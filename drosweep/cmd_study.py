@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
-from cluster.backends import BACKENDS
-from cluster.planning import context
-from cluster.slurm_info import read as read_cluster
-from cluster.status import group_label, verify_study
+from cluster.executors import EXECUTORS
+from cluster.states import TrialState
+from cluster.status import StudyStatus, group_label, study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
+from drosweep.jsonout import print_json
 from drosweep.select_args import (
     add_selection_arguments,
     add_state_argument,
@@ -24,6 +22,10 @@ from jobs import Study, expand
 from jobs.grid import radius_tag
 from jobs.integrity import VerifyReport
 from trainers.spec import Method
+
+if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
+    from cluster.planner import Plan
+    from cluster.submission import SubmitResult
 
 
 def register(sub: Any) -> None:
@@ -40,7 +42,7 @@ def register(sub: Any) -> None:
             ("resume", run_resume, "resubmit the trials with no DONE marker and no live job")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_study_arguments(p)
-        p.add_argument("--executor", default="slurm", choices=sorted(BACKENDS),
+        p.add_argument("--executor", default="slurm", choices=sorted(EXECUTORS),
                        help="slurm: job arrays (returns at once); local: this machine; "
                             "debug: in this process (pdb on errors). Default: slurm")
         p.add_argument("--dry-run", action="store_true", help="plan only: write and submit nothing")
@@ -147,13 +149,17 @@ def _source(source: str, samples: int) -> str:
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from cluster.planner import plan
+    from cluster.planning import context
+    from cluster.slurm_info import read as read_cluster
+
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
     the_plan = plan(expand(study), ctx.profile, ctx.rates)
     if args.json:
         out = plan_json(the_plan, study.name)
         out["cluster_problems"] = list(ctx.problems)
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(format_plan(the_plan, study.name))
         for problem in ctx.problems:
@@ -164,7 +170,7 @@ def run_plan(args: argparse.Namespace) -> int:
 def _report_submission(result: SubmitResult, root: str, study: Study | None = None,
                        as_json: bool = False) -> int:
     if as_json and study is not None:
-        print(json.dumps(submission_json(result, study), indent=2))
+        print_json(submission_json(result, study))
         return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
     n = len(result.plan.trials)
@@ -205,6 +211,8 @@ def _then(study: Study) -> Callable[[str], Any] | None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    from cluster.submission import submit
+
     study = study_from_args(args)
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), calibration=args.calibration,
@@ -213,6 +221,8 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    from cluster.submission import resume
+
     study = study_from_args(args)
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), calibration=args.calibration,
@@ -242,8 +252,9 @@ def format_status(status: StudyStatus) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     study = study_from_args(args)
-    selection = selection_from(args, study)
-    status = study_status(study)
+    specs = expand(study)  # once: the selection is checked against it and the status built on it
+    selection = selection_from(args, study, specs)
+    status = study_status(study, specs=specs)
     report = verify_study(study) if args.verify else None
     if args.detailed or args.state or not selection.everything:
         code = print_detailed(status, selection, args.state, args.json)
@@ -255,7 +266,7 @@ def run_status(args: argparse.Namespace) -> int:
         if report is not None:
             out["verify"] = {"checked": report.checked,
                              "problems": [{"key": k, "detail": d} for k, d in report.problems]}
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(format_status(status))
         if report is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from cluster.select import Selection, make_selection
 from cluster.states import TrialState
 from drosweep.errors import UsageError
+from jobs.grid import TrialSpec
 from jobs.study import Study
 
 
@@ -21,10 +23,11 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, trials: bool = True) 
                        help="only these trial indices, e.g. 0-4,7")
 
 
-def selection_from(args: argparse.Namespace, study: Study) -> Selection:
+def selection_from(args: argparse.Namespace, study: Study,
+                   specs: Sequence[TrialSpec] | None = None) -> Selection:
     return make_selection(study, methods=args.method, radii=args.radius,
                           trials=getattr(args, "trials", None),
-                          keys=getattr(args, "keys", None) or ())
+                          keys=getattr(args, "keys", None) or (), specs=specs)
 
 
 def subset_from(args: argparse.Namespace, study: Study) -> dict[str, Any]:

@@ -5,7 +5,9 @@ A task refreshes `heartbeat.json` in the folder of each trial of its pack every
 while it is fresh and, when it was written on this host, its process is alive: so `status` in
 another shell shows a local run's trials as running, and `resume` never plans them again, while a
 task killed with SIGKILL (no cleanup) stops counting at once on its host and after
-`HEARTBEAT_STALE_S` elsewhere.
+`HEARTBEAT_STALE_S` elsewhere. A pid alone is not proof: once the task is dead the system may
+give its pid to another process, so the heartbeat also records when its process started, and a
+process under that pid that started at another time is not the task.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import enum
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterable
@@ -45,12 +48,48 @@ class Beat:
     started_at: float       # epoch seconds: the task started
     updated_at: float
     format: int = HEARTBEAT_FORMAT
+    pid_start: str | None = None  # `process_start(pid)` when written (None: unknown)
 
     def live(self, now: float | None = None, host: str | None = None) -> bool:
         moment = time.time() if now is None else now
         if moment - self.updated_at > HEARTBEAT_STALE_S:
             return False
-        return self.host != (host or socket.gethostname()) or pid_alive(self.pid)
+        if self.host != (host or socket.gethostname()):
+            return True  # another host: freshness is all there is to check
+        if not pid_alive(self.pid):
+            return False
+        if self.pid_start is None:
+            return True
+        started = process_start(self.pid)
+        return started is None or started == self.pid_start  # else: the pid was reused
+
+
+def process_start(pid: int) -> str | None:
+    """When the process started, as a token that differs between two processes that held the
+    same pid: field 22 of /proc/<pid>/stat (clock ticks since boot) where /proc exists, else the
+    start time `ps` prints (to the second); None when neither can tell (no such process)."""
+    if os.path.isdir("/proc/self"):
+        return _proc_start(pid)
+    return _ps_start(pid)
+
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # its name (field 2) may hold spaces and ")"
+    return f"proc:{fields[19]}" if len(fields) > 19 else None  # fields[0] is field 3
+
+
+def _ps_start(pid: int) -> str | None:
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
+                             text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"ps:{' '.join(out.split())}" if out.strip() else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -86,6 +125,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._host, self._pid, self._job = socket.gethostname(), os.getpid(), slurm_job_id()
+        self._pid_start = process_start(self._pid)
         self._started = time.time()
 
     def __enter__(self) -> Heartbeat:
@@ -136,7 +176,8 @@ class Heartbeat:
             for key, state in items:
                 with contextlib.suppress(OSError):  # advisory: never fail the training
                     atomic_write_json(self.paths.heartbeat(key), asdict(Beat(
-                        key, state, self._host, self._pid, self._job, self._started, now)))
+                        key, state, self._host, self._pid, self._job, self._started, now,
+                        pid_start=self._pid_start)))
 
     def _remove(self, key: str) -> None:
         with contextlib.suppress(OSError):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,7 @@ class Paths:
         self.root = Path(root).expanduser().absolute()
         self._dirs: dict[str, Path] = {}  # checked trial folders: status names 10,000s of files
         self._plain: dict[Path, bool] = {}  # <method>/eps_<r> folders known not to be links
+        self._walked: set[str] = set()  # trial folders `trial_files` reached through no link
 
     def __repr__(self) -> str:
         return f"Paths({str(self.root)!r})"
@@ -96,7 +99,8 @@ class Paths:
             return known
         parse_key(key)
         folder = self.runs / key
-        if not self._no_links(folder):  # a key has no `..`: only a link could lead out
+        # a key has no `..`: only a link could lead out
+        if key not in self._walked and not self._no_links(folder):
             path = folder.resolve(strict=False)
             runs = self.runs.resolve(strict=False)
             if runs not in path.parents:
@@ -134,20 +138,30 @@ class Paths:
         """Refreshed by the task training the trial (jobs/heartbeat.py)."""
         return self.trial_dir(trial) / HEARTBEAT_NAME
 
-    def trial_files(self) -> dict[str, frozenset[str] | None]:
-        """Key → names of the files in each trial folder under runs/, from one walk of the tree
-        (for scans of a whole study: a file that is not listed need not be opened). A folder that
-        is a symbolic link maps to None: its files are unknown, read them through `trial_dir`."""
+    def trial_files(self) -> TrialFiles:
+        """Which files each trial folder under runs/ holds, from one walk of the tree (for scans
+        of a whole study: a file that is not listed need not be opened). Symbolic links are not
+        followed: files behind one are unknown, read them through `trial_dir`."""
         found: dict[str, frozenset[str] | None] = {}
-        runs = str(self.runs)
-        for folder, dirs, files in os.walk(runs):
-            rel = os.path.relpath(folder, runs)
-            if files and rel.count(os.sep) == 2:  # <method>/eps_<r>/trial_<i>
-                found[rel.replace(os.sep, "/")] = frozenset(files)
-            for name in dirs:
-                if os.path.islink(os.path.join(folder, name)):
-                    found[os.path.join(rel, name).replace(os.sep, "/")] = None
-        return found
+
+        def folders(path: str, rel: str) -> list[tuple[str, str]]:
+            out = []
+            for entry in _entries(path):
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_symlink():
+                    found[name] = None
+                elif entry.is_dir():
+                    out.append((entry.path, name))
+            return out
+
+        for method_dir, method in folders(str(self.runs), ""):
+            for radius_dir, radius in folders(method_dir, method):
+                for trial_dir, key in folders(radius_dir, radius):  # <method>/eps_<r>/trial_<i>
+                    names = frozenset(entry.name for entry in _entries(trial_dir))
+                    self._walked.add(key)
+                    if names:
+                        found[key] = names
+        return TrialFiles(found)
 
     def done_files(self) -> dict[str, Path]:
         """Key → DONE marker of every trial under runs/ that has one, from one walk of the
@@ -163,6 +177,33 @@ class Paths:
 
         return TrainPaths(model=self.model(trial), checkpoint=self.checkpoint(trial),
                           progress=self.progress(trial))
+
+
+@dataclass(frozen=True)
+class TrialFiles:
+    """What one walk of runs/ found (`Paths.trial_files`)."""
+
+    found: Mapping[str, frozenset[str] | None]  # key → its files; None: a symbolic link (of the
+    #                                             trial or, under a shorter key, a folder above)
+
+    def may_hold(self, key: str, name: str) -> bool:
+        """False when the walk saw that the trial's folder holds no `name` (or does not exist);
+        True when it does, or when a symbolic link hid the folder from the walk."""
+        names = self.found.get(key)
+        if names is not None:
+            return name in names
+        if key in self.found:
+            return True
+        method, _, rest = key.partition("/")
+        return f"{method}/{rest.partition('/')[0]}" in self.found or method in self.found
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def check_root_writable(root: str | os.PathLike[str]) -> None:

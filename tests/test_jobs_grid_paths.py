@@ -115,3 +115,27 @@ def test_root_writable(tmp_path: Path) -> None:
         check_root_writable(blocker / "root")
     with pytest.raises(StudyError, match="not writable"):
         check_root_writable("/proc/1/drosweep-root")
+
+
+def test_trial_files_walk_and_links(tmp_path: Path) -> None:
+    """One walk lists each trial folder's files; behind a symbolic link (a trial folder or a
+    folder above it) the walk does not look, so any file may be there."""
+    paths = Paths(tmp_path / "root")
+    plain, empty = "robust/eps_0.1/trial_0", "robust/eps_0.1/trial_1"
+    paths.trial_dir(plain).mkdir(parents=True)
+    paths.done(plain).write_text("{}")
+    paths.trial_dir(empty).mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "eps_0.1" / "trial_0").mkdir(parents=True)
+    (paths.runs / "adversarial").symlink_to(elsewhere)
+    (paths.runs / "robust" / "eps_0.2").mkdir()
+    (paths.runs / "robust" / "eps_0.2" / "trial_0").symlink_to(elsewhere / "eps_0.1" / "trial_0")
+    files = paths.trial_files()
+    assert files.may_hold(plain, "DONE.json") and not files.may_hold(plain, "FAILED.json")
+    assert not files.may_hold(empty, "DONE.json")
+    assert not files.may_hold("robust/eps_0.3/trial_0", "DONE.json")  # no folder at all
+    assert files.may_hold("robust/eps_0.2/trial_0", "DONE.json")      # a linked trial folder
+    assert files.may_hold("adversarial/eps_0.1/trial_0", "DONE.json")  # below a linked folder
+    assert paths.trial_dir(plain) == paths.runs / plain
+    with pytest.raises(StudyError, match="resolves outside"):
+        paths.trial_dir("adversarial/eps_0.1/trial_0")

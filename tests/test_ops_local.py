@@ -120,3 +120,34 @@ def test_logs_and_cancel_refuse_bad_input(tmp_path: Path,
     assert main(["cancel", str(f), "regular/eps_0/trial_7"]) == 2
     assert main(["cancel", str(f)]) == 2
     assert "nothing live to cancel" in capsys.readouterr().err
+
+
+def test_logs_follow_a_local_trial_until_it_stops(tmp_path: Path) -> None:
+    """`logs -f` prints what the running task writes and returns by itself once the task has
+    ended; a Ctrl-C ends it earlier in one line."""
+    proc, f, keys = start_run(tmp_path)
+    follow = subprocess.Popen([CLI, "logs", str(f), keys[0], "--follow"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stopped = subprocess.Popen([CLI, "logs", str(f), keys[0], "-f"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        time.sleep(5)
+        assert follow.poll() is None and stopped.poll() is None  # the trial trains: both wait
+        os.killpg(stopped.pid, signal.SIGINT)  # Ctrl-C on the follower
+        _, err = stopped.communicate(timeout=120)
+        assert stopped.returncode == 130
+        assert err.strip().splitlines() == ["drosweep logs: interrupted"], err
+        os.killpg(proc.pid, signal.SIGINT)  # the run stops: its trials checkpoint, the task ends
+        proc.communicate(timeout=300)
+        out, err = follow.communicate(timeout=120)  # ends by itself: no trial of it is live
+    finally:
+        for p in (proc, follow, stopped):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert follow.returncode == 0, err
+    assert out.startswith(f"{keys[0]}: local task local-") and "_log.out <==" in out
+    logs = list((tmp_path / "root" / "logs" / "local").rglob("*_log.*"))
+    assert logs
+    for log in logs:  # what the task wrote last, after the follower had started, was printed
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        assert not lines or lines[-1] in out, (log, lines[-1])

@@ -15,7 +15,15 @@ import pytest
 from cluster import TrialState, study_status, submit
 from drosweep.cli import main
 from jobs import Paths, expand, load_study, run_pack, write_failed
-from jobs.heartbeat import HEARTBEAT_STALE_S, Beat, BeatState, Heartbeat, read_beat
+from jobs.heartbeat import (
+    HEARTBEAT_STALE_S,
+    Beat,
+    BeatState,
+    Heartbeat,
+    _ps_start,
+    process_start,
+    read_beat,
+)
 from jobs.study import Study
 from jobs.task import TaskPack
 from trainers.progress import read_progress
@@ -87,6 +95,42 @@ def test_beat_liveness() -> None:
     assert not Beat("k", BeatState.TRAINING, me, dead.pid, None, now, now).live(now)
     other = Beat("k", BeatState.TRAINING, "another-node", dead.pid, None, now, now)
     assert other.live(now)               # another host: freshness is all we can check
+
+
+def test_a_reused_pid_is_not_the_task(tmp_path: Path) -> None:
+    """A task killed without cleanup leaves a fresh heartbeat; when another process gets its pid,
+    the recorded start time tells them apart (the pid alone would keep the trial running)."""
+    now, me = time.time(), socket.gethostname()
+    task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    time.sleep(1.1)  # start times are counted in clock ticks (/proc) or seconds (ps)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        task_start, other_start = process_start(task.pid), process_start(other.pid)
+        assert task_start is not None and other_start is not None
+        assert task_start == process_start(task.pid)  # stable for one process
+        assert Beat("k", BeatState.TRAINING, me, task.pid, None, now, now,
+                    pid_start=task_start).live(now)
+        # as if `other` had been given the pid the task wrote down: the start times differ
+        assert task_start != other_start
+        assert not Beat("k", BeatState.TRAINING, me, other.pid, None, now, now,
+                        pid_start=task_start).live(now)
+        # written by an older drosweep (no start time): the pid check alone, as before
+        assert Beat("k", BeatState.TRAINING, me, other.pid, None, now, now).live(now)
+        assert _ps_start(task.pid) is not None  # the fallback where /proc is missing
+    finally:
+        task.kill()
+        other.kill()
+        task.wait()
+        other.wait()
+    assert process_start(task.pid) is None and _ps_start(task.pid) is None
+    # what a task writes: its own start time, read back from the file
+    study, _ = make_study(tmp_path)
+    paths = Paths(study.root)
+    key = expand(study)[0].key
+    with Heartbeat(paths, [key], every_s=3600):
+        beat = read_beat(paths, key)
+        assert beat is not None and beat.pid == os.getpid()
+        assert beat.pid_start == process_start(os.getpid()) is not None and beat.live()
 
 
 def test_live_local_task_is_running_and_never_replanned(tmp_path: Path) -> None:
@@ -169,3 +213,19 @@ def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_status_loads_no_executor() -> None:
+    """`status` imports neither submitit nor the executors (nor torch): it stays fast on a login
+    node; the executors the parsers offer are the ones cluster.backends implements."""
+    code = ("import sys; from drosweep.cli import build_parser; build_parser('status'); "
+            "print(sorted(m for m in ('submitit', 'torch', 'cluster.backends', "
+            "'cluster.submission', 'filelock') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    from cluster.backends import BACKENDS
+    from cluster.executors import EXECUTORS
+
+    assert tuple(BACKENDS) == EXECUTORS
+    assert all(cls.name == name for name, cls in BACKENDS.items())

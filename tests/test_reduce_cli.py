@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -83,3 +84,28 @@ def test_bad_evaluation_table_fails_before_waiting(tmp_path: Path,
     assert main(["reduce", str(path), "--wait", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "table 'evaluation': unknown key(s) ['pgd_stepz']" in err
+
+
+def test_reduce_and_report_print_one_json_object(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "one.toml"
+    path.write_text(f'name = "one"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
+                    'methods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
+                    '[training]\nepochs = 1\nhidden = 16\n'
+                    '[evaluation]\ntest_subset = 60\nball_samples = 40\nmean_samples = 20\n'
+                    'pgd_steps = 3\nga_population = 6\nga_generations = 3\nga_elite = 1\n')
+    study = load_study(path)
+    paths = Paths(study.root)
+    save_model(paths, expand(study)[0], seed=0)
+    assert main(["reduce", str(path), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)  # progress bars went to stderr
+    assert body["parquet"] == str(paths.metrics_parquet) and body["rows"] > 0
+    assert (body["evaluated"], body["reused"], body["errors"]) == (1, 0, [])
+    assert body["missing"] == [] and body["failed"] == []
+    assert main(["report", str(path), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["report"] == str(paths.report) and paths.report.is_file()
+    assert {c["verdict"] for c in body["claims"]} <= {"PASS", "FAIL", "SKIP"} and body["claims"]
+    assert body["figures"] and all(Path(f).is_file() for f in body["figures"])
+    assert main(["report", str(path)]) == 0
+    assert not capsys.readouterr().out.lstrip().startswith("{")  # without --json: the lines
