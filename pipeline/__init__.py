@@ -3,8 +3,9 @@
 This package is the one place that uses `reduce`, `plots` and `cluster` together, which none of
 them may do (`plots` reads only the results table, `reduce` never imports the cluster, and the
 cluster never imports the reduction). The arrows run CLI → `pipeline` → `cluster`, `reduce`,
-`plots`; only the CLI imports it, and SLURM runs its `reduce_and_report` as the job chained
-after a study's arrays (pickled by reference, so it keeps its module and name).
+`plots` (and `jobs`, `trainers` beneath them); only the CLI imports it, and SLURM runs its
+`reduce_and_report` as the job chained after a study's arrays (pickled by reference, so it keeps
+its module and name).
 
 API:
 - `run_reduction(study, options, executor)`: what `drosweep reduce` does (in this process, or as a
