@@ -13,6 +13,9 @@ API:
   `.to_json()`): markers first, then one `sacct` call for all arrays.
 - `ledger.read(Paths(root).ledger) -> [Submission]`: every submission (array id, task → keys).
 - `TrainTask(pack)`: the preemptible submitit callable around `jobs.run_task`.
+- Backends (`backends.get_backend(name, study, paths)`) also offer `submit_after(fn, args,
+  after)` (what runs once the arrays have ended) and `map_array(fn, items, job_name=...)` (any
+  function over one job array: each result, or an `array_map.JobFailed`).
 """
 
 from __future__ import annotations

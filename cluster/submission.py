@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,12 @@ from typing import Any
 import filelock
 
 from cluster import ledger
-from cluster.backends import SlurmBackend, get_backend
+from cluster.backends import Backend, get_backend
 from cluster.checks import check_submission
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
 from cluster.planner import Plan, plan
-from cluster.planning import context
+from cluster.planning import PlanContext, context
 from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
@@ -95,9 +95,55 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     `selection`, the first `limit` of them in study order).
 
     `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
-    (`afterany`), with blocking executors right after the run (the study's `chain_reduce`).
-    Estimates use the study's finished trials, then `calibration` (see `cluster.rates`); the
-    arrays share `max_running` (see `cluster.concurrency`)."""
+    (`afterany`), with blocking executors right after the run (the study's `chain_reduce`; see
+    `Backend.submit_after`). Estimates use the study's finished trials, then `calibration` (see
+    `cluster.rates`); the arrays share `max_running` (see `cluster.concurrency`)."""
+    checked = _validate(study, executor, device=device, resume=resume, calibration=calibration)
+    if dry_run:
+        return _dry_run(checked, _select_and_plan(checked, sacct, selection, limit))
+    with _locked(checked.paths) as job_ids:
+        frozen = check_frozen(study, checked.paths)  # again, under the lock
+        planned = _select_and_plan(checked, sacct, selection, limit)
+        submitted = _submit_and_record(checked, planned, frozen, job_ids,
+                                       reason="resume" if resume else "submit")
+        chained = _chain(checked, then, submitted) if then is not None else None
+        errors = checked.backend.finish(progress)
+    return SubmitResult(executor, planned.plan, planned.done, planned.live, tuple(job_ids),
+                        submitted.array_ids, tuple(errors), False, chained, submitted.options)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A submission that passed every check: nothing is written before this exists."""
+
+    study: Study
+    executor: str
+    backend: Backend
+    paths: Paths
+    data_dir: str | None             # resolved once, so every node reads the same folder
+    device: str                      # the tasks' device
+    context: PlanContext
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan                       # of the trials to submit
+    done: int
+    live: int
+    slots: list[tuple[int, tuple[str, ...], bool]]  # per array: cap, waits for, after previous
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    submission_id: str
+    array_ids: tuple[str, ...]
+    options: tuple[ArrayOptions, ...]
+
+
+def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
+              calibration: str | None) -> _Checked:
+    """Executor available, device known, root writable, same study at the root, data present,
+    the cluster able to run the study: checked before anything is written."""
     paths = Paths(study.root)
     backend = get_backend(executor, study, paths)
     backend.check()
@@ -110,21 +156,82 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                          f"use `drosweep submit`")
     data_dir = _check_data(study)
     check_submission(study, executor, data_dir)
-    task_device = device or study.cluster.device
     ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
                   device=device)
     if ctx.problems:
         raise ClusterError(ctx.problems[0])
-    if dry_run:
-        status = study_status(study, sacct=sacct)
-        specs, done, live = _select(study, status, selection, limit)
-        the_plan = plan(specs, ctx.profile, ctx.rates)
-        placeholders = [f"<array #{i}>" for i in range(len(the_plan.arrays))]
-        planned = _array_options(the_plan, ctx.profile.time_limit_min,
-                                 _slots(the_plan, ctx.profile.max_running, status), placeholders)
-        return SubmitResult(executor, the_plan, done, live, (), (), (), True,
-                            options=tuple(planned))
+    return _Checked(study, executor, backend, paths, data_dir, device or study.cluster.device,
+                    ctx)
 
+
+def _select_and_plan(checked: _Checked, sacct: SacctRunner, selection: Selection,
+                     limit: int | None) -> _Planned:
+    """The trials to submit (no DONE marker, no live job) packed into arrays, and the slots of
+    `max_running` each array gets."""
+    status = study_status(checked.study, sacct=sacct)
+    specs, done, live = _select(checked.study, status, selection, limit)
+    the_plan = plan(specs, checked.context.profile, checked.context.rates)
+    return _Planned(the_plan, done, live,
+                    _slots(the_plan, checked.context.profile.max_running, status))
+
+
+def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
+    """What would be submitted (the arrays not yet submitted named by index)."""
+    placeholders = [f"<array #{i}>" for i in range(len(planned.plan.arrays))]
+    options = _array_options(planned.plan, checked.context.profile.time_limit_min,
+                             planned.slots, placeholders)
+    return SubmitResult(checked.executor, planned.plan, planned.done, planned.live, (), (), (),
+                        True, options=tuple(options))
+
+
+def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,
+                       job_ids: list[str], reason: str) -> _Submitted:
+    """Each array to the executor, then into the ledger; the study file is frozen into the root
+    with the first one. Job ids go into `job_ids` as soon as they exist."""
+    study, paths = checked.study, checked.paths
+    submission_id = uuid.uuid4().hex[:12]
+    array_ids: list[str] = []
+    packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
+                            checked.backend.reraise, checked.backend.trainer_progress)
+    options: list[ArrayOptions] = []
+    for i, packs in enumerate(packs_by_array):
+        # the array ids it may wait for are known once the previous arrays are submitted
+        options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,
+                                      planned.slots, array_ids)[i])
+        ids = checked.backend.submit(packs, options[-1])
+        job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
+        if not frozen:
+            atomic_write_text(paths.study_file, study.text)
+            frozen = True
+        array_id = ids[0].split("_")[0]
+        ledger.append(paths.ledger, ledger.Submission(
+            submission_id=submission_id, executor=checked.executor, array_id=array_id,
+            submitted_at=ledger.now_iso(), reason=reason, fingerprint=study.fingerprint,
+            tasks=tuple(ledger.TaskRecord(i, job_id, pack.keys)
+                        for i, (job_id, pack) in enumerate(zip(ids, packs, strict=True)))))
+        array_ids.append(array_id)
+    return _Submitted(submission_id, tuple(array_ids), tuple(options))
+
+
+def _chain(checked: _Checked, then: Callable[[str], Any], submitted: _Submitted) -> str | None:
+    """`then(root)` after the arrays just submitted (none: nothing to chain); a job the
+    scheduler queues goes into the ledger."""
+    if not submitted.array_ids:
+        return None
+    chained = checked.backend.submit_after(then, (str(checked.study.root),),
+                                           submitted.array_ids)
+    if chained is not None:
+        ledger.append(checked.paths.ledger, ledger.Submission(
+            submission_id=submitted.submission_id, executor=checked.executor,
+            array_id=chained, submitted_at=ledger.now_iso(), reason="then",
+            fingerprint=checked.study.fingerprint, tasks=()))
+    return chained
+
+
+@contextlib.contextmanager
+def _locked(paths: Paths) -> Iterator[list[str]]:
+    """The study's lock around one submission, yielding the list its job ids go into: a
+    submission refused before its first job leaves no trace (see `_undo`)."""
     created = _first_missing(paths.root)  # the topmost folder this call creates, if any
     paths.root.mkdir(parents=True, exist_ok=True)
     lock_existed = paths.lock.exists()
@@ -137,41 +244,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
                            f"has finished") from None
     job_ids: list[str] = []
     try:
-        frozen = check_frozen(study, paths)  # again, under the lock
-        status = study_status(study, sacct=sacct)
-        specs, done, live = _select(study, status, selection, limit)
-        the_plan = plan(specs, ctx.profile, ctx.rates)
-        slots = _slots(the_plan, ctx.profile.max_running, status)
-        submission_id = uuid.uuid4().hex[:12]
-        array_ids: list[str] = []
-        packs_by_array = _packs(study, the_plan, task_device, data_dir, backend.reraise,
-                                backend.trainer_progress)
-        options: list[ArrayOptions] = []
-        for i, packs in enumerate(packs_by_array):
-            # the array ids it may wait for are known once the previous arrays are submitted
-            options.append(_array_options(the_plan, ctx.profile.time_limit_min, slots,
-                                          array_ids)[i])
-            ids = backend.submit(packs, options[-1])
-            job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
-            if not frozen:
-                atomic_write_text(paths.study_file, study.text)
-                frozen = True
-            array_id = ids[0].split("_")[0]
-            ledger.append(paths.ledger, ledger.Submission(
-                submission_id=submission_id, executor=executor, array_id=array_id,
-                submitted_at=ledger.now_iso(), reason="resume" if resume else "submit",
-                fingerprint=study.fingerprint,
-                tasks=tuple(ledger.TaskRecord(i, job_id, pack.keys)
-                            for i, (job_id, pack) in enumerate(zip(ids, packs, strict=True)))))
-            array_ids.append(array_id)
-        chained = None
-        if then is not None and array_ids and isinstance(backend, SlurmBackend):
-            chained = backend.submit_after(then, (str(study.root),), array_ids)
-            ledger.append(paths.ledger, ledger.Submission(
-                submission_id=submission_id, executor=executor, array_id=chained,
-                submitted_at=ledger.now_iso(), reason="then", fingerprint=study.fingerprint,
-                tasks=()))
-        errors = backend.finish(progress) if backend.blocking else []
+        yield job_ids
     except BaseException:
         if not job_ids:  # refused before anything was submitted: leave no trace
             _undo(paths, lock, created, lock_existed, logs_before)
@@ -179,10 +252,6 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     finally:
         if lock.is_locked:
             lock.release()
-    if then is not None and backend.blocking and job_ids:
-        then(str(study.root))
-    return SubmitResult(executor, the_plan, done, live, tuple(job_ids), tuple(array_ids),
-                        tuple(errors), False, chained, tuple(options))
 
 
 def _slots(the_plan: Plan, max_running: int, status: StudyStatus

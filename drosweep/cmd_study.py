@@ -205,7 +205,7 @@ def _then(study: Study) -> Callable[[str], Any] | None:
     eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
     if not study.chain_reduce:
         return None
-    from drosweep.cmd_reduce import reduce_and_report
+    from pipeline import reduce_and_report
 
     return reduce_and_report
 

@@ -10,17 +10,18 @@ import pandas as pd
 import submitit
 from test_reduce_helpers import QUICK, finish_all, tiny_study
 
-from drosweep.cmd_reduce import array_mapper
+from cluster.array_map import map_array
 from reduce import EvalTask, EvalUnit, ReduceOptions, reduce_study, run_eval_task
+from reduce.arrayed import ArrayMap, array_mapper
 
 
-def local(folder: Path):  # type: ignore[no-untyped-def]
+def local(folder: Path) -> ArrayMap:
     def executor(size: int) -> submitit.Executor:
         del size
         ex = submitit.LocalExecutor(folder=folder)
         ex.update_parameters(timeout_min=5)
         return ex
-    return executor
+    return lambda fn, tasks: map_array(executor, fn, tasks, poll_s=0.2)
 
 
 def test_array_gives_the_in_process_rows(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_array_gives_the_in_process_rows(tmp_path: Path) -> None:
     finish_all(study)
     options = ReduceOptions(progress=False, models_per_task=6, device="cpu")
     arrayed = reduce_study(study, options, QUICK,
-                           mapper=array_mapper(local(tmp_path / "logs"), poll_s=0.2))
+                           mapper=array_mapper(local(tmp_path / "logs")))
     assert arrayed.evaluated == 6 and not arrayed.errors
     a = pd.read_parquet(arrayed.parquet)
     arrayed.parquet.unlink()
@@ -43,7 +44,8 @@ def test_a_dead_task_becomes_error_rows(tmp_path: Path) -> None:
                     radii=(0.1,), model_path=str(tmp_path / "model.pt"), model_sha256="0" * 64)
     task = EvalTask(units=(unit,), settings=QUICK, dataset="no-such-data", data_dir=None,
                     device="cpu", study="tiny", study_fingerprint="f" * 64)
-    mapper = array_mapper(local(tmp_path / "logs"), poll_s=0.2)
+    mapper = array_mapper(local(tmp_path / "logs"))
     (rows,) = list(mapper(run_eval_task, [task]))
     assert len(rows) == 1 and rows[0]["metric"] == "reduce_error"
     assert "failed" in str(rows[0]["error"]) and "no-such-data" in str(rows[0]["error"])
+    assert str(rows[0]["error"]).startswith("evaluation job ") and rows[0]["device"] == "slurm"

@@ -9,13 +9,15 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import submitit
 from tqdm import tqdm
 
+from cluster.array_map import JobFailed, map_array
 from cluster.concurrency import ArrayOptions
+from cluster.errors import ClusterError
 from cluster.slurm_info import SlurmInfo
 from cluster.task import TrainTask
 from jobs.grid import TrialSpec
@@ -27,6 +29,9 @@ from jobs.task import TaskPack, TaskResult
 from trainers.progress import read_progress
 
 STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Backend(abc.ABC):
@@ -51,10 +56,30 @@ class Backend(abc.ABC):
         (time limit, throttle, dependencies) matter to schedulers; blocking executors run
         `local_parallelism` tasks at once, one submission at a time."""
 
+    @abc.abstractmethod
+    def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
+                     after: Sequence[str]) -> str | None:
+        """Run `fn(*args)` once every array in `after` (array ids) has ended, whatever became
+        of its tasks. Schedulers queue one job depending on the arrays and return its id;
+        blocking executors return None and run it in this process at the end of `finish`."""
+
     def finish(self, progress: bool = True) -> list[str]:
         """Blocking executors run what was submitted; return one line per failed task."""
         del progress
         return []
+
+    def array_executor(self, size: int, job_name: str) -> submitit.Executor:
+        """The submitit executor of one array of `size` tasks of other work than training
+        (`map_array`), its jobs named `job_name`."""
+        del size, job_name
+        raise ClusterError(f"the {self.name} executor runs no job arrays of its own (use "
+                           f"--executor slurm, or run the work in this process)")
+
+    def map_array(self, fn: Callable[[T], R], items: Sequence[T], *, job_name: str,
+                  poll_s: float = 15.0) -> Iterator[tuple[int, R | JobFailed]]:
+        """`fn` over `items` as one job array of this executor: `(i, result)`, or `(i,
+        JobFailed)` for a task that ended without one, as the jobs end (`cluster.array_map`)."""
+        return map_array(lambda size: self.array_executor(size, job_name), fn, items, poll_s)
 
 
 class BlockingBackend(Backend):
@@ -66,6 +91,7 @@ class BlockingBackend(Backend):
     def __init__(self, study: Study, paths: Paths) -> None:
         super().__init__(study, paths)
         self._queue: list[tuple[str, TaskPack]] = []
+        self._after: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     @abc.abstractmethod
     def executor(self, job_id: str) -> submitit.Executor:
@@ -78,9 +104,17 @@ class BlockingBackend(Backend):
         self._queue.extend(zip(ids, packs, strict=True))
         return ids
 
+    def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
+                     after: Sequence[str]) -> str | None:
+        """Kept until `finish` has run every submitted array (`after` are among them)."""
+        del after
+        self._after.append((fn, tuple(args)))
+        return None
+
     def finish(self, progress: bool = True) -> list[str]:
-        """Run the queue; Ctrl-C, SIGTERM or a task stopped from outside (`drosweep cancel`)
-        stops every running task with a checkpoint and raises `RunStopped` (one line)."""
+        """Run the queue, then what was chained after it (`submit_after`); Ctrl-C, SIGTERM or a
+        task stopped from outside (`drosweep cancel`) stops every running task with a checkpoint
+        and raises `RunStopped` (one line), and nothing chained runs."""
         trials = [t for _, pack in self._queue for t in pack.trials]
         waiting = list(self._queue)
         running: list[tuple[str, Any]] = []
@@ -135,8 +169,11 @@ class BlockingBackend(Backend):
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self._queue.clear()
+        after, self._after = self._after, []
         if stopped:
             raise RunStopped(stopped_line(self.study, self.paths, trials))
+        for fn, args in after:
+            fn(*args)
         return errors
 
 

@@ -85,6 +85,11 @@ class SlurmBackend(Backend):
         ex.update_parameters(**params)
         return ex
 
+    def array_executor(self, size: int, job_name: str) -> submitit.Executor:
+        ex = self.executor(size)
+        ex.update_parameters(job_name=job_name)
+        return ex
+
     def script(self, size: int, options: ArrayOptions | None = None) -> str:
         """The sbatch script of an array of `size` tasks, exactly as `submit` writes it
         (submitit renders it; nothing is written or submitted)."""

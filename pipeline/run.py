@@ -1,0 +1,184 @@
+"""From trained models to the table, figures and report: `drosweep reduce`, the job chained after
+a study's arrays, and `drosweep demo`, all through one "reduce, then render".
+
+`cluster` is imported only where a job array or a submission is asked for, so a reduction in
+this process never loads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs import Paths, Study, expand, load_study
+from plots import ClaimSettings, RenderResult, ResultsError, render
+from reduce import (
+    EvalSettings,
+    ReduceOptions,
+    ReduceSummary,
+    eval_settings_for,
+    reduce_study,
+    settle,
+)
+from reduce.arrayed import array_mapper
+from reduce.run import Mapper, in_process
+from trainers.data import AVILA_FILES, DataError, resolve_data_dir
+
+Say = Callable[[str], None]
+
+REDUCE_POLL_S = 15.0  # how often a reduction on SLURM looks at its array's jobs
+# what the demo evaluates with when the study file has no [evaluation] table: the metrics of the
+# paper on a seeded 500-point test subset, with a shorter Lipschitz search
+DEMO_EVALUATION = EvalSettings(test_subset=500, mean_samples=200, ga_generations=100)
+
+
+def summary_lines(summary: ReduceSummary) -> list[str]:
+    lines = [f"results: {summary.parquet} ({summary.rows} rows; {summary.evaluated} model(s) "
+             f"evaluated, {summary.reused} unchanged) in {summary.wall_s:.1f}s"]
+    lines.extend(f"not reduced {key}: {reason}" for key, reason in summary.errors)
+    if summary.failed_training:
+        lines.append(f"{len(summary.failed_training)} failed training(s) flagged (kept in the "
+                     f"table, excluded from the figures by default)")
+    if summary.missing or summary.failed:
+        lines.append(f"partial: {len(summary.missing)} trial(s) not finished, "
+                     f"{len(summary.failed)} failed in training")
+    return lines
+
+
+def report_lines(result: RenderResult) -> list[str]:
+    lines = [claim.line() for claim in result.claims]
+    lines.append(f"report: {result.report}")
+    if result.figures:
+        lines.append(f"figures: {result.figures[0].parent}")
+    return lines
+
+
+def _say_all(say: Say, lines: Sequence[str]) -> None:
+    for line in lines:
+        say(line)
+
+
+# ---------------------------------------------------------------------------------- reduce
+
+
+def run_reduction(study: Study, options: ReduceOptions, executor: str = "local") -> ReduceSummary:
+    """Wait (`options.wait`), then evaluate in this process (local, debug) or as one SLURM job
+    array (slurm). Bad evaluation settings and an unusable executor fail before the wait."""
+    settings = eval_settings_for(study)
+    mapper: Mapper = _slurm_mapper(study) if executor == "slurm" else in_process
+    scan = settle(study, options)
+    return reduce_study(study, options, settings, mapper=mapper, scan=scan)
+
+
+def _slurm_mapper(study: Study, poll_s: float = REDUCE_POLL_S) -> Mapper:
+    """Evaluation tasks as one SLURM job array, configured like the study's training arrays."""
+    from cluster.backends import get_backend
+
+    backend = get_backend("slurm", study, Paths(study.root))
+    backend.check()
+    job_name = f"drosweep-reduce-{study.name}"
+    return array_mapper(lambda fn, tasks: backend.map_array(fn, tasks, job_name=job_name,
+                                                            poll_s=poll_s))
+
+
+# ---------------------------------------------------------------------- reduce, then render
+
+
+def render_study(study: Study, *, report: bool = True, include_failed: bool = False,
+                 claim_settings: ClaimSettings | None = None,
+                 threshold: float | None = None) -> RenderResult:
+    """Figures (and with `report`, report.md) from the study's results table; `ResultsError`
+    when there is no table or nothing in it to draw."""
+    paths = Paths(study.root)
+    return render(paths.metrics_parquet, paths.figures, paths.report if report else None,
+                  study_text=study.text, include_failed=include_failed,
+                  claim_settings=claim_settings, threshold=threshold)
+
+
+def reduce_then_render(study: Study, options: ReduceOptions,
+                       settings: EvalSettings | None = None, *, say: Say = print,
+                       before_render: str | None = None) -> tuple[ReduceSummary, RenderResult]:
+    """Reduce (in this process), then figures and report, saying each one's lines. A table with
+    nothing to draw raises `ResultsError` once the reduction is written and said."""
+    summary = reduce_study(study, options, settings)
+    _say_all(say, summary_lines(summary))
+    if before_render is not None:
+        say(before_render)
+    rendered = render_study(study, threshold=options.failed_threshold)
+    _say_all(say, report_lines(rendered))
+    return summary, rendered
+
+
+def reduce_and_report(root: str, device: str = "auto") -> str:
+    """The job chained after a study's training arrays (SLURM `afterany`; in-process after a
+    local run): reduce what finished (partial), then figures and report. Returns the report's
+    path, or the table's when nothing could be drawn. Picklable by reference, for a submitit
+    job."""
+    paths = Paths(root)
+    study = load_study(paths.study_file, root=root)
+    options = ReduceOptions(partial=True, device=device, progress=False)
+    try:
+        _, rendered = reduce_then_render(study, options)
+    except ResultsError as exc:  # no trial finished: nothing to draw
+        print(f"no figures: {exc}")
+        return str(paths.metrics_parquet)
+    return str(rendered.report)
+
+
+# ------------------------------------------------------------------------------------ demo
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    training_errors: tuple[str, ...]  # one line per failed training task
+    summary: ReduceSummary
+    rendered: RenderResult
+
+    @property
+    def ok(self) -> bool:
+        return not self.training_errors and not self.summary.errors
+
+
+def demo_data_dir(data_dir: str | None, study: Study) -> Path | None:
+    """The Avila folder the demo reads (`data_dir`, else the study's, else the default), or
+    None for a study on another data set; a clear error when the files are not there."""
+    if study.dataset != "avila":
+        return None
+    folder = resolve_data_dir(data_dir or study.data_dir)
+    missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise DataError(f"Avila data not found in {folder} (missing {', '.join(missing)}): run "
+                        f"`drosweep data fetch` (or pass --data-dir DIR holding "
+                        f"{' and '.join(AVILA_FILES.values())})")
+    return folder.absolute()
+
+
+def demo(study: Study, data_dir: str | None = None, *, progress: bool = True,
+         say: Say = print) -> DemoResult:
+    """Train `study` with the local executor, then reduce, figures and report, saying each
+    step; the study's `[evaluation]` table, else `DEMO_EVALUATION`."""
+    from cluster import submit
+
+    start = time.monotonic()
+    settings = eval_settings_for(study) if study.evaluation else DEMO_EVALUATION
+    folder = demo_data_dir(data_dir, study)
+    if folder is not None:
+        study = dataclasses.replace(study, data_dir=folder)
+        os.environ["DROSWEEP_DATA_DIR"] = str(folder)  # for the local task processes
+    n_trials = len(expand(study))
+    say(f"[1/3] training study {study.name!r}: {n_trials} trials with the local executor "
+        f"into {study.root}")
+    result = submit(study, "local", progress=progress)
+    _say_all(say, result.errors)
+    say(f"      trained in {time.monotonic() - start:.0f}s")
+    say("[2/3] evaluating the trained models")
+    options = ReduceOptions(partial=True, progress=progress, device="auto",
+                            data_dir=str(folder) if folder else None)
+    summary, rendered = reduce_then_render(study, options, settings, say=say,
+                                           before_render="[3/3] figures and report")
+    say(f"demo finished in {time.monotonic() - start:.0f}s")
+    return DemoResult(tuple(result.errors), summary, rendered)
