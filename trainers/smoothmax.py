@@ -141,9 +141,9 @@ def uniform_ball_source(x: Tensor, radius: float, n: int, chunk_size: int,
     """n points uniform in the L-inf ball of `radius` around each row of x, in chunks of about
     chunk_size samples. `seed` is the stream's 64-bit key (trainers.rng.stream_key): sample j of
     point i is a pure function of (seed, i, j), so a chunk is regenerated in the backward pass
-    instead of stored (unless all B*N samples fit `SAMPLE_CACHE_BYTES`), and the samples are the same for any chunk_size, pack and device. For a
-    pack, x is (k, B, d) with one seed per trial (chunk_size then counts the samples of one
-    trial)."""
+    instead of stored (unless all B*N samples fit `SAMPLE_CACHE_BYTES`), and the samples are the
+    same for any chunk_size, pack and device. For a pack, x is (k, B, d) with one seed per trial
+    (chunk_size then counts the samples of one trial)."""
     return _BallSource(x, radius, n, chunk_size, seed)
 
 
