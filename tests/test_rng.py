@@ -137,3 +137,19 @@ def test_permutation_is_a_pure_function_of_its_key() -> None:
     assert torch.equal(torch.sort(p).values, torch.arange(1000))
     assert torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 0), 1000))
     assert not torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 1), 1000))
+
+
+def test_host_draws_match_device_draws() -> None:
+    """The host's few draws (the generalized ReLU's, per eager step) are the device's bits."""
+    import random
+
+    from trainers.model import relu_draws
+
+    pick = random.Random(7)
+    keys = [rng._signed(pick.getrandbits(64)) for _ in range(500)] + [0, -1, 2**63 - 1, -2**63]
+    for count in (1, 2, 5):
+        want = rng.uniform(rng.keys_tensor(keys), [(0, count)], [count], 1)[..., 0]
+        got = torch.tensor([rng.uniform_host(k, count) for k in keys], dtype=torch.float32)
+        assert torch.equal(got, want)
+    assert torch.equal(relu_draws(keys, torch.device("cpu")),
+                       relu_draws(rng.keys_tensor(keys), torch.device("cpu")))

@@ -177,12 +177,12 @@ class StepRunner:
         stage = self.parts.stage(ctx)
         whole = self.parts.finish is None
         if stage is None:
-            set_relu_draws(model, static)
+            set_relu_draws(model, ctx)
             outs: tuple[Tensor, ...] = ()
         else:
             graph = self._graph(stage, whole, model, params, x, y, ctx, static.keys_table, lr)
             if graph is None:
-                set_relu_draws(model, static)
+                set_relu_draws(model, ctx)
                 outs = stage.run(model, x, y, static)
             else:
                 outs = graph(x, y, static.keys_table, lr)

@@ -40,10 +40,16 @@ class _GeneralizedReLU(torch.autograd.Function):
 
 
 def relu_draws(keys: list[int] | Tensor, device: torch.device, layers: int = 2) -> Tensor:
-    """(k, layers): the subgradient draw of each hidden layer for each stream key (a (k,) int64
-    tensor of keys is used where it lies, with no copy)."""
-    table = keys if isinstance(keys, Tensor) else rng.keys_tensor(keys, device)
-    return rng.uniform(table, [(0, layers)], [layers], 1)[..., 0]
+    """(k, layers): the subgradient draw of each hidden layer for each stream key. A (k,) int64
+    tensor of keys is drawn from where it lies, with device ops (what a CUDA graph captures).
+    Keys on the host are drawn on the host (the same bits) for the CPU, where some twenty tiny
+    ops would cost an eager step more than its own arithmetic; for a GPU they are copied and
+    drawn there, so the step adds no host-to-device copy of its own."""
+    if isinstance(keys, Tensor):
+        return rng.uniform(keys, [(0, layers)], [layers], 1)[..., 0]
+    if torch.device(device).type == "cpu":
+        return torch.tensor([rng.uniform_host(key, layers) for key in keys], dtype=torch.float32)
+    return rng.uniform(rng.keys_tensor(keys, device), [(0, layers)], [layers], 1)[..., 0]
 
 
 def generalized_relu(x: Tensor, u: Tensor | None) -> Tensor:

@@ -135,10 +135,27 @@ def uniform(keys: Tensor, axes: Sequence[Tensor | tuple[int, int]], sizes: Seque
     return u if dtype == torch.float32 else u.to(dtype)
 
 
+def uniform_host(key: int, count: int) -> list[float]:
+    """The first `count` float32 draws of a one-coordinate stream, computed on the host:
+    `uniform(keys_tensor(key), [(0, count)], [count], 1)[0, :, 0]` bit for bit. For the few
+    draws of a step (the generalized ReLU's, two per trial), where some twenty tiny device ops
+    would cost more than the step's own arithmetic; a float32 draw is m * 2^-24 with m < 2^24,
+    so the Python float is exact."""
+    out = []
+    for position in range(count):
+        z = (key + position * GOLDEN) & _MASK64
+        z = ((z ^ (z >> 30)) * _M1) & _MASK64
+        z = ((z ^ (z >> 27)) * _M2) & _MASK64
+        z ^= z >> 31
+        out.append(((z >> 40) & ((1 << 24) - 1)) * 2.0 ** -24)
+    return out
+
+
 def permutation(key: int, n: int) -> Tensor:
     """A random permutation of range(n) (on the CPU), a pure function of the key."""
     values = uniform(keys_tensor(key), [(0, n)], [n], 1, torch.float64)[0, :, 0]
     return torch.sort(values, stable=True).indices
 
 
-__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform"]
+__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform",
+           "uniform_host"]

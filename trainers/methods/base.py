@@ -101,10 +101,16 @@ class MethodParts:
     finish: Finish | None = None
 
 
-def set_relu_draws(model: nn.Module, ctx: StaticContext) -> None:
-    """The generalized ReLU's draws of this step, from the keys table (on the device)."""
+def set_relu_draws(model: nn.Module, ctx: StaticContext | StepContext) -> None:
+    """The generalized ReLU's draws of this step: inside a static stage from the keys table on
+    the device; in an eager step from the keys on the host (the same draws; on the CPU made
+    there, see `relu_draws`)."""
     set_keys = getattr(model, "set_relu_keys", None)
-    if set_keys is not None:
+    if set_keys is None:
+        return
+    if isinstance(ctx, StepContext):
+        set_keys(ctx.stream_keys(Purpose.RELU))
+    else:
         set_keys(ctx.keys(Purpose.RELU))
 
 
@@ -112,7 +118,7 @@ def eager_step(parts: MethodParts) -> MethodStep:
     """The whole step run eagerly: the ReLU draws, the stage, the finish."""
     def step(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         static = ctx.static(x.device)
-        set_relu_draws(model, static)
+        set_relu_draws(model, ctx)
         stage = parts.stage(ctx)
         outs = () if stage is None else stage.run(model, x, y, static)
         return outs[0] if parts.finish is None else parts.finish(model, x, y, ctx, outs)
