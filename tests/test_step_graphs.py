@@ -241,3 +241,13 @@ def test_a_failed_capture_runs_eagerly_with_the_same_results() -> None:
     assert all(torch.equal(a, b) for a, b in zip(_weights(eager), _weights(fallback),
                                                  strict=True))
     assert set(fallback.runner.graphs.values()) == {None}
+
+
+def test_train_command_switches_graphs_off() -> None:
+    from drosweep.cli import build_parser
+    from drosweep.cmd_train import _spec_from_args
+
+    base = ["train", "-t", "regular", "-r", "0", "-s", "/tmp/x", "-i", "1"]
+    assert _spec_from_args(build_parser().parse_args(base)).settings.cuda_graphs
+    off = _spec_from_args(build_parser().parse_args([*base, "--no-cuda-graphs"]))
+    assert off.settings.cuda_graphs is False
