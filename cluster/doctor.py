@@ -202,7 +202,7 @@ def check_stage_waits(device: torch.device, say: Say, report: DoctorReport) -> N
             finally:
                 if device.type == "cuda":
                     torch.cuda.set_sync_debug_mode("default")
-        calls = sorted({f"{name} ({where})" for name, where in waits.calls})
+        calls = sorted({f"{name} ({where})" for name, where in waits.on_cuda()})
         if problem or calls:
             what = problem or ", ".join(calls)
             say(f"  host waits {stage.name:<20} FOUND: {what}")

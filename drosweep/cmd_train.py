@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
     p.add_argument("--train-subset", type=int, default=None, help="train on this many rows only")
     p.add_argument("--preselect", action="store_true",
                    help="smoothed max: preselect candidate samples in bf16 (exact within a bound)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run every step eagerly (default on CUDA: static stages as CUDA graphs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -57,7 +59,8 @@ def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
         raise UsageError(f"trial id must be >= 0, got {args.id}")
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
                              max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
-                             train_subset=args.train_subset, preselect=args.preselect)
+                             train_subset=args.train_subset, preselect=args.preselect,
+                             cuda_graphs=not args.no_cuda_graphs)
     spec = TrainSpec(method=method, radius=args.radius,
                      seed=args.id if args.seed is None else args.seed,
                      settings=settings, dataset=args.dataset)

@@ -145,7 +145,8 @@ def test_float64_and_other_modules_run_exact() -> None:
 @pytest.mark.parametrize(("temperature", "preselect"), [(1.0, False), (1e-4, False),
                                                           (1e-4, True)])
 def test_one_wait_per_step(temperature: float, preselect: bool) -> None:
-    """One read of the selection counts per call, whatever the number of chunks."""
+    """One read of the selection counts per call, whatever the number of chunks; the only other
+    calls are the generalized ReLU's CPU-only zero check (on CUDA it does not look)."""
     torch.manual_seed(13)
     model = _spread_model(14)
     x, y = torch.randn(4, D), torch.randint(0, 12, (4,))
@@ -156,5 +157,5 @@ def test_one_wait_per_step(temperature: float, preselect: bool) -> None:
     with record_waits() as waits:
         smoothed_max_ce_backward(model, source, y, temperature, preselect=preselect, stats=stats)
     assert stats.preselected == preselect
-    assert waits.calls == [("tolist", "trainers/smoothmax.py")]
+    assert waits.on_cuda() == [("tolist", "trainers/smoothmax.py")]
     assert all(torch.equal(source.chunk(c), chunks[c]) for c in range(source.n_chunks))

@@ -10,8 +10,9 @@ from a 0-d device tensor; the smoothed max (robust, and Langevin after its traje
 selection on the host once per step, so it runs eagerly after the replay, from the host's
 temperature.
 
-Replaying computes what the eager step computes, bit for bit: the same kernels on the same
-values (a stage reads per-step values only from its tensor inputs, see `StaticContext`). On the
+A replay runs the eager step's kernels on the same values, so it is built to give the same
+bits (a stage reads per-step values only from its tensor inputs, see `StaticContext`);
+`drosweep doctor` checks that on a GPU, graph against eager, weight for weight. On the
 CPU, or with the setting `cuda_graphs = false`, every step runs eagerly. The capture logic
 (static buffers, warm-up that leaves no trace, gradients and draws re-bound after a replay) is
 the same for `ReplayCapture`, which replays by re-running the stage on the static buffers and

@@ -27,6 +27,9 @@ TENSOR_WAITS = ("item", "tolist", "numpy", "cpu", "nonzero", "__bool__", "__int_
                 "__float__", "__index__")
 # torch functions with a data-dependent output shape, or that copy host data to a device
 TORCH_WAITS = ("nonzero", "masked_select", "unique", "tensor", "as_tensor", "from_numpy")
+# calls made on the CPU only, where they wait on nothing: the generalized ReLU's check for exact
+# zeros (trainers.model; on CUDA its correction runs unconditionally instead)
+CPU_ONLY = (("__bool__", "trainers/model.py"),)
 
 
 @dataclass
@@ -38,6 +41,11 @@ class Waits:
     def outside(self, *files: str) -> list[tuple[str, str]]:
         """The calls made from files other than `files` ('folder/file.py')."""
         return [call for call in self.calls if call[1] not in files]
+
+    def on_cuda(self) -> list[tuple[str, str]]:
+        """The calls that the same code would make on CUDA (all but `CPU_ONLY`): those that
+        would wait there."""
+        return [call for call in self.calls if call not in CPU_ONLY]
 
 
 def _caller() -> str:
@@ -92,4 +100,4 @@ def record_waits() -> Iterator[Waits]:
                 setattr(owner, name, own)
 
 
-__all__ = ["TENSOR_WAITS", "TORCH_WAITS", "Waits", "record_waits"]
+__all__ = ["CPU_ONLY", "TENSOR_WAITS", "TORCH_WAITS", "Waits", "record_waits"]

@@ -32,11 +32,19 @@ class _GeneralizedReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        """grad where x > 0, u * grad where x == 0 exactly, else 0.
+
+        On CUDA the correction at exact zeros always runs, so no step waits on the host and a
+        CUDA graph can capture it. On the CPU the host looks first (`bool(zero.any())`, no wait
+        there) and skips the correction when there is no exact zero, which is nearly always:
+        running it unconditionally (a multiply and a select over the activations) made the
+        adversarial step 7-16% slower on a 2-core CPU (interleaved timings, same process)."""
         x, u = ctx.saved_tensors
         out = torch.ops.aten.threshold_backward(grad, x, 0)  # grad where x > 0, else 0
-        # u where x is exactly 0, looked up on the device on every device: no host check, so a
-        # step never waits on it and a CUDA graph can capture it
-        return torch.where(x == 0, grad * u.to(grad.dtype), out), None
+        zero = x == 0
+        if x.device.type == "cuda" or bool(zero.any()):
+            out = out.addcmul_(zero.to(grad.dtype), grad * u.to(grad.dtype))
+        return out, None
 
 
 def relu_draws(keys: list[int] | Tensor, device: torch.device, layers: int = 2) -> Tensor:
