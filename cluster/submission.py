@@ -30,8 +30,9 @@ from cluster.planning import context
 from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
-from cluster.status import StudyStatus, check_frozen, study_status
+from cluster.status import StudyStatus, study_status
 from jobs.errors import StudyError
+from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.paths import Paths, check_root_writable
 from jobs.study import Study

@@ -11,7 +11,7 @@ from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, s
 from cluster.backends import BACKENDS
 from cluster.planning import context
 from cluster.slurm_info import read as read_cluster
-from cluster.status import group_label, verify_study
+from cluster.status import verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
 from drosweep.select_args import (
@@ -21,8 +21,8 @@ from drosweep.select_args import (
     subset_from,
 )
 from jobs import Study, expand
-from jobs.grid import radius_tag
 from jobs.integrity import VerifyReport
+from jobs.radius import radius_tag
 from trainers.spec import Method
 
 
@@ -194,9 +194,6 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
 
 def _then(study: Study) -> Callable[[str], Any] | None:
     """The study's `chain_reduce`: reduce and report once the training has ended."""
-    from reduce import eval_settings_for
-
-    eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
     if not study.chain_reduce:
         return None
     from drosweep.cmd_reduce import reduce_and_report
@@ -274,4 +271,4 @@ def format_verify(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_plan", "format_status", "group_label", "register"]
+__all__ = ["format_plan", "format_status", "register"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs import StudyError, expand, load_study, parse_study
+from jobs.evaluation import EvalSettings
 from trainers.spec import Method, TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,8 @@ def test_load_is_fast() -> None:
 
 def test_evaluation_table_and_chain(tmp_path: Path) -> None:
     s = load(tmp_path, MINIMAL + "chain_reduce = true\n[evaluation]\npgd_steps = 3\n")
-    assert s.chain_reduce and s.evaluation == {"pgd_steps": 3}
+    assert s.chain_reduce and s.evaluation == EvalSettings(pgd_steps=3)
+    assert load(tmp_path, MINIMAL).evaluation is None  # no table: the evaluation's default
     assert s.fingerprint == load(tmp_path, MINIMAL).fingerprint  # evaluation is not training
     with pytest.raises(StudyError, match="key 'evaluation': must be a table"):
         load(tmp_path, MINIMAL + "evaluation = 3\n")
