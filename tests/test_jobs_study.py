@@ -120,3 +120,10 @@ def test_evaluation_table_and_chain(tmp_path: Path) -> None:
     assert s.fingerprint == load(tmp_path, MINIMAL).fingerprint  # evaluation is not training
     with pytest.raises(StudyError, match="key 'evaluation': must be a table"):
         load(tmp_path, MINIMAL + "evaluation = 3\n")
+    # the table is read when the study loads: a bad value fails here, naming the table
+    with pytest.raises(StudyError, match=r"table 'evaluation': unknown key\(s\) \['pgd_stepz'\]"):
+        load(tmp_path, MINIMAL + "[evaluation]\npgd_stepz = 3\n")
+    with pytest.raises(StudyError, match=r"the evaluation's N\(eps\).*or set ball_samples"):
+        load(tmp_path, MINIMAL + "[evaluation]\nn_growth = 1e300\n")
+    assert load(tmp_path, MINIMAL + "[evaluation]\nn_growth = 1e300\nball_samples = 9\n") \
+        .evaluation == EvalSettings(n_growth=1e300, ball_samples=9)
