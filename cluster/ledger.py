@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.errors import ClusterError
-from trainers.atomic import StorageError
+from common.atomic import StorageError
 
 LEDGER_FORMAT = 1
 

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from common.atomic import unwritable_reason
 from drosweep.errors import UsageError
-from trainers.atomic import unwritable_reason
 from trainers.spec import Method, TrainSettings, TrainSpec
 from trainers.stop import stop_on_signals
 

@@ -11,7 +11,7 @@ class UsageError(ValueError):
 
 # (module, class): the packages' own input errors
 _INPUT_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
-                 ("trainers.atomic", "StorageError"),
+                 ("common.atomic", "StorageError"),
                  ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
                  ("reduce.errors", "ReduceError"))
 

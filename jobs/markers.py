@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_write_json
 from jobs.grid import TrialSpec
 from jobs.paths import Paths
-from trainers.atomic import atomic_write_json
 
 MARKER_FORMAT = 1
 

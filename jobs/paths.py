@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.atomic import unwritable_reason
 from jobs.errors import StudyError
 from jobs.grid import TrialSpec, parse_key
-from trainers.atomic import unwritable_reason
 
 if TYPE_CHECKING:
     from trainers.loop import TrainPaths

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainers.atomic import StorageError, atomic_torch_save, remove_stale_temps, unwritable_reason
+from common.atomic import StorageError, atomic_torch_save, remove_stale_temps, unwritable_reason
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
