@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainers.data import Dataset, load_avila, make_synthetic
 from trainers.device import FP32
-from trainers.loop import TrainPaths, _Pack
+from trainers.loop import PackState, TrainPaths
 from trainers.spec import Method, TrainSettings, TrainSpec, n_ball_samples
 
 CASES = {  # name: (method, radius, steps timed per repeat)
@@ -47,11 +47,11 @@ def _data(data_dir: str | None) -> Dataset:
 
 
 def _pack(method: Method, radius: float, seeds: list[int], data: Dataset,
-          device: torch.device) -> _Pack:
+          device: torch.device) -> PackState:
     settings = TrainSettings(adv_start_epoch=0)
     specs = [TrainSpec(method, radius, s, settings, "avila") for s in seeds]
     paths = [TrainPaths(Path(os.devnull), Path(os.devnull)) for _ in seeds]
-    return _Pack(specs, paths, [data] * len(seeds), device, FP32)
+    return PackState(specs, paths, [data] * len(seeds), device, FP32)
 
 
 def _sync(device: torch.device) -> None:
@@ -59,7 +59,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _time_steps(pack: _Pack, steps: int, device: torch.device) -> float:
+def _time_steps(pack: PackState, steps: int, device: torch.device) -> float:
     pack.run_step()  # warm-up (allocations, kernel selection)
     _sync(device)
     t0 = time.perf_counter()

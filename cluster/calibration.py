@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.errors import ClusterError
-from trainers.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 from trainers.spec import Method
 
 FORMAT = "drosweep-calibration/1"

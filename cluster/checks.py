@@ -11,7 +11,7 @@ from __future__ import annotations
 from cluster.cost import CONTEXT_BYTES, estimate
 from cluster.errors import ClusterError
 from jobs.errors import StudyError
-from jobs.grid import radius_tag
+from jobs.grid import group_label
 from jobs.study import Study
 from trainers.spec import Method, SpecError, TrainSpec
 
@@ -77,7 +77,7 @@ def check_memory(study: Study) -> None:
             seen.add((method, radius))
             spec = TrainSpec(method=method, radius=radius, seed=0, settings=study.settings,
                              dataset=study.dataset)
-            label = f"{method.value} eps={radius_tag(radius)}"
+            label = group_label(method, radius)
             try:
                 spec.validate()
             except SpecError as exc:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cluster.errors import ClusterError
-from trainers.atomic import StorageError
+from common.atomic import StorageError
 
 LEDGER_FORMAT = 1
 
@@ -143,8 +142,3 @@ def latest_tasks(submissions: list[Submission]) -> dict[str, tuple[Submission, T
                 latest[key] = (sub, task)
     return latest
 
-
-def iter_job_ids(submissions: list[Submission]) -> Iterator[str]:
-    for sub in submissions:
-        for task in sub.tasks:
-            yield task.job_id

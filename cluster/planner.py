@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cluster.cost import Cost, estimate, pack_peak_bytes
 from cluster.errors import ClusterError
 from cluster.rates import BUILTIN, GroupRate, RateBook
-from jobs.grid import TrialSpec, radius_tag
+from jobs.grid import TrialSpec, group_label
 from jobs.study import ClusterProfile
 from trainers.spec import Method
 
@@ -133,7 +133,7 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
         cost = estimate(members[0].train_spec, profile)
         rate: GroupRate = rates.rate(method, radius, cost)
         alone_s = rate.pack_seconds(1)
-        label = f"{method.value} eps={radius_tag(radius)}"
+        label = group_label(method, radius)
         if profile.gpus_per_task > 0 and cost.peak_mem_bytes > gpu_bytes:
             raise ClusterError(
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "

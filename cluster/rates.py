@@ -27,9 +27,10 @@ from pathlib import Path
 
 from cluster import calibration as cal
 from cluster.cost import Cost, pack_seconds
-from jobs.grid import TrialSpec, radius_tag
+from jobs.grid import TrialSpec
 from jobs.markers import read_done_at
 from jobs.paths import Paths
+from jobs.radius import radius_tag
 from trainers.spec import Method
 
 CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cluster.errors import ClusterError
-from jobs.grid import TrialSpec, expand, parse_key, radius_tag
+from jobs.grid import TrialSpec, expand, parse_key
+from jobs.radius import radius_tag
 from jobs.study import Study
 from trainers.spec import Method
 

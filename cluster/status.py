@@ -20,13 +20,13 @@ from cluster import ledger
 from cluster.cost import estimate
 from cluster.sacct import SacctRunner, job_states, run_sacct
 from cluster.states import TRIAL_STATES, JobState, TrialState
-from jobs.errors import StudyError
-from jobs.grid import TrialSpec, expand, radius_tag
+from jobs.frozen import check_frozen
+from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat
 from jobs.integrity import VerifyReport, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
-from jobs.study import Study, parse_study
+from jobs.study import Study
 from trainers.spec import Method
 
 SACCT_GRACE_S = 120.0   # a just-submitted array may not be in accounting yet: count it pending
@@ -79,30 +79,6 @@ class StudyStatus:
             "failed": [{"key": t.trial.key, "job_id": t.job_id, "detail": t.detail}
                        for t in self.trials if t.state is TrialState.FAILED],
         }
-
-
-def check_frozen(study: Study, paths: Paths) -> bool:
-    """True when the root holds this study; StudyError when it holds a different one."""
-    try:
-        text = paths.study_file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return False
-    except UnicodeDecodeError:
-        raise StudyError(f"{paths.study_file}: the frozen study file is not UTF-8 text (altered?); "
-                         f"restore it from the study file you submitted") from None
-    except OSError as exc:
-        raise StudyError(f"{paths.study_file}: cannot read the frozen study file "
-                         f"({exc.strerror or exc})") from None
-    frozen = parse_study(text, paths.study_file, root=study.root)
-    if frozen.fingerprint != study.fingerprint:
-        mine, theirs = study.science(), frozen.science()
-        differ = sorted(k for k in mine if mine[k] != theirs.get(k))
-        sets = [ln.removeprefix("# drosweep --set ") for ln in text.splitlines()
-                if ln.startswith("# drosweep --set ")]
-        hint = f"; it was submitted with --set {' --set '.join(sets)}" if sets else ""
-        raise StudyError(f"{study.root} already holds a different study ({paths.study_file}; "
-                         f"differs in: {', '.join(differ)}{hint}); use another --root")
-    return True
 
 
 def _classify(done: DoneMarker | None, failed: FailedMarker | None,
@@ -228,6 +204,3 @@ def verify_study(study: Study) -> VerifyReport:
     check_frozen(study, paths)
     return verify_models(paths, expand(study))
 
-
-def group_label(method: Method, radius: float) -> str:
-    return f"{method.value} eps={radius_tag(radius)}"

@@ -30,13 +30,14 @@ from cluster.planning import PlanContext, context
 from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
-from cluster.status import StudyStatus, check_frozen, study_status
+from cluster.status import StudyStatus, study_status
+from common.atomic import atomic_write_text
 from jobs.errors import StudyError
+from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.paths import Paths, check_root_writable
 from jobs.study import Study
 from jobs.task import TaskPack
-from trainers.atomic import atomic_write_text
 
 LOCK_TIMEOUT_S = 30.0
 

@@ -15,14 +15,13 @@ returns a stopped result, without a traceback.
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 from typing import Any
 
 import submitit
 
 from jobs.task import TaskPack, TaskResult, run_task
+from trainers.stop import stop_on_signals
 
 
 class TrainTask(submitit.helpers.Checkpointable):
@@ -49,23 +48,11 @@ class TrainTask(submitit.helpers.Checkpointable):
             except BaseException as exc:  # handed to the main thread below
                 box["error"] = exc
 
-        def on_term(signum: int, frame: FrameType | None) -> None:
-            del signum, frame
-            self._stop.set()
-
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
-        previous_int = signal.signal(signal.SIGINT, on_term) if in_main else None
-        self._worker = threading.Thread(target=work, name="drosweep-train")
-        self._worker.start()
-        try:
+        with stop_on_signals(lambda _: self._stop.set()):
+            self._worker = threading.Thread(target=work, name="drosweep-train")
+            self._worker.start()
             while self._worker.is_alive():  # a timed join lets the main thread take signals
                 self._worker.join(timeout=0.5)
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-                signal.signal(signal.SIGINT,
-                              signal.default_int_handler if previous_int is None else previous_int)
         if "error" in box:
             raise box["error"]
         result: TaskResult = box["result"]

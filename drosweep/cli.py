@@ -1,7 +1,7 @@
-"""The `drosweep` console script. Subcommands only parse, call one function of a room, and print.
+"""The `drosweep` console script. Subcommands only parse, call one function of a package, and print.
 
 Each group of subcommands lives in its own module with a `register(subparsers)` function; bad
-input raises `UsageError` (or a room's own input error) and exits with code 2 and one clear line.
+input raises `UsageError` (or a package's own input error) and exits with code 2 and one clear line.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster.executors import EXECUTORS
 from cluster.states import TrialState
-from cluster.status import StudyStatus, group_label, study_status, verify_study
+from cluster.status import StudyStatus, study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
 from drosweep.jsonout import print_json
@@ -19,8 +19,8 @@ from drosweep.select_args import (
     subset_from,
 )
 from jobs import Study, expand
-from jobs.grid import radius_tag
 from jobs.integrity import VerifyReport
+from jobs.radius import radius_tag
 from trainers.spec import Method
 
 if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
@@ -200,9 +200,6 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
 
 def _then(study: Study) -> Callable[[str], Any] | None:
     """The study's `chain_reduce`: reduce and report once the training has ended."""
-    from reduce import eval_settings_for
-
-    eval_settings_for(study)  # a bad [evaluation] table fails now, before anything is submitted
     if not study.chain_reduce:
         return None
     from pipeline import reduce_and_report
@@ -285,4 +282,4 @@ def format_verify(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_plan", "format_status", "group_label", "register"]
+__all__ = ["format_plan", "format_status", "register"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
+import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from common.atomic import unwritable_reason
 from drosweep.errors import UsageError
 from trainers.spec import Method, TrainSettings, TrainSpec
+from trainers.stop import stop_on_signals
 
 
 def model_filename(radius: float, trial_id: int) -> str:
@@ -69,11 +70,9 @@ def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
 
 
 def _check_folder(folder: Path) -> None:
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{folder}: save folder is not writable")
+    reason = unwritable_reason(folder)
+    if reason is not None:
+        raise UsageError(f"{folder}: save folder is not writable ({reason})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,20 +83,15 @@ def run(args: argparse.Namespace) -> int:
 
     paths = TrainPaths(model=args.save_folder / name,
                        checkpoint=args.save_folder / (name[:-3] + ".ckpt"))
-    stop = {"flag": False}
+    stop = threading.Event()
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        stop["flag"] = True
-        print(f"\nsignal {signal.Signals(signum).name}: checkpointing after this step")
+    def on_signal(sig: signal.Signals) -> None:
+        stop.set()
+        print(f"\nsignal {sig.name}: checkpointing after this step")
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)}
-    try:
+    with stop_on_signals(on_signal, (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)):
         result = train(spec, paths, data_dir=args.data_dir, device=args.device,
-                       progress=not args.no_progress, should_stop=lambda: stop["flag"])
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+                       progress=not args.no_progress, should_stop=stop.is_set)
     if not result.finished:
         print(f"stopped at step {result.steps}; checkpoint {paths.checkpoint} "
               f"(re-run the same command to resume)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 
@@ -10,18 +9,19 @@ class UsageError(ValueError):
     """Bad command-line input found by the CLI itself."""
 
 
-# (module, class): rooms that define their own input errors
-_ROOM_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
-                ("trainers.atomic", "StorageError"),
-                ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
-                ("reduce.errors", "ReduceError"))
+# (module, class): the packages' own input errors
+_INPUT_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
+                 ("common.atomic", "StorageError"),
+                 ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
+                 ("reduce.errors", "ReduceError"))
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
-    """The input-error classes of the rooms loaded so far: an error can only come from a loaded
-    module, so asking never imports torch or pandas into a command that does not need them."""
+    """The input-error classes of the modules loaded so far: an error can only come from a loaded
+    module, so asking imports nothing (no torch or pandas into a command that does not need
+    them)."""
     errors: list[type[BaseException]] = [UsageError]
-    for module, name in _ROOM_ERRORS:
+    for module, name in _INPUT_ERRORS:
         if module in sys.modules:
-            errors.append(getattr(importlib.import_module(module), name))
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.atomic import atomic_write_bytes, atomic_write_text
 from jobs.errors import StudyError
 from jobs.grid import evaluation_radii, expand
 from jobs.markers import read_done
 from jobs.paths import Paths
 from jobs.study import Study
-from trainers.atomic import atomic_write_bytes, atomic_write_text
 
 LAYOUTS = ("original",)
 MANIFEST = "manifest.csv"

@@ -1,7 +1,7 @@
 """The grid: method × radius × trial → frozen `TrialSpec`s with stable keys and seeds.
 
-Key format: `<method>/eps_<radius>/trial_<i>`, the radius written as the shortest decimal that
-reads back to the same float with a trailing `.0` dropped (`0.01`, `0.1`, `1`, `1e-05`).
+Key format: `<method>/eps_<radius>/trial_<i>`, the radius written by `radius_tag`
+(jobs/radius.py).
 `regular` ignores the radius, so by default it is trained once per trial under radius 0
 (`regular/eps_0/trial_3`) and evaluated at every radius of the study; with
 `regular_per_radius = true` it gets one trial per radius like the other methods.
@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from jobs.errors import StudyError
+from jobs.radius import radius_tag
 from jobs.study import Study
 from trainers.spec import Method, TrainSpec
 
-KEY_RE = re.compile(
-    r"^(regular|robust|adversarial|langevin)/eps_([0-9][0-9.e+-]*)/trial_(0|[1-9][0-9]*)$")
-
-
-def radius_tag(radius: float) -> str:
-    text = repr(float(radius))
-    return text[:-2] if text.endswith(".0") else text
-
+KEY_RE = re.compile(rf"^({'|'.join(re.escape(m.value) for m in Method)})"
+                    r"/eps_([0-9][0-9.e+-]*)/trial_(0|[1-9][0-9]*)$")
 
 def trial_key(method: Method, radius: float, trial: int) -> str:
     return f"{method.value}/eps_{radius_tag(radius)}/trial_{trial}"
+
+
+def group_label(method: Method, radius: float) -> str:
+    """A (method, radius) group as plans and messages name it."""
+    return f"{method.value} eps={radius_tag(radius)}"
 
 
 def derive_trial_seed(base_seed: int, key: str) -> int:
@@ -97,6 +97,3 @@ def evaluation_radii(study: Study, spec: TrialSpec) -> tuple[float, ...]:
         return study.radii
     return (spec.radius,)
 
-
-def with_train_spec(spec: TrialSpec, train_spec: TrainSpec) -> TrialSpec:
-    return replace(spec, train_spec=train_spec)

@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 
+from common.atomic import atomic_write_json
 from jobs.markers import slurm_job_id
 from jobs.paths import Paths
-from trainers.atomic import atomic_write_json
 
 HEARTBEAT_EVERY_S = 20.0
 HEARTBEAT_STALE_S = 90.0

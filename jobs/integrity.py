@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.atomic import sha256_file
 from jobs.grid import TrialSpec
 from jobs.markers import read_done
 from jobs.paths import Paths
-from trainers.atomic import sha256_file
 
 
 def model_problem(paths: Paths, trial: TrialSpec | str, certified_sha256: str) -> str | None:

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_write_json
 from jobs.grid import TrialSpec
 from jobs.paths import Paths
-from trainers.atomic import atomic_write_json
 
 MARKER_FORMAT = 1
 
@@ -137,7 +137,3 @@ def read_failed(paths: Paths, trial: TrialSpec | str, *, retries: int = 2,
     except TypeError:
         return None
 
-
-def is_done(paths: Paths, trial: TrialSpec | str) -> bool:
-    """True when a readable DONE marker exists (the model file may be read)."""
-    return read_done(paths, trial) is not None

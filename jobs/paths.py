@@ -14,12 +14,12 @@ Keys are validated (`jobs.grid.parse_key`) and resolved paths checked to stay un
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.atomic import unwritable_reason
 from jobs.errors import StudyError
 from jobs.grid import TrialSpec, parse_key
 
@@ -208,16 +208,8 @@ def _entries(folder: str) -> list[os.DirEntry[str]]:
 
 def check_root_writable(root: str | os.PathLike[str]) -> None:
     """Fail (StudyError) unless the root exists and is writable or can be created; creates
-    nothing: the nearest existing ancestor is probed with a temporary file that is removed."""
+    nothing."""
     path = Path(root).expanduser().absolute()
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StudyError(f"study root {path}: {existing} is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise StudyError(f"study root {path} is not writable ({existing}: "
-                         f"{exc.strerror or exc})") from None
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise StudyError(f"study root {path} is not writable ({reason})")

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from jobs.errors import StudyError
+from jobs.evaluation import EvalSettings
 from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
+from jobs.radius import radius_tag
 from trainers.spec import MAX_RADIUS, Method, SpecError, TrainSettings, check_ball_samples
 
 DATASETS = ("avila", "synthetic")
@@ -92,7 +94,7 @@ class Study:
     data_dir: Path | None
     source: Path                     # the file it was read from
     text: str                        # its exact text (frozen into the root at submit)
-    evaluation: dict[str, Any] = field(default_factory=dict)  # [evaluation], checked by reduce
+    evaluation: EvalSettings | None = None  # [evaluation]; None: the file has none
     chain_reduce: bool = False       # submit queues reduce + report after the training arrays
 
     @property
@@ -174,8 +176,6 @@ def _methods(r: _Reader) -> tuple[Method, ...]:
 
 
 def _radii(r: _Reader) -> tuple[float, ...]:
-    from jobs.grid import radius_tag
-
     raw = r.get("radii")
     if not isinstance(raw, list) or not raw:
         raise r.fail("radii", "must be a non-empty list of radii > 0")
@@ -213,8 +213,7 @@ def _check_grid(r: _Reader, methods: tuple[Method, ...], radii: tuple[float, ...
     if Method.ROBUST in methods:
         for radius in radii:
             try:
-                check_ball_samples(radius, settings.n_base, settings.n_growth,
-                                   settings.n_eps_scale, "robust's N(eps)")
+                check_ball_samples(radius, settings, "robust's N(eps)")
             except SpecError as exc:
                 raise r.fail("radii", str(exc)) from None
 
@@ -230,6 +229,25 @@ def _settings(source: Path, raw: Any) -> TrainSettings:
         raise StudyError(f"{source}: table 'training': {exc}") from None
     except TypeError as exc:  # a value of the wrong type that from_dict did not catch
         raise StudyError(f"{source}: table 'training': {exc}") from None
+
+
+def _evaluation(r: _Reader, radii: tuple[float, ...]) -> EvalSettings | None:
+    """The `[evaluation]` table, checked against every radius of the study (the worst-case
+    accuracy's N(eps) must stay sane); None when the file has none or an empty one."""
+    raw = r.get("evaluation")
+    if raw is not None and not isinstance(raw, dict):
+        raise r.fail("evaluation", "must be a table of evaluation settings")
+    if not raw:
+        return None
+    source = f"{r.source}: table 'evaluation'"
+    settings = EvalSettings.from_dict(raw, source=source)
+    if settings.ball_samples is None:
+        for radius in radii:
+            try:
+                check_ball_samples(radius, settings, "the evaluation's N(eps)")
+            except SpecError as exc:
+                raise StudyError(f"{source}: {exc} (or set ball_samples)") from None
+    return settings
 
 
 def _optional_str(r: _Reader, key: str) -> str | None:
@@ -335,13 +353,11 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     data_dir = r.string("data_dir")
     if data_dir is not None and _BAD_PATH.search(data_dir.replace("%", "")):
         raise r.fail("data_dir", f"contains a control character: {data_dir!r}")
-    evaluation = data.get("evaluation", {})
-    if not isinstance(evaluation, dict):
-        raise r.fail("evaluation", "must be a table of evaluation settings")
     methods, radii, trials = _methods(r), _radii(r), r.integer("trials", 0, 1)
     regular_per_radius = r.boolean("regular_per_radius", False)
     settings = _settings(source, data.get("training"))
     _check_grid(r, methods, radii, trials, regular_per_radius, settings)
+    evaluation = _evaluation(r, radii)
     return Study(
         name=name,
         root=Path(root_value).expanduser().absolute(),

@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.atomic import atomic_write_json, remove_stale_temps, sha256_file
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, write_done, write_failed
 from jobs.paths import Paths
-from trainers.atomic import atomic_write_json, remove_stale_temps, sha256_file
 from trainers.spec import pack_key
 
 

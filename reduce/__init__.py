@@ -6,18 +6,18 @@ API:
   ReduceSummary`: evaluate every DONE model not yet in `results/metrics.parquet` (same sha256 and
   settings are skipped) and rewrite the table and its CSV atomically. `settle(study, options)`
   waits (`options.wait`) and refuses an incomplete study unless `options.partial`.
-- `EvalSettings`: every constant of the evaluation (paper defaults); a study's `[evaluation]`
-  table overrides them (`eval_settings_for(study)`).
+- `EvalSettings` (jobs/evaluation.py): every constant of the evaluation (paper defaults); a
+  study's `[evaluation]` table overrides them (`eval_settings_for(study)`).
 - `evaluate_model(model, x, y, radii, settings, key)`: the metrics of one model (`METRICS`).
 - `wait_for_markers`, `scan_markers`: DONE / FAILED / missing, with a timeout.
 - `EvalTask`, `run_eval_task`: a picklable piece of evaluation work for a job array.
 - Errors: `ReduceError` (bad input, exit code 2), `WaitTimeout`, `ModelFileError` (one trial).
 """
 
+from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError, ReduceError, WaitTimeout
 from reduce.evaluate import METRICS, evaluate_model
 from reduce.run import ReduceOptions, ReduceSummary, eval_settings_for, reduce_study, settle
-from reduce.settings import EvalSettings
 from reduce.tasks import EvalTask, EvalUnit, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
 

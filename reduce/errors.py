@@ -1,4 +1,4 @@
-"""Errors of the reduction room.
+"""Errors of the reduction (reduce/).
 
 `ReduceError` is bad input (exit code 2 in the CLI): an unknown study, a results table of another
 study or a newer format, an incomplete study without `--partial`. `ModelFileError` concerns one

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from jobs.evaluation import EvalSettings
 from reduce.accuracy import ball_accuracy, clean_accuracy, pgd_accuracy
 from reduce.lipschitz import SearchSettings, lipschitz_estimates
-from reduce.settings import EvalSettings
 from trainers import rng
 from trainers.model import MLP
 from trainers.rng import Purpose

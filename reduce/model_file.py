@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from common.atomic import sha256_bytes
 from reduce.errors import ModelFileError
-from trainers.atomic import sha256_bytes
 from trainers.model import MLP
 
 EXPECTED_KEYS = frozenset(f"layer{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias"))

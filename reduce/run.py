@@ -18,10 +18,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from jobs import Paths, Study, TrialSpec, evaluation_radii, expand, read_done
+from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.errors import ReduceError
 from reduce.evaluate import METRICS
-from reduce.settings import EvalSettings
 from reduce.table import (
     ERROR_METRIC,
     StudyIdentity,
@@ -32,7 +32,6 @@ from reduce.table import (
 )
 from reduce.tasks import EvalTask, EvalUnit, Row, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
-from trainers.spec import SpecError, check_ball_samples
 
 TaskFn = Callable[[EvalTask], list[Row]]
 Mapper = Callable[[TaskFn, Sequence[EvalTask]], Iterable[list[Row]]]
@@ -67,19 +66,9 @@ class ReduceSummary:
 
 
 def eval_settings_for(study: Study) -> EvalSettings:
-    """The study's `[evaluation]` table when it has one, else the paper's evaluation; checked
-    against every radius of the study (the worst-case accuracy's N(eps) must stay sane)."""
-    source = f"{study.source}: table 'evaluation'"
-    settings = EvalSettings.from_dict(dict(study.evaluation), source=source) \
-        if study.evaluation else EvalSettings()
-    if settings.ball_samples is None:
-        for radius in study.radii:
-            try:
-                check_ball_samples(radius, settings.n_base, settings.n_growth,
-                                   settings.n_eps_scale, "the evaluation's N(eps)")
-            except SpecError as exc:
-                raise ReduceError(f"{source}: {exc} (or set ball_samples)") from None
-    return settings
+    """The study's `[evaluation]` table (read and checked when the study loaded), else the
+    paper's evaluation."""
+    return study.evaluation or EvalSettings()
 
 
 def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:

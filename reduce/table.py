@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.atomic import atomic_write_bytes
 from reduce.errors import ReduceError
 from reduce.evaluate import CLEAN
-from trainers.atomic import atomic_write_bytes
 
 FORMAT = 1
 ERROR_METRIC = "reduce_error"

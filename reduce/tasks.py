@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import torch
 from tqdm import tqdm
 
+from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError
 from reduce.evaluate import evaluate_model, select_test_points
 from reduce.model_file import load_model
-from reduce.settings import EvalSettings
 from reduce.table import FORMAT, error_rows, rows_for
 from trainers.data import Dataset, load_dataset
 from trainers.device import pin_precision, resolve_device

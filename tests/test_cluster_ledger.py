@@ -29,7 +29,6 @@ def test_round_trip_and_latest(tmp_path: Path) -> None:
     latest = ledger.latest_tasks(subs)
     assert latest["a/eps_0/trial_1"][1].job_id == "10_0"
     assert latest["b/eps_0.1/trial_0"][1].job_id == "11_0"
-    assert list(ledger.iter_job_ids(subs)) == ["10_0", "10_1", "11_0"]
     assert subs[0].submitted_epoch > 0
 
 

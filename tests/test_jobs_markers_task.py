@@ -193,6 +193,6 @@ def test_real_training_on_synthetic_data(tmp_path: Path) -> None:
     for t in regular:
         marker = read_done(paths, t)
         assert marker is not None and marker.steps == 3
-        from trainers.atomic import sha256_file
+        from common.atomic import sha256_file
         assert marker.model_sha256 == sha256_file(paths.model(t))
         assert marker.precision == "fp32"  # the pinned matmul precision it trained with

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs import StudyError, expand, load_study, parse_study
+from jobs.evaluation import EvalSettings
 from trainers.spec import Method, TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,15 @@ def test_load_is_fast() -> None:
 
 def test_evaluation_table_and_chain(tmp_path: Path) -> None:
     s = load(tmp_path, MINIMAL + "chain_reduce = true\n[evaluation]\npgd_steps = 3\n")
-    assert s.chain_reduce and s.evaluation == {"pgd_steps": 3}
+    assert s.chain_reduce and s.evaluation == EvalSettings(pgd_steps=3)
+    assert load(tmp_path, MINIMAL).evaluation is None  # no table: the evaluation's default
     assert s.fingerprint == load(tmp_path, MINIMAL).fingerprint  # evaluation is not training
     with pytest.raises(StudyError, match="key 'evaluation': must be a table"):
         load(tmp_path, MINIMAL + "evaluation = 3\n")
+    # the table is read when the study loads: a bad value fails here, naming the table
+    with pytest.raises(StudyError, match=r"table 'evaluation': unknown key\(s\) \['pgd_stepz'\]"):
+        load(tmp_path, MINIMAL + "[evaluation]\npgd_stepz = 3\n")
+    with pytest.raises(StudyError, match=r"the evaluation's N\(eps\).*or set ball_samples"):
+        load(tmp_path, MINIMAL + "[evaluation]\nn_growth = 1e300\n")
+    assert load(tmp_path, MINIMAL + "[evaluation]\nn_growth = 1e300\nball_samples = 9\n") \
+        .evaluation == EvalSettings(n_growth=1e300, ball_samples=9)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from common.atomic import atomic_torch_save, sha256_file
 from jobs import Paths, Study, TrialSpec, expand, parse_study, write_done
 from reduce import EvalSettings
-from trainers.atomic import atomic_torch_save, sha256_file
 from trainers.data import make_synthetic
 from trainers.model import build_model
 

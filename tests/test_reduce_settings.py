@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reduce import EvalSettings, ReduceError, evaluate_model
+from jobs.errors import StudyError
+from reduce import EvalSettings, evaluate_model
 from trainers.data import make_synthetic
 from trainers.model import build_model
 
@@ -28,7 +29,7 @@ def test_paper_defaults_and_sample_counts() -> None:
     ({"ga_mutation": 1.5}, "'ga_mutation'"),
 ])
 def test_bad_settings_name_the_key(data: dict[str, object], message: str) -> None:
-    with pytest.raises(ReduceError, match=r"study\.toml: table 'evaluation'") as info:
+    with pytest.raises(StudyError, match=r"study\.toml: table 'evaluation'") as info:
         EvalSettings.from_dict(data, source="study.toml: table 'evaluation'")
     assert message in str(info.value)
 

@@ -102,7 +102,7 @@ def test_foreign_checkpoint_is_refused(tmp_path: Path) -> None:
     paths.previous_checkpoint.unlink(missing_ok=True)
     with pytest.warns(UserWarning, match="trying the previous checkpoint"):
         assert load_checkpoint(paths.checkpoint, paths.previous_checkpoint, _spec(Method.REGULAR)) is None
-    from trainers.atomic import atomic_torch_save_verified
+    from common.atomic import atomic_torch_save_verified
     from trainers.checkpoint import _read
     torch.save({"format": "something-else"}, paths.checkpoint)
     with pytest.raises(CheckpointError, match="no content hash"):
@@ -135,6 +135,6 @@ def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path: Path) -> No
     resumed = subprocess.run(_cli(save), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     _assert_identical(tmp_path / "ref" / "eps_0.05_trial_3.pt", save / "eps_0.05_trial_3.pt")
-    from trainers.atomic import torch_load_verified
+    from common.atomic import torch_load_verified
     ck = torch_load_verified(save / "eps_0.05_trial_3.ckpt")
     assert ck["step"] == 120 and ck["finished"]

@@ -3,7 +3,7 @@
 Two generations are kept (`ckpt` and `ckpt.prev`): the previous one is moved aside before the new
 one is written, so a crash at any moment leaves at least one complete checkpoint, and a truncated
 or corrupt newest file falls back to the previous good one. Each file carries the sha256 of its
-content (`trainers.atomic.atomic_torch_save_verified`), so a flipped byte is a corrupt file too.
+content (`common.atomic.atomic_torch_save_verified`), so a flipped byte is a corrupt file too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainers.atomic import (
+from common.atomic import (
     IntegrityError,
     StorageError,
     UnhashedError,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainers.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes
 
 AVILA_CLASSES = ("A", "B", "C", "D", "E", "F", "G", "H", "I", "W", "X", "Y")
 AVILA_FILES = {"train": "avila-tr.txt", "test": "avila-ts.txt"}

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainers.atomic import StorageError, atomic_torch_save, remove_stale_temps
+from common.atomic import StorageError, atomic_torch_save, remove_stale_temps, unwritable_reason
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
@@ -82,7 +82,7 @@ class _Trial:
         return self.loss_sum / self.loss_count if self.loss_count else self.last_epoch_loss
 
 
-class _Pack:
+class PackState:
     """The shared state of k trials between checkpoints."""
 
     def __init__(self, specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
@@ -206,14 +206,9 @@ def _load_data(spec: TrainSpec, data_dir: str | os.PathLike[str] | None) -> Data
 def _check_writable(paths: TrainPaths) -> None:
     """Creates nothing: the first write creates the folders, so a refused run leaves no trace."""
     for folder in {paths.model.parent, paths.checkpoint.parent}:
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise SpecError(f"{folder}: cannot create the save folder ({existing} is not a "
-                            f"folder)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise SpecError(f"{folder}: save folder is not writable")
+        reason = unwritable_reason(folder)
+        if reason is not None:
+            raise SpecError(f"{folder}: save folder is not writable ({reason})")
 
 
 def train(spec: TrainSpec, paths: TrainPaths, *, data_dir: str | os.PathLike[str] | None = None,
@@ -280,7 +275,7 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                  data_dir: str | os.PathLike[str] | None, device: torch.device, precision: str,
                  progress: bool, should_stop: Callable[[], bool] | None) -> list[TrainResult]:
     start = time.monotonic()
-    pack = _Pack(specs, paths, [_load_data(sp, data_dir) for sp in specs], device, precision)
+    pack = PackState(specs, paths, [_load_data(sp, data_dir) for sp in specs], device, precision)
     for i, ck in enumerate(checkpoints):
         if ck is not None:
             pack.load_trial(i, ck)
@@ -347,5 +342,5 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
     return results(True, shas)
 
 
-__all__ = ["TrainPaths", "TrainResult", "derive_seed", "pack_key", "train",
+__all__ = ["PackState", "TrainPaths", "TrainResult", "derive_seed", "pack_key", "train",
            "train_pack"]

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trainers.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 
 PROGRESS_FORMAT = 1
 

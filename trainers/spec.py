@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Method(str, Enum):
@@ -37,10 +37,29 @@ MAX_RADIUS = 1000.0        # the features are standardized: a larger ball covers
 MAX_HIDDEN = 16384         # 8 -> H -> H -> 12: H = 16384 is ~270 M weights already
 
 
-def check_ball_samples(radius: float, n_base: float, n_growth: float, n_eps_scale: float,
-                       what: str = "N(eps)") -> None:
-    """SpecError when int(n_base * n_growth ** (radius / n_eps_scale)) exceeds MAX_BALL_SAMPLES;
-    computed in logarithms, so a huge radius is reported instead of overflowing."""
+class BallSampling(Protocol):
+    """The three constants of N(eps): training (`TrainSettings`) and evaluation
+    (`jobs.evaluation.EvalSettings`) each carry their own values of them."""
+
+    @property
+    def n_base(self) -> int: ...
+    @property
+    def n_growth(self) -> float: ...
+    @property
+    def n_eps_scale(self) -> float: ...
+
+
+def n_ball_samples(radius: float, settings: BallSampling | None = None) -> int:
+    """N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)), the paper's number of ball samples
+    per point (616, 100 and 0.24: `TrainSettings`' defaults, used when `settings` is None)."""
+    s = settings or TrainSettings()
+    return int(s.n_base * s.n_growth ** (radius / s.n_eps_scale))
+
+
+def check_ball_samples(radius: float, settings: BallSampling, what: str = "N(eps)") -> None:
+    """SpecError when `n_ball_samples(radius, settings)` exceeds MAX_BALL_SAMPLES; computed in
+    logarithms, so a huge radius is reported instead of overflowing."""
+    n_base, n_growth, n_eps_scale = settings.n_base, settings.n_growth, settings.n_eps_scale
     try:
         log10_n = math.log10(n_base) + radius / n_eps_scale * math.log10(n_growth)
     except (ValueError, OverflowError):
@@ -185,12 +204,6 @@ def _without_fast_sampling(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key != "fast_sampling"}
 
 
-def n_ball_samples(radius: float, settings: TrainSettings | None = None) -> int:
-    """N(eps) = int(616 * 100 ** (eps / 0.24)): the paper's number of ball samples per point."""
-    s = settings or TrainSettings()
-    return int(s.n_base * s.n_growth ** (radius / s.n_eps_scale))
-
-
 @dataclass(frozen=True)
 class TrainSpec:
     """One trial to train. `dataset` is 'avila' or 'synthetic'; where the files live is not part of
@@ -225,8 +238,7 @@ class TrainSpec:
             raise SpecError(f"dataset must be 'avila' or 'synthetic', got {self.dataset!r}")
         self.settings.validate()
         if self.method is Method.ROBUST:
-            s = self.settings
-            check_ball_samples(self.radius, s.n_base, s.n_growth, s.n_eps_scale)
+            check_ball_samples(self.radius, self.settings)
 
     @property
     def n_samples(self) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cluster.backends.local import LocalGpus, local_gpus
-from trainers.atomic import atomic_torch_save_verified, torch_load_verified
+from common.atomic import atomic_torch_save_verified, torch_load_verified
 from trainers.checkpoint import environment_change
 from trainers.device import FP32, TF32_OVERRIDE, TF32_OVERRIDE_ENV, pin_precision, tf32_override
 from trainers.loop import TrainPaths, train

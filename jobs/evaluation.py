@@ -1,7 +1,9 @@
 """Evaluation settings: every constant of the paper's evaluation, with the paper's value as default.
 
-The settings are part of each result row (as a hash and as JSON), so a change of any value makes
-the affected models be evaluated again, and results computed under different settings never mix.
+A study's `[evaluation]` table is read into `EvalSettings` when the study loads (jobs/study.py),
+so a bad value fails before anything is trained; `reduce/` evaluates with them. The settings are
+part of each result row (as a hash and as JSON), so a change of any value makes the affected
+models be evaluated again, and results computed under different settings never mix.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from reduce.errors import ReduceError
-from trainers.rng import SCHEME as SAMPLING_SCHEME
+from jobs.errors import StudyError
+from trainers.spec import n_ball_samples
 
 
 @dataclass(frozen=True)
@@ -54,43 +56,43 @@ class EvalSettings:
         for name in positive_int:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ReduceError(f"evaluation setting '{name}' must be a positive integer, "
+                raise StudyError(f"evaluation setting '{name}' must be a positive integer, "
                                   f"got {value!r}")
         for name in ("n_growth", "n_eps_scale", "pgd_step"):
             value = getattr(self, name)
             if (not isinstance(value, int | float) or isinstance(value, bool)
                     or not math.isfinite(value) or value <= 0):
-                raise ReduceError(f"evaluation setting '{name}' must be a positive number, "
+                raise StudyError(f"evaluation setting '{name}' must be a positive number, "
                                   f"got {value!r}")
         for name in ("ball_samples", "mean_samples", "test_subset"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < 1):
-                raise ReduceError(f"evaluation setting '{name}' must be a positive integer "
+                raise StudyError(f"evaluation setting '{name}' must be a positive integer "
                                   f"or unset, got {value!r}")
         if not isinstance(self.ga_elite, int) or not 0 <= self.ga_elite < self.ga_population:
-            raise ReduceError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
+            raise StudyError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
                               f"got {self.ga_elite!r}")
         if self.ga_mutation is not None and (not isinstance(self.ga_mutation, float)
                                              or not 0 < self.ga_mutation < 1):
-            raise ReduceError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
+            raise StudyError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
                               f"got {self.ga_mutation!r}")
         if not isinstance(self.allow_tf32_override, bool):
-            raise ReduceError(f"evaluation setting 'allow_tf32_override' must be true or false, "
+            raise StudyError(f"evaluation setting 'allow_tf32_override' must be true or false, "
                               f"got {self.allow_tf32_override!r}")
         for name in ("pgd_random_start", "ga_polish"):
             if not isinstance(getattr(self, name), bool):
-                raise ReduceError(f"evaluation setting '{name}' must be true or false, "
+                raise StudyError(f"evaluation setting '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ReduceError(f"evaluation setting 'seed' must be an integer >= 0, "
+            raise StudyError(f"evaluation setting 'seed' must be an integer >= 0, "
                               f"got {self.seed!r}")
 
     def n_worst(self, radius: float) -> int:
         """Ball samples per test point for the worst-case accuracy at `radius`."""
         if self.ball_samples is not None:
             return self.ball_samples
-        return max(1, int(self.n_base * self.n_growth ** (radius / self.n_eps_scale)))
+        return max(1, n_ball_samples(radius, self))
 
     def n_mean(self, radius: float) -> int:
         return self.n_worst(radius) if self.mean_samples is None else self.mean_samples
@@ -106,6 +108,8 @@ class EvalSettings:
         """Short, stable hash of every value and of the sampling scheme: the incremental table's
         notion of 'same settings'. Not of the device: CPU and CUDA draw the same samples
         (trainers.rng), so their rows differ only by float rounding and may mix."""
+        from trainers.rng import SCHEME as SAMPLING_SCHEME  # torch only when reducing
+
         return hashlib.sha256((self.to_json() + SAMPLING_SCHEME).encode()).hexdigest()[:16]
 
     @classmethod
@@ -113,7 +117,7 @@ class EvalSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ReduceError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+            raise StudyError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(names)}")
         values = dict(data)
         for name in ("n_growth", "n_eps_scale", "pgd_step", "ga_mutation"):
             value = values.get(name)
@@ -122,6 +126,6 @@ class EvalSettings:
         settings = cls(**values)
         try:
             settings.validate()
-        except ReduceError as exc:
-            raise ReduceError(f"{source}: {exc}") from None
+        except StudyError as exc:
+            raise StudyError(f"{source}: {exc}") from None
         return settings

@@ -104,6 +104,24 @@ def remove_stale_temps(path: str | os.PathLike[str], older_than_s: float = STALE
     return removed
 
 
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written under `folder` (None: they can). Creates nothing: the nearest
+    existing ancestor is probed with a temporary file that is removed, which is what a write would
+    meet (permissions, a read-only mount, root's rights), so the folders need not exist yet."""
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return f"{existing}: {exc.strerror or exc}"
+    return None
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

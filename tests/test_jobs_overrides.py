@@ -12,6 +12,7 @@ from test_cluster_status_resume import STUDY, FakeScheduler, fake  # noqa: F401 
 
 from drosweep.cli import main
 from jobs import load_study
+from jobs.evaluation import EvalSettings
 from jobs.overrides import apply_overrides, dump_toml
 from jobs.paths import Paths
 
@@ -19,7 +20,7 @@ FULL = STUDY + """
 [cluster.sbatch_extra]
 exclude = "node[1-3]"
 [evaluation]
-radii = [0.1, 0.2]
+pgd_steps = 3
 """
 
 
@@ -43,7 +44,7 @@ def test_overrides_apply_and_validate(tmp_path: Path, capsys: Any) -> None:
                                      "cluster.sbatch_extra.exclude=node9", "trials=5"])
     assert study.settings.epochs == 10 and study.cluster.partition == "a100"
     assert study.cluster.sbatch_extra == {"exclude": "node9"} and study.trials == 5
-    assert study.evaluation == {"radii": [0.1, 0.2]}
+    assert study.evaluation == EvalSettings(pgd_steps=3)
     assert study.text.startswith(f"# {f} with command-line overrides:\n"
                                  f"# drosweep --set training.epochs=10\n")
     assert main(["plan", str(f), "--set", "training.epochs=10", "--json"]) == 0

@@ -9,7 +9,7 @@ import torch
 
 from trainers.data import make_synthetic
 from trainers.device import FP32
-from trainers.loop import TrainPaths, _Pack
+from trainers.loop import PackState, TrainPaths
 from trainers.spec import Method, TrainSettings, TrainSpec
 
 
@@ -18,7 +18,7 @@ def test_order_copied_once_per_epoch() -> None:
     settings = TrainSettings(batch_size=20)
     specs = [TrainSpec(Method.REGULAR, 0.0, s, settings, "synthetic") for s in (1, 2)]
     paths = [TrainPaths(Path(os.devnull), Path(os.devnull)) for _ in specs]
-    pack = _Pack(specs, paths, [data] * 2, torch.device("cpu"), FP32)
+    pack = PackState(specs, paths, [data] * 2, torch.device("cpu"), FP32)
     assert pack.n_batches == 3
     orders = []
     for _ in range(2 * pack.n_batches):

@@ -22,9 +22,8 @@ from cluster.errors import ClusterError
 from drosweep.cli import main
 from drosweep.errors import input_errors
 from jobs import Paths, expand, load_study
+from jobs.evaluation import EvalSettings
 from jobs.study import ClusterProfile
-from reduce import eval_settings_for
-from reduce.settings import EvalSettings
 from trainers.spec import TrainSettings
 
 BASE = """name = "fz"
@@ -109,7 +108,6 @@ def _library(path: Path) -> None:
     try:
         study = load_study(path)
         plan(expand(study), study.cluster)
-        eval_settings_for(study)
         submit(study, "local", dry_run=True, progress=False)
     except input_errors() as exc:
         assert str(exc).strip() and "\n" not in str(exc).strip(), str(exc)

@@ -10,16 +10,16 @@ import pytest
 import torch
 from test_reduce_helpers import QUICK, finish_all, tiny_study
 
-from drosweep.cli import main
-from jobs import Paths, TaskPack, TrialOutcome, expand, parse_study, read_done, run_pack
-from jobs.integrity import verify_models
-from reduce import ReduceOptions, reduce_study
-from trainers.atomic import (
+from common.atomic import (
     IntegrityError,
     atomic_torch_save_verified,
     sha256_file,
     torch_load_verified,
 )
+from drosweep.cli import main
+from jobs import Paths, TaskPack, TrialOutcome, expand, parse_study, read_done, run_pack
+from jobs.integrity import verify_models
+from reduce import ReduceOptions, reduce_study
 from trainers.checkpoint import CheckpointError, _read, load_checkpoint
 from trainers.loop import TrainPaths, train
 from trainers.spec import Method, TrainSettings, TrainSpec

@@ -1,0 +1,5 @@
+"""What every package of drosweep uses and none owns: atomic, durable writes and the check that
+a folder can be written (atomic.py).
+
+It imports no other package of drosweep, so every package may import it.
+"""
