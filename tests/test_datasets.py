@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from dataset_files import write_grid, write_table
+from dataset_files import write_grid, write_mnist, write_table
 
 from cluster.cost import estimate, shape_of
 from drosweep.cli import main
@@ -30,7 +32,7 @@ def study_text(root: Path, dataset: str, data: str = "", extra: str = "") -> str
 
 
 def test_registry_names_and_fixed_facts() -> None:
-    assert {"avila", "synthetic", "grid", "csv"} <= set(names())
+    assert {"avila", "synthetic", "grid", "csv", "mnist"} <= set(names())
     avila, grid = get_source("avila"), get_source("grid")
     assert (avila.n_features, avila.n_classes, avila.train_rows, avila.test_rows) == \
         (8, 12, 10430, 10437)
@@ -153,8 +155,6 @@ def test_csv_bad_tables_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def _seed_putting_last_row_in_test(n: int, fraction: float) -> int:
-    import numpy as np
-
     n_test = max(1, round(n * fraction))
     return next(s for s in range(1000)
                 if n - 1 in np.random.default_rng(s).permutation(n)[:n_test])
@@ -166,8 +166,6 @@ def test_grid_loader_split_and_checks(tmp_path: Path) -> None:
     assert data.x_train.shape == (8000, 12) and data.x_test.shape == (2000, 12)
     assert data.classes == ("stable", "unstable")
     # the first 80% train, the last 20% test, in file order (the original's split)
-    import numpy as np
-
     raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(12))
     mean, std = raw[:8000].mean(0), raw[:8000].std(0)
     assert torch.allclose(data.x_test[-1].double(), torch.as_tensor((raw[-1] - mean) / std),
@@ -249,3 +247,62 @@ def test_submit_refuses_missing_or_bad_data_before_writing(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "non-numeric feature" in err
     assert not (tmp_path / "root").exists()
+
+
+def test_mnist_loader_resizes_and_checks(tmp_path: Path) -> None:
+    from trainers.datasets.mnist import resize_14
+
+    write_mnist(tmp_path)
+    data = load_dataset("mnist", tmp_path)
+    assert data.x_train.shape == (60000, 196) and data.x_test.shape == (10000, 196)
+    assert data.classes == tuple("0123456789") and data.n_classes == 10
+    assert float(data.x_train.min()) >= 0 and float(data.x_train.max()) == 1.0
+    # the fixed resize: the mean of each 2x2 block
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 0, 0], image[0, 2:4, 2:4], image[0, 27, 27] = 255, 255, 51
+    small = resize_14(image).reshape(14, 14)
+    assert small[0, 0] == 0.25 and small[1, 1] == 1.0 and small[13, 13] == 0.05
+    assert small.sum() == pytest.approx(1.3)
+    # a truncated or foreign file is named
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-10]))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: 9990 data bytes"):
+        load_dataset("mnist", tmp_path)
+    labels.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        load_dataset("mnist", tmp_path)
+    labels.unlink()
+    with pytest.raises(DataError, match="drosweep data fetch mnist"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_data_fetch_mnist_checks_the_reference_sha256(tmp_path: Path, capsys: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import trainers.datasets.mnist as mnist
+
+    blobs = write_mnist(tmp_path / "src")
+    asked: list[str] = []
+
+    def urlopen(url: str, timeout: float) -> io.BytesIO:
+        asked.append(url)
+        if url.startswith(mnist.MNIST_MIRRORS[0]):
+            raise mnist.urllib.error.URLError("mirror down")
+        return io.BytesIO(blobs[url.rsplit("/", 1)[-1]])
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", urlopen)
+    dest = tmp_path / "dest"
+    # these are not the reference files: refused on their checksum, nothing installed
+    assert main(["data", "fetch", "mnist", "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert "sha256" in err and mnist.MNIST_SHA256["train-images-idx3-ubyte.gz"] in err
+    assert not dest.exists() or not any(dest.iterdir())
+    # with their checksums as the reference, the same path installs and verifies them
+    monkeypatch.setattr(mnist, "MNIST_SHA256",
+                        {n: hashlib.sha256(b).hexdigest() for n, b in blobs.items()})
+    assert main(["data", "fetch", "mnist", "--dest", str(dest)]) == 0
+    assert "MNIST data verified (60000 train / 10000 test rows, 10 classes)" in \
+        capsys.readouterr().out
+    assert sorted(p.name for p in dest.iterdir()) == sorted(blobs)
+    assert asked[1].startswith(mnist.MNIST_MIRRORS[1])   # the second mirror after the first

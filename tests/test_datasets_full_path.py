@@ -1,4 +1,5 @@
-"""Every data set beyond Avila through the whole path: plan, local submit, reduce."""
+"""Every data set beyond Avila through the whole path: plan, local submit, reduce (files in each
+set's format, written by the tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from dataset_files import write_grid, write_table
+from dataset_files import write_grid, write_mnist, write_table
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study
@@ -58,6 +59,11 @@ def _grid(tmp_path: Path) -> tuple[str, str]:
     return f'data_dir = "{tmp_path / "grid"}"', ""
 
 
+def _mnist(tmp_path: Path) -> tuple[str, str]:
+    write_mnist(tmp_path / "mnist")
+    return f'data_dir = "{tmp_path / "mnist"}"', ""
+
+
 def _csv(tmp_path: Path) -> tuple[str, str]:
     write_table(tmp_path / "table.csv", rows=120)
     return "", (f'[data]\ndata_file = "{tmp_path / "table.csv"}"\nlabel_column = "kind"\n'
@@ -67,6 +73,7 @@ def _csv(tmp_path: Path) -> tuple[str, str]:
 @pytest.mark.parametrize("dataset, files, n_in, n_out", [
     ("grid", _grid, 12, 2),
     ("csv", _csv, 5, 3),
+    ("mnist", _mnist, 196, 10),
 ])
 def test_plan_submit_reduce(tmp_path: Path, capsys: Any, dataset: str, files: Any, n_in: int,
                             n_out: int) -> None:
