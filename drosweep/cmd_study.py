@@ -149,6 +149,7 @@ def _source(source: str, samples: int) -> str:
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from cluster.checks import data_problem
     from cluster.planner import plan
     from cluster.planning import context
     from cluster.slurm_info import read as read_cluster
@@ -156,14 +157,18 @@ def run_plan(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
     the_plan = plan(expand(study), ctx.profile, ctx.rates)
+    missing = data_problem(study)
     if args.json:
         out = plan_json(the_plan, study.name)
         out["cluster_problems"] = list(ctx.problems)
+        out["data_problem"] = missing
         print_json(out)
     else:
         print(format_plan(the_plan, study.name))
         for problem in ctx.problems:
             print(f"cluster: {problem} (submit refuses this)")
+        if missing is not None:
+            print(f"data: {missing} (submit refuses this)")
     return 0
 
 

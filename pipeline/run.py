@@ -26,7 +26,6 @@ from reduce import (
 )
 from reduce.arrayed import array_mapper
 from reduce.run import Mapper, in_process
-from trainers.data import AVILA_FILES, DataError, resolve_data_dir
 
 Say = Callable[[str], None]
 
@@ -143,31 +142,18 @@ class DemoResult:
         return not self.training_errors and not self.summary.errors
 
 
-def demo_data_dir(data_dir: str | None, study: Study) -> Path | None:
-    """The Avila folder the demo reads (`data_dir`, else the study's, else the default), or
-    None for a study on another data set; a clear error when the files are not there."""
-    if study.dataset != "avila":
-        return None
-    folder = resolve_data_dir(data_dir or study.data_dir)
-    missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise DataError(f"Avila data not found in {folder} (missing {', '.join(missing)}): run "
-                        f"`drosweep data fetch` (or pass --data-dir DIR holding "
-                        f"{' and '.join(AVILA_FILES.values())})")
-    return folder.absolute()
-
-
 def demo(study: Study, data_dir: str | None = None, *, progress: bool = True,
          say: Say = print) -> DemoResult:
     """Train `study` with the local executor, then reduce, figures and report, saying each
     step; the study's `[evaluation]` table, else `DEMO_EVALUATION`."""
     from cluster import submit
+    from cluster.checks import check_data
 
     start = time.monotonic()
     settings = eval_settings_for(study) if study.evaluation else DEMO_EVALUATION
-    folder = demo_data_dir(data_dir, study)
+    folder = check_data(study, data_dir)
     if folder is not None:
-        study = dataclasses.replace(study, data_dir=folder)
+        study = dataclasses.replace(study, data_dir=Path(folder))
         os.environ["DROSWEEP_DATA_DIR"] = str(folder)  # for the local task processes
     n_trials = len(expand(study))
     say(f"[1/3] training study {study.name!r}: {n_trials} trials with the local executor "
