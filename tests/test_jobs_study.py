@@ -82,7 +82,7 @@ def test_fingerprint_covers_science_not_cluster(tmp_path: Path) -> None:
     (MINIMAL.replace('"robust"', '"robustt"'), "unknown method 'robustt'; allowed: regular"),
     (MINIMAL.replace('name = "t"', 'name = "../evil"'), "key 'name'"),
     (MINIMAL.replace("trials = 2", ""), "key 'trials': missing"),
-    (MINIMAL + "dataset = 'mnist'\n", "unknown data set 'mnist'"),
+    (MINIMAL + "dataset = 'cifar10'\n", "unknown data set 'cifar10'"),
     (MINIMAL + "[training]\nepochz = 3\n", "unknown training setting(s) ['epochz']"),
     (MINIMAL + "[training]\nepochs = -3\n", "'epochs' must be a positive integer"),
     (MINIMAL + "[cluster]\ngpus = 3\n", "key 'cluster.gpus': unknown key; allowed:"),

@@ -19,7 +19,7 @@ from trainers.data import make_synthetic
 from trainers.device import FP32
 from trainers.graphs import CudaGraphCapture, ReplayCapture, StepRunner, default_capture, sgd_update
 from trainers.hostsync import CPU_ONLY, record_waits
-from trainers.loop import TrainPaths, _Pack
+from trainers.loop import PackState, TrainPaths
 from trainers.methods import StepContext, method_parts, step_keys, temperature
 from trainers.methods.base import batch_mean_ce, set_relu_draws
 from trainers.methods.langevin import langevin_trajectory
@@ -42,16 +42,16 @@ def _one_thread(torch_one_thread: None) -> Iterator[None]:
     yield
 
 
-def _pack(method: Method, **over: object) -> _Pack:
+def _pack(method: Method, **over: object) -> PackState:
     settings = TrainSettings.from_dict({**SMALL, **over})
     radius = 0.0 if method is Method.REGULAR else 0.1
     specs = [TrainSpec(method, radius, s, settings, "synthetic") for s in SEEDS]
     data = make_synthetic(n_train=250, n_test=1)
     paths = [TrainPaths(Path(os.devnull), Path(os.devnull)) for _ in SEEDS]
-    return _Pack(specs, paths, [data] * len(SEEDS), torch.device("cpu"), FP32)
+    return PackState(specs, paths, [data] * len(SEEDS), torch.device("cpu"), FP32)
 
 
-def _reference_step(pack: _Pack) -> None:
+def _reference_step(pack: PackState) -> None:
     """The training step written out plainly: Python float temperature and learning rate,
     integer stream keys, torch.optim.SGD's own update."""
     s, spec, step = pack.spec.settings, pack.spec, pack.step
@@ -100,7 +100,7 @@ def _reference_step(pack: _Pack) -> None:
         pack.epoch, pack.batch_index, pack.order = pack.epoch + 1, 0, None
 
 
-def _weights(pack: _Pack) -> list[Tensor]:
+def _weights(pack: PackState) -> list[Tensor]:
     return [p.detach().clone() for p in pack.model.parameters()]
 
 
