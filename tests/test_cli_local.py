@@ -151,3 +151,32 @@ def test_logs_follow_a_local_trial_until_it_stops(tmp_path: Path) -> None:
     for log in logs:  # what the task wrote last, after the follower had started, was printed
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         assert not lines or lines[-1] in out, (log, lines[-1])
+
+
+def test_logs_follow_ends_when_the_trial_is_done(tmp_path: Path) -> None:
+    f = tmp_path / "study.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root").replace("trials = 2", "trials = 1")
+                 .replace("checkpoint_every = 20", "checkpoint_every = 5\nmax_steps = 120"))
+    study = load_study(f)
+    key = expand(study)[0].key
+    paths = Paths(study.root)
+    run = subprocess.Popen([CLI, "submit", str(f), "--executor", "local", "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    follow = None
+    try:
+        end = time.monotonic() + 180
+        while read_beat(paths, key) is None and run.poll() is None:  # the task has started
+            assert time.monotonic() < end, "the local run did not start within 180 s"
+            time.sleep(0.2)
+        follow = subprocess.Popen([CLI, "logs", str(f), key, "-f"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, start_new_session=True)
+        run.communicate(timeout=600)
+        out, err = follow.communicate(timeout=120)  # returns by itself once the trial is done
+    finally:
+        for p in (run, follow):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert run.returncode == 0 and paths.done(key).is_file()
+    assert follow.returncode == 0, err
+    assert out.startswith(f"{key}: local task local-")
