@@ -8,11 +8,14 @@ root's characters are checked earlier, when the study file is read.
 
 from __future__ import annotations
 
+import os
+
 from cluster.cost import CONTEXT_BYTES, estimate
 from cluster.errors import ClusterError
 from jobs.errors import StudyError
 from jobs.grid import radius_tag
 from jobs.study import Study
+from trainers.datasets import DataError, get_source
 from trainers.spec import Method, SpecError, TrainSpec
 
 # sbatch options drosweep sets or relies on, and the study setting that controls each instead
@@ -76,7 +79,7 @@ def check_memory(study: Study) -> None:
                 continue
             seen.add((method, radius))
             spec = TrainSpec(method=method, radius=radius, seed=0, settings=study.settings,
-                             dataset=study.dataset)
+                             dataset=study.dataset, data_options=study.data_options)
             label = f"{method.value} eps={radius_tag(radius)}"
             try:
                 spec.validate()
@@ -97,17 +100,27 @@ def check_memory(study: Study) -> None:
                                    f"cluster.mem_gb or lower training.chunk_size")
 
 
-def check_data(study: Study, data_dir: str | None) -> None:
-    """Read and verify the data set the tasks will read (rows, classes), not only find it."""
-    if study.dataset == "avila":  # the synthetic set is generated, never read
-        from trainers.data import load_dataset  # torch: only when a submission reads the data
+def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """Find, read and verify the data set the tasks will read (files, rows, columns, classes)
+    through the registry; returns its folder made absolute (so every node reads the same one),
+    or None for a set without fixed files. `data_dir` overrides the study's."""
+    source = get_source(study.dataset)
+    if source.generated:  # made from the settings in memory, checked when the study loaded
+        return None
+    folder = source.folder(data_dir or study.data_dir)
+    from trainers.data import load_dataset  # torch: only when a submission reads the data
 
-        load_dataset(study.dataset, data_dir)
+    try:
+        load_dataset(study.dataset, folder, options=study.data_options)
+    except DataError as exc:
+        raise StudyError(f"{study.source}: {exc}") from None
+    return str(folder.absolute()) if folder is not None else None
 
 
-def check_submission(study: Study, executor: str, data_dir: str | None) -> None:
-    """Every check of a submission that needs no scheduler call; raises on the first problem."""
+def check_submission(study: Study, executor: str) -> str | None:
+    """Every check of a submission that needs no scheduler call; raises on the first problem.
+    Returns the data folder the tasks read (see `check_data`)."""
     if executor == "slurm":
         check_sbatch_extra(study.cluster.sbatch_extra)
     check_memory(study)
-    check_data(study, data_dir)
+    return check_data(study)

@@ -17,11 +17,9 @@ import math
 from dataclasses import dataclass
 
 from jobs.study import ClusterProfile
+from trainers.datasets import Shape, get_source
 from trainers.spec import Method, TrainSpec
 
-N_FEATURES = 8            # Avila's 10 features minus F6 and F10 (the synthetic set matches)
-N_CLASSES = 12
-TRAIN_ROWS = {"avila": 10430, "synthetic": 600}
 KEPT_SHARE = 0.05         # mean share of smoothed-max samples that need a backward
 CONTEXT_BYTES = 600e6     # CUDA context, allocator slack, data set and model
 BYTES_PER_ACTIVATION = 4 * 3  # fp32 activations, kept for backward, plus temporaries
@@ -47,24 +45,35 @@ class Cost:
         return self.seconds / 3600.0
 
 
+def shape_of(spec: TrainSpec) -> Shape:
+    """Features, classes and rows of the trial's data set (from the registry, not read)."""
+    return get_source(spec.dataset).shape(spec.data_options)
+
+
+def train_rows(spec: TrainSpec) -> int:
+    rows = shape_of(spec).train_rows
+    subset = spec.settings.train_subset
+    return rows if subset is None else min(rows, subset)
+
+
 def steps_of(spec: TrainSpec) -> int:
     s = spec.settings
-    rows = TRAIN_ROWS.get(spec.dataset, TRAIN_ROWS["avila"])
-    if s.train_subset is not None:
-        rows = min(rows, s.train_subset)
+    rows = train_rows(spec)
     total = s.epochs * math.ceil(rows / s.batch_size)
     return min(total, s.max_steps) if s.max_steps is not None else total
 
 
-def forward_flops(hidden: int) -> float:
-    """FLOPs of one sample's forward pass through 8 → H → H → 12."""
-    return 2.0 * (N_FEATURES * hidden + hidden * hidden + hidden * N_CLASSES)
+def forward_flops(hidden: int, n_features: int, n_classes: int) -> float:
+    """FLOPs of one sample's forward pass through F → H → H → C (Avila: 8 → H → H → 12)."""
+    return 2.0 * (n_features * hidden + hidden * hidden + hidden * n_classes)
 
 
 def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     s = spec.settings
     steps = steps_of(spec)
-    f = forward_flops(s.hidden)
+    shape = shape_of(spec)
+    n_in, n_out = shape.n_features, shape.n_classes
+    f = forward_flops(s.hidden, n_in, n_out)
     b = s.batch_size
     samples_in_flight = b  # per pass, for the memory estimate
     if spec.method is Method.REGULAR:
@@ -76,9 +85,7 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
         passes_step = 1.0 + 2.0 * chunks
         samples_in_flight = min(n, s.chunk_size)
     elif spec.method is Method.ADVERSARIAL:
-        rows = TRAIN_ROWS.get(spec.dataset, TRAIN_ROWS["avila"])
-        if s.train_subset is not None:
-            rows = min(rows, s.train_subset)
+        rows = train_rows(spec)
         attacked = max(0.0, 1.0 - s.adv_start_epoch * math.ceil(rows / b) / max(steps, 1))
         flops_step = 3.0 * b * f * (1.0 + s.pgd_steps * attacked)
         passes_step = 1.0 + s.pgd_steps * attacked
@@ -91,9 +98,8 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     passes = passes_step * steps
     launch_seconds = passes * profile.launch_overhead_ms / 1e3
     seconds = flops / (profile.device_tflops * 1e12) + launch_seconds
-    width = N_FEATURES + 2 * s.hidden + N_CLASSES
-    params = N_FEATURES * s.hidden + s.hidden * s.hidden + s.hidden * N_CLASSES + 2 * s.hidden \
-        + N_CLASSES
+    width = n_in + 2 * s.hidden + n_out
+    params = n_in * s.hidden + s.hidden * s.hidden + s.hidden * n_out + 2 * s.hidden + n_out
     working = samples_in_flight * width * BYTES_PER_ACTIVATION + params * BYTES_PER_PARAMETER
     return Cost(steps=steps, flops=flops, passes=passes, seconds=seconds,
                 launch_seconds=launch_seconds, working_bytes=working)

@@ -55,21 +55,6 @@ class SubmitResult:
     options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
 
 
-def _check_data(study: Study) -> str | None:
-    """The data folder the tasks will read (resolved now, so every node reads the same one)."""
-    if study.dataset != "avila":
-        return None
-    from trainers.data import AVILA_FILES, resolve_data_dir  # imports torch: only to submit
-
-    folder = resolve_data_dir(study.data_dir)
-    missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise StudyError(f"{study.source}: data set 'avila' not found in {folder} (missing "
-                         f"{', '.join(missing)}); set data_dir in the study or "
-                         f"$DROSWEEP_DATA_DIR, or run `drosweep data fetch`")
-    return str(folder.absolute())
-
-
 def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
             limit: int | None = None) -> tuple[list[TrialSpec], int, int]:
     todo = set(status.keys_in(TrialState.FAILED, TrialState.MISSING))
@@ -108,8 +93,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
                          f"use `drosweep submit`")
-    data_dir = _check_data(study)
-    check_submission(study, executor, data_dir)
+    data_dir = check_submission(study, executor)
     task_device = device or study.cluster.device
     ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
                   device=device)

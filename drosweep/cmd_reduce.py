@@ -29,7 +29,6 @@ from reduce import (
 from reduce.run import Mapper, TaskFn, in_process
 from reduce.table import error_rows
 from reduce.tasks import Row, unit_base
-from trainers.data import AVILA_FILES, DataError, resolve_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STUDY = REPO / "studies" / "smoke.toml"
@@ -246,27 +245,16 @@ def run_report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ demo
 
 
-def _demo_data_dir(data_dir: str | None, study: Study) -> Path | None:
-    if study.dataset != "avila":
-        return None
-    folder = resolve_data_dir(data_dir or study.data_dir)
-    missing = [name for name in AVILA_FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise DataError(f"Avila data not found in {folder} (missing {', '.join(missing)}): run "
-                        f"`drosweep data fetch` (or pass --data-dir DIR holding "
-                        f"{' and '.join(AVILA_FILES.values())})")
-    return folder.absolute()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from cluster import submit
+    from cluster.checks import check_data
 
     start = time.monotonic()
     study = study_from_args(args)
     settings = eval_settings_for(study) if study.evaluation else DEMO_EVALUATION
-    data_dir = _demo_data_dir(args.data_dir, study)
+    data_dir = check_data(study, args.data_dir)
     if data_dir is not None:
-        study = dataclasses.replace(study, data_dir=data_dir)
+        study = dataclasses.replace(study, data_dir=Path(data_dir))
         os.environ["DROSWEEP_DATA_DIR"] = str(data_dir)  # for the local task processes
     progress = not args.no_progress
     n_trials = len(expand(study))

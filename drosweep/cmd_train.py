@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 from drosweep.errors import UsageError
+from trainers.datasets import get_source, names
 from trainers.spec import Method, TrainSettings, TrainSpec
 
 
@@ -35,7 +36,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="default: the trial id")
     p.add_argument("--data-dir", default=None,
                    help="Avila folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
-    p.add_argument("--dataset", default="avila", choices=["avila", "synthetic"])
+    p.add_argument("--dataset", default="avila", choices=[n for n in names() if
+                                                         not get_source(n).options_required],
+                   help="a data set without settings (a study's [data] gives the others)")
     p.add_argument("--checkpoint-every", type=int, default=TrainSettings.checkpoint_every,
                    help="checkpoint every this many optimizer steps")
     p.add_argument("--train-subset", type=int, default=None, help="train on this many rows only")

@@ -86,7 +86,8 @@ def expand(study: Study) -> list[TrialSpec]:
                 key = trial_key(method, radius, trial)
                 spec = TrainSpec(method=method, radius=radius,
                                  seed=derive_trial_seed(study.base_seed, key),
-                                 settings=study.settings, dataset=study.dataset)
+                                 settings=study.settings, dataset=study.dataset,
+                                 data_options=study.data_options)
                 specs.append(TrialSpec(key=key, trial=trial, train_spec=spec))
     return specs
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from jobs.errors import StudyError
 from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
+from trainers.datasets import DataError, DataOptions, names, parse_options
 from trainers.spec import MAX_RADIUS, Method, SpecError, TrainSettings, check_ball_samples
 
-DATASETS = ("avila", "synthetic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
@@ -94,6 +94,7 @@ class Study:
     text: str                        # its exact text (frozen into the root at submit)
     evaluation: dict[str, Any] = field(default_factory=dict)  # [evaluation], checked by reduce
     chain_reduce: bool = False       # submit queues reduce + report after the training arrays
+    data_options: DataOptions = field(default_factory=DataOptions)  # [data]: the set's settings
 
     @property
     def fingerprint(self) -> str:
@@ -105,11 +106,13 @@ class Study:
                 "methods": [m.value for m in self.methods], "radii": list(self.radii),
                 "trials": self.trials, "base_seed": self.base_seed,
                 "regular_per_radius": self.regular_per_radius,
-                "training": self.settings.to_dict()}
+                "training": self.settings.to_dict(),
+                # only for data sets with settings: Avila studies keep their fingerprint
+                **({"data": d} if (d := self.data_options.to_dict()) else {})}
 
 
 _TOP_KEYS = ("name", "root", "dataset", "data_dir", "methods", "radii", "trials", "base_seed",
-             "regular_per_radius", "chain_reduce", "training", "cluster", "evaluation")
+             "regular_per_radius", "chain_reduce", "training", "cluster", "evaluation", "data")
 _REQUIRED = ("name", "root", "methods", "radii", "trials")
 
 
@@ -232,6 +235,16 @@ def _settings(source: Path, raw: Any) -> TrainSettings:
         raise StudyError(f"{source}: table 'training': {exc}") from None
 
 
+def _data_options(r: _Reader, dataset: str, raw: Any, base_seed: int) -> DataOptions:
+    """The data set's own settings (`[data]`); seeds default to the study's base_seed."""
+    if raw is not None and not isinstance(raw, dict):
+        raise r.fail("data", f"must be a table of settings of data set '{dataset}'")
+    try:
+        return parse_options(dataset, raw, base_seed)
+    except DataError as exc:
+        raise StudyError(f"{r.source}: {exc}") from None
+
+
 def _optional_str(r: _Reader, key: str) -> str | None:
     value = r.string(key)
     if value is not None and any(c in value for c in "\n\r"):
@@ -321,8 +334,8 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         raise r.fail("name", "must be 1-64 characters of letters, digits, '_', '.', '-' "
                      f"starting with a letter or digit, got {name!r}")
     dataset = r.get("dataset", "avila")
-    if dataset not in DATASETS:
-        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(DATASETS)}")
+    if dataset not in names():
+        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(names())}")
     root_value = root if root is not None else r.string("root")
     assert root_value is not None
     if not str(root_value).strip():
@@ -342,6 +355,8 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     regular_per_radius = r.boolean("regular_per_radius", False)
     settings = _settings(source, data.get("training"))
     _check_grid(r, methods, radii, trials, regular_per_radius, settings)
+    base_seed = r.integer("base_seed", 0, 0)
+    data_options = _data_options(r, dataset, data.get("data"), base_seed)
     return Study(
         name=name,
         root=Path(root_value).expanduser().absolute(),
@@ -349,7 +364,7 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         methods=methods,
         radii=radii,
         trials=trials,
-        base_seed=r.integer("base_seed", 0, 0),
+        base_seed=base_seed,
         regular_per_radius=regular_per_radius,
         settings=settings,
         cluster=_cluster(source, data.get("cluster")),
@@ -358,6 +373,7 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         text=text,
         evaluation=evaluation,
         chain_reduce=r.boolean("chain_reduce", False),
+        data_options=data_options,
     )
 
 

@@ -167,6 +167,7 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     keep = existing[still_current & (existing["settings_hash"] == settings.digest)]
     data_dir = options.data_dir or (str(study.data_dir) if study.data_dir else None)
     tasks = [EvalTask(units=chunk, settings=settings, dataset=study.dataset, data_dir=data_dir,
+                      data_options=study.data_options,
                       device=options.device, study=study.name,
                       study_fingerprint=study.fingerprint)
              for chunk in _chunks(todo, 1 if mapper is in_process else options.models_per_task)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import torch
@@ -17,6 +17,7 @@ from reduce.model_file import load_model
 from reduce.settings import EvalSettings
 from reduce.table import FORMAT, error_rows, rows_for
 from trainers.data import Dataset, load_dataset
+from trainers.datasets import DataOptions
 from trainers.device import pin_precision, resolve_device
 
 
@@ -42,6 +43,7 @@ class EvalTask:
     device: str
     study: str
     study_fingerprint: str
+    data_options: DataOptions = field(default_factory=DataOptions)
 
 
 Row = dict[str, object]
@@ -52,9 +54,9 @@ def _now() -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _test_set(dataset: str, data_dir: str | None) -> Dataset:
+def _test_set(dataset: str, data_dir: str | None, options: DataOptions) -> Dataset:
     """Parsed once per process: in-process reductions run one task per model."""
-    return load_dataset(dataset, data_dir)
+    return load_dataset(dataset, data_dir, options=options)
 
 
 def run_eval_task(task: EvalTask, progress: bool = False,
@@ -62,7 +64,7 @@ def run_eval_task(task: EvalTask, progress: bool = False,
     """Evaluate every unit; a unit that fails yields `reduce_error` rows, the rest go on."""
     dev = resolve_device(task.device)
     pin_precision(task.settings.allow_tf32_override)
-    data = _test_set(task.dataset, task.data_dir)
+    data = _test_set(task.dataset, task.data_dir, task.data_options)
     x, y = select_test_points(data.x_test, data.y_test, task.settings)
     x, y = x.to(dev), y.to(dev)
     rows: list[Row] = []

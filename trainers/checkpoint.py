@@ -106,10 +106,10 @@ def check_same_trial(saved: dict[str, Any], spec: TrainSpec, path: Path) -> None
     """Refuse to resume another trial's checkpoint (settings that only bound the run may differ)."""
     mine = spec.to_dict()
     theirs = saved
-    for key in ("method", "radius", "seed", "dataset"):
-        if mine[key] != theirs.get(key):
+    for key in ("method", "radius", "seed", "dataset", "data"):
+        if mine.get(key) != theirs.get(key):
             raise SpecError(f"{path}: checkpoint was written for {key}={theirs.get(key)!r}, "
-                            f"this run has {key}={mine[key]!r}; use another save folder or "
+                            f"this run has {key}={mine.get(key)!r}; use another save folder or "
                             f"delete the checkpoint")
     for key, value in mine["settings"].items():
         if key in RESUMABLE_DIFFERENCES:

@@ -1,4 +1,5 @@
-"""Data sets: UCI Avila (the paper's) and a small synthetic one for fast tests.
+"""Data sets as tensors: UCI Avila (the paper's), a small synthetic one for fast tests, and the
+common helpers; which data sets exist, and their facts, is the registry's (trainers.datasets).
 
 Avila is read in the UCI text format (no header; a header row is tolerated), features F6 and F10
 (zero-based columns 5 and 9) are dropped, the rest standardized with training-set statistics, and
@@ -23,23 +24,22 @@ import torch
 from torch import Tensor
 
 from trainers.atomic import atomic_write_bytes
+from trainers.datasets import DataError, DataOptions, get_source, resolve_data_dir
+from trainers.datasets.avila import (
+    AVILA_CLASSES,
+    AVILA_FILES,
+    AVILA_ROWS,
+    AVILA_SHA256,
+    AVILA_TRAIN_CLASS_COUNTS,
+    AVILA_URL,
+    DROPPED_COLUMNS,
+)
+from trainers.datasets.registry import ENV_DATA_DIR, default_cache_dir
 
-AVILA_CLASSES = ("A", "B", "C", "D", "E", "F", "G", "H", "I", "W", "X", "Y")
-AVILA_FILES = {"train": "avila-tr.txt", "test": "avila-ts.txt"}
-AVILA_ROWS = {"train": 10430, "test": 10437}
-AVILA_TRAIN_CLASS_COUNTS = {"A": 4286, "B": 5, "C": 103, "D": 352, "E": 1095, "F": 1961, "G": 446,
-                            "H": 519, "I": 831, "W": 44, "X": 522, "Y": 266}
-AVILA_SHA256 = {
-    "avila-tr.txt": "71151f37e1f825f88d6530cfa1e154e63018d41cf03c1d4ab90b17045033d0c7",
-    "avila-ts.txt": "7bd296c2ab437d0f27ab92950ac14b700dcc89d53dcf5acdd111ac183ad5f6a3",
-}
-DROPPED_COLUMNS = (5, 9)
-AVILA_URL = "https://archive.ics.uci.edu/static/public/459/avila.zip"
-ENV_DATA_DIR = "DROSWEEP_DATA_DIR"
-
-
-class DataError(RuntimeError):
-    """The data set is missing or is not what it claims to be; the message says how to fix it."""
+__all__ = ["AVILA_CLASSES", "AVILA_FILES", "AVILA_ROWS", "AVILA_SHA256", "AVILA_TRAIN_CLASS_COUNTS",
+           "AVILA_URL", "DROPPED_COLUMNS", "ENV_DATA_DIR", "DataError", "Dataset",
+           "default_cache_dir", "fetch_avila", "from_arrays", "install_avila_zip", "load_avila",
+           "load_dataset", "make_synthetic", "resolve_data_dir", "subset_train"]
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,6 @@ class Dataset:
     def to(self, device: torch.device | str) -> Dataset:
         return Dataset(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
                        self.y_test.to(device), self.classes)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "drosweep" / "avila"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """`--data-dir`, else $DROSWEEP_DATA_DIR, else the per-user cache."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
-    return default_cache_dir()
 
 
 def _read_avila_file(path: Path, expected_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,12 +140,25 @@ def make_synthetic(n_train: int = 600, n_test: int = 600, n_features: int = 8,
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
-                 dtype: torch.dtype = torch.float32) -> Dataset:
-    if name == "avila":
-        return load_avila(data_dir, dtype)
-    if name == "synthetic":
-        return make_synthetic(dtype=dtype)
-    raise DataError(f"unknown data set {name!r}; known: avila, synthetic")
+                 dtype: torch.dtype = torch.float32, options: DataOptions | None = None) -> Dataset:
+    """Data set `name` of the registry (trainers.datasets) with its settings, read and verified."""
+    source = get_source(name)
+    data = source.verify(options if options is not None else source.options(), data_dir)
+    if data.x_train.dtype != dtype:
+        data = Dataset(data.x_train.to(dtype), data.y_train, data.x_test.to(dtype), data.y_test,
+                       data.classes)
+    return data
+
+
+def from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                classes: tuple[str, ...], dtype: torch.dtype = torch.float32) -> Dataset:
+    """Features standardized with the training set's mean and std (as Avila's), as tensors."""
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std[std == 0] = 1.0
+    return Dataset(torch.as_tensor((x_train - mean) / std, dtype=dtype),
+                   torch.as_tensor(y_train, dtype=torch.int64),
+                   torch.as_tensor((x_test - mean) / std, dtype=dtype),
+                   torch.as_tensor(y_test, dtype=torch.int64), classes)
 
 
 def subset_train(data: Dataset, n: int | None, seed: int) -> Dataset:

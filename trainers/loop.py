@@ -191,7 +191,7 @@ class _Pack:
 
 
 def _load_data(spec: TrainSpec, data_dir: str | os.PathLike[str] | None) -> Dataset:
-    data = load_dataset(spec.dataset, data_dir)
+    data = load_dataset(spec.dataset, data_dir, options=spec.data_options)
     return subset_train(data, spec.settings.train_subset, derive_seed(spec.seed, "subset"))
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
+
 
 class Method(str, Enum):
     REGULAR = "regular"
@@ -186,14 +188,16 @@ def n_ball_samples(radius: float, settings: TrainSettings | None = None) -> int:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """One trial to train. `dataset` is 'avila' or 'synthetic'; where the files live is not part of
-    the spec (it differs between machines) and is passed to `train` separately."""
+    """One trial to train. `dataset` names a data set of the registry (trainers.datasets) and
+    `data_options` holds its settings (the study's `[data]`); where fetched files live is not part
+    of the spec (it differs between machines) and is passed to `train` separately."""
 
     method: Method
     radius: float
     seed: int
     settings: TrainSettings = field(default_factory=TrainSettings)
     dataset: str = "avila"
+    data_options: DataOptions = field(default_factory=DataOptions)
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, Method):
@@ -202,6 +206,9 @@ class TrainSpec:
             except ValueError:
                 raise SpecError(f"unknown method {self.method!r}; "
                                 f"allowed: {[m.value for m in Method]}") from None
+        if type(self.data_options) is DataOptions and self.dataset in names():
+            # no settings given: the data set's defaults (checked by `validate`)
+            object.__setattr__(self, "data_options", get_source(self.dataset).options())
 
     def validate(self) -> None:
         if not isinstance(self.radius, int | float) or isinstance(self.radius, bool) \
@@ -214,8 +221,16 @@ class TrainSpec:
                             f"a larger ball covers all the data), got {self.radius:g}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise SpecError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.dataset not in ("avila", "synthetic"):
-            raise SpecError(f"dataset must be 'avila' or 'synthetic', got {self.dataset!r}")
+        if self.dataset not in names():
+            raise SpecError(f"dataset must be one of {', '.join(names())}, got {self.dataset!r}")
+        options = get_source(self.dataset).options
+        if not isinstance(self.data_options, options):
+            raise SpecError(f"data set {self.dataset!r} takes {options.__name__} settings, got "
+                            f"{type(self.data_options).__name__}")
+        try:
+            self.data_options.validate()
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         self.settings.validate()
         if self.method is Method.ROBUST:
             s = self.settings
@@ -231,21 +246,31 @@ class TrainSpec:
         return 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method.value, "radius": self.radius, "seed": self.seed,
-                "dataset": self.dataset, "settings": self.settings.to_dict()}
+        out = {"method": self.method.value, "radius": self.radius, "seed": self.seed,
+               "dataset": self.dataset, "settings": self.settings.to_dict()}
+        options = self.data_options.to_dict()
+        if options:  # written only for data sets with settings: Avila's specs keep their bytes
+            out["data"] = options
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
-        unknown = sorted(set(data) - {"method", "radius", "seed", "dataset", "settings"})
+        unknown = sorted(set(data) - {"method", "radius", "seed", "dataset", "settings", "data"})
         if unknown:
             raise SpecError(f"unknown spec field(s) {unknown}")
+        dataset = str(data.get("dataset", "avila"))
+        try:
+            options = parse_options(dataset, data.get("data"))
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         spec = cls(method=Method(data["method"]), radius=float(data["radius"]),
-                   seed=int(data["seed"]), dataset=str(data.get("dataset", "avila")),
-                   settings=TrainSettings.from_dict(data.get("settings", {})))
+                   seed=int(data["seed"]), dataset=dataset,
+                   settings=TrainSettings.from_dict(data.get("settings", {})),
+                   data_options=options)
         spec.validate()
         return spec
 
 
 def pack_key(spec: TrainSpec) -> tuple[Any, ...]:
     """Trials with equal keys may train as one pack: everything but the seed is the same."""
-    return (spec.method, spec.radius, spec.dataset, spec.settings)
+    return (spec.method, spec.radius, spec.dataset, spec.data_options, spec.settings)

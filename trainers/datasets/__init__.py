@@ -1,0 +1,43 @@
+"""Data sets behind one interface: a registry of named sources (`avila`, `grid`, `csv`, ...).
+
+A study names its data set with `dataset = "<name>"` and gives that set's own settings in a
+`[data]` table; both are checked when the study loads (unknown keys and bad values are one-line
+errors). Everything downstream asks the registry, never a constant: the model's input and output
+sizes, the cost model's rows, the evaluation, and the "is the data there" check of a submission
+(`DataSource.verify`).
+
+To add a data set, write a module in this package that
+1. declares its settings, if any, as a frozen dataclass subclassing `DataOptions` (fields with
+   defaults; a field `seed` gets the study's base_seed; `validate()` raises DataError naming
+   `data.<field>`);
+2. writes `load(options, folder) -> trainers.data.Dataset` (standardized float32 tensors; import
+   torch inside the function, so that planning stays torch-free), checking what it reads;
+3. calls `register(DataSource(name=..., description=..., load=..., options=..., ...))` with the
+   fixed counts it has (features, classes, rows) or `sizes(options) -> Shape` where they depend
+   on the settings, its fixed `files` (with sha256 where known) and `fetch(folder)` when
+   `drosweep data fetch <name>` can download it;
+and import the module below. The tests of `tests/test_datasets_*.py` show the full path a new
+data set has to pass (plan, local submit, reduce).
+"""
+
+from trainers.datasets.registry import (
+    ENV_DATA_DIR,
+    DataError,
+    DataFile,
+    DataOptions,
+    DataSource,
+    Shape,
+    default_cache_dir,
+    get_source,
+    names,
+    parse_options,
+    register,
+    resolve_data_dir,
+)
+
+# the built-in data sets register themselves on import
+from trainers.datasets import avila, grid, synthetic, user_table  # noqa: F401  isort: skip
+
+__all__ = ["ENV_DATA_DIR", "DataError", "DataFile", "DataOptions", "DataSource", "Shape",
+           "default_cache_dir", "get_source", "names", "parse_options", "register",
+           "resolve_data_dir"]
