@@ -117,4 +117,7 @@ def render_decision(table: Path, folder: Path) -> list[Path]:
     path = map_beside(table)
     if not path.exists():
         return []
-    return save(decision_figure(load_map(path)), folder, STEM)
+    df = load_map(path)
+    if not (df["kind"] == "cell").any():
+        return []
+    return save(decision_figure(df), folder, STEM)

@@ -21,12 +21,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from jobs import Paths, Study
 from reduce.errors import ModelFileError
 from reduce.evaluate import CLEAN, WORST
 from reduce.model_file import load_model
 from reduce.table import ERROR_METRIC
 from trainers.atomic import atomic_write_bytes
-from trainers.data import Dataset
+from trainers.data import Dataset, load_dataset
+from trainers.datasets import get_source
+from trainers.device import resolve_device
 
 FORMAT = 1
 COLUMNS = ["kind", "method", "radius", "trial", "key", "x0", "x1", "label", "confidence",
@@ -48,20 +51,30 @@ class MapSettings:
     seed: int = 0
 
 
-def representatives(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, radius): key, trial and model sha256 of the trial with the median
-    worst-case accuracy at that radius (clean accuracy where the table has no worst case)."""
+@dataclass(frozen=True)
+class Representative:
+    method: str
+    radius: float
+    trial: int
+    key: str
+    model_sha256: str
+
+
+def representatives(table: pd.DataFrame) -> list[Representative]:
+    """Per (method, radius), the trial with the median worst-case accuracy at that radius
+    (clean accuracy where the table has no worst case)."""
     rows = table[(table["metric"] != ERROR_METRIC) & ~table["failed_training"].astype(bool)]
     picked = []
-    for (method, radius), group in rows.groupby(["method", "radius"], sort=True):
+    for _, group in rows.groupby(["method", "radius"], sort=True):
+        method, radius = str(group["method"].iloc[0]), float(group["radius"].iloc[0])
         metric = WORST if (group["metric"] == WORST).any() else CLEAN
         values = group[group["metric"] == metric].sort_values(["value", "trial"], kind="stable")
         if values.empty:
             continue
         row = values.iloc[(len(values) - 1) // 2]
-        picked.append({"method": method, "radius": float(radius), "trial": int(row["trial"]),
-                       "key": str(row["key"]), "model_sha256": str(row["model_sha256"])})
-    return pd.DataFrame(picked, columns=["method", "radius", "trial", "key", "model_sha256"])
+        picked.append(Representative(method, radius, int(row["trial"]),
+                                     str(row["key"]), str(row["model_sha256"])))
+    return picked
 
 
 def grid_axes(data: Dataset, settings: MapSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -126,22 +139,26 @@ def decision_map(table: pd.DataFrame, data: Dataset, model_path: dict[str, str],
     if data.n_features != 2:
         raise ValueError(f"a decision map needs 2 features, the data set has {data.n_features}")
     dev = torch.device(device)
-    shared = {"study": study, "study_fingerprint": fingerprint, "format": FORMAT}
+    shared: dict[str, str | int] = {"study": study, "study_fingerprint": fingerprint,
+                                    "format": FORMAT}
     gx, gy = grid_axes(data, settings)
     parts = [_point_rows(data, settings, {**shared, "method": "", "radius": np.nan, "trial": -1,
                                           "key": "", "selected_by": "", "model_sha256": ""})]
-    for rep in representatives(table).itertuples(index=False):
-        path = model_path.get(str(rep.key))
+    for rep in representatives(table):
+        path = model_path.get(rep.key)
         if path is None:
             continue
         try:
-            model = load_model(path, 2, data.n_classes, dev, expected_sha256=str(rep.model_sha256))
+            model = load_model(path, 2, data.n_classes, dev, expected_sha256=rep.model_sha256)
         except ModelFileError:  # reported by the reduction already; no map for it
             continue
         cells = _cell_rows(model, gx, gy, dev)
-        parts.append(cells.assign(method=rep.method, radius=rep.radius, trial=rep.trial,
-                                  key=rep.key, selected_by=SELECTED_BY,
-                                  model_sha256=rep.model_sha256, **shared))
+        columns: dict[str, str | float | int] = {
+            "method": rep.method, "radius": rep.radius, "trial": rep.trial, "key": rep.key,
+            "selected_by": SELECTED_BY, "model_sha256": rep.model_sha256, **shared}
+        for name, value in columns.items():
+            cells[name] = value
+        parts.append(cells)
     return normalize(pd.concat(parts, ignore_index=True))
 
 
@@ -156,3 +173,23 @@ def write_map(df: pd.DataFrame, parquet: Path, csv: Path) -> None:
     df.to_parquet(buffer, index=False)
     atomic_write_bytes(parquet, buffer.getvalue())
     atomic_write_bytes(csv, df.to_csv(index=False, float_format="%.8g").encode())
+
+
+def write_study_map(study: Study, table: pd.DataFrame, data_dir: str | None,
+                    device: str = "auto") -> Path | None:
+    """The decision map of a 2-D study, written beside its results table (None for other
+    studies). Without a model to draw, a map left by an earlier reduction is removed, so a figure
+    never shows models that are no longer in the table."""
+    paths = Paths(study.root)
+    if get_source(study.dataset).shape(study.data_options).n_features != 2:
+        return None
+    data = load_dataset(study.dataset, data_dir, options=study.data_options)
+    keys = [rep.key for rep in representatives(table)]
+    df = decision_map(table, data, {k: str(paths.model(k)) for k in keys}, study.name,
+                      study.fingerprint, resolve_device(device))
+    if not (df["kind"] == "cell").any():
+        paths.decision_map.unlink(missing_ok=True)
+        paths.decision_map_csv.unlink(missing_ok=True)
+        return None
+    write_map(df, paths.decision_map, paths.decision_map_csv)
+    return paths.decision_map

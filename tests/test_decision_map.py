@@ -51,11 +51,11 @@ def results(trials: int = 5) -> pd.DataFrame:
 
 def test_the_median_trial_represents_each_method_and_radius() -> None:
     reps = representatives(results())
-    picked = {(r.method, r.radius): r.trial for r in reps.itertuples()}
+    picked = {(r.method, r.radius): r.trial for r in reps}
     assert picked == {("regular", 0.1): 2, ("regular", 0.2): 2, ("robust", 0.1): 2,
                       ("robust", 0.2): 2}  # of trials 1..4 (0 failed): the lower middle
     four = results(trials=4)
-    assert {r.trial for r in representatives(four).itertuples()
+    assert {r.trial for r in representatives(four)
             if (r.method, r.radius) == ("regular", 0.1)} == {1}
 
 
