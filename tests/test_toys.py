@@ -164,3 +164,10 @@ def test_a_study_of_more_features_has_no_decision_map(tmp_path: Path) -> None:
     paths = Paths(load_study(f).root)
     assert paths.metrics_parquet.is_file() and not paths.decision_map.exists()
     assert not (paths.figures / "decision_regions.png").exists()
+
+
+def test_the_demo_study_of_two_moons_loads() -> None:
+    study = load_study(Path(__file__).resolve().parents[1] / "studies" / "moons.toml")
+    assert study.dataset == "moons" and len(study.methods) == 4
+    assert min(study.radii) >= 0.1   # the claims of the report concern eps >= 0.1
+    assert get_source("moons").shape(study.data_options).train_rows == 2000
