@@ -100,6 +100,12 @@ def check_memory(study: Study) -> None:
                                    f"cluster.mem_gb or lower training.chunk_size")
 
 
+def data_problem(study: Study, data_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """Why the study's data is not there (one line), or None; reads no file (for `plan`)."""
+    problem = get_source(study.dataset).missing(study.data_options, data_dir or study.data_dir)
+    return None if problem is None else f"{study.source}: {problem}"
+
+
 def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> str | None:
     """Find, read and verify the data set the tasks will read (files, rows, columns, classes)
     through the registry; returns its folder made absolute (so every node reads the same one),
@@ -107,6 +113,9 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
     source = get_source(study.dataset)
     if source.generated:  # made from the settings in memory, checked when the study loaded
         return None
+    problem = data_problem(study, data_dir)
+    if problem is not None:
+        raise StudyError(problem)
     folder = source.folder(data_dir or study.data_dir)
     from trainers.data import load_dataset  # torch: only when a submission reads the data
 
@@ -122,5 +131,6 @@ def check_submission(study: Study, executor: str) -> str | None:
     Returns the data folder the tasks read (see `check_data`)."""
     if executor == "slurm":
         check_sbatch_extra(study.cluster.sbatch_extra)
+    folder = check_data(study)
     check_memory(study)
-    return check_data(study)
+    return folder

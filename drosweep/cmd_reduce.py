@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
                    help="local/debug: evaluate in this process; slurm: as a job array "
                         "(default: local)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--data-dir", default=None, help="Avila folder (default: the study's "
+    p.add_argument("--data-dir", default=None, help="data folder (default: the study's "
                    "data_dir, else $DROSWEEP_DATA_DIR, else the user cache)")
     p.add_argument("--failed-below", type=float, default=0.12, metavar="ACC",
                    help="flag a training as failed when its clean accuracy is below ACC "
@@ -83,7 +83,7 @@ def register(sub: Any) -> None:
                                    "2 CPU cores) and print where the figures and report are.")
     p.add_argument("--root", default=None, help="where the study goes (default: runs/smoke)")
     p.add_argument("--data-dir", default=None,
-                   help="Avila folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
+                   help="data folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
     p.add_argument("--study", default=str(SMOKE_STUDY), help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_demo)

@@ -9,6 +9,7 @@ from typing import Any
 
 from cluster import Plan, StudyStatus, SubmitResult, TrialState, plan, resume, study_status, submit
 from cluster.backends import BACKENDS
+from cluster.checks import data_problem
 from cluster.planning import context
 from cluster.slurm_info import read as read_cluster
 from cluster.status import group_label, verify_study
@@ -150,14 +151,18 @@ def run_plan(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
     the_plan = plan(expand(study), ctx.profile, ctx.rates)
+    missing = data_problem(study)
     if args.json:
         out = plan_json(the_plan, study.name)
         out["cluster_problems"] = list(ctx.problems)
+        out["data_problem"] = missing
         print(json.dumps(out, indent=2))
     else:
         print(format_plan(the_plan, study.name))
         for problem in ctx.problems:
             print(f"cluster: {problem} (submit refuses this)")
+        if missing is not None:
+            print(f"data: {missing} (submit refuses this)")
     return 0
 
 

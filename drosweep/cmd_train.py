@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     p.add_argument("--seed", type=int, default=None, help="default: the trial id")
     p.add_argument("--data-dir", default=None,
-                   help="Avila folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
+                   help="data folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
     p.add_argument("--dataset", default="avila", choices=[n for n in names() if
                                                          not get_source(n).options_required],
                    help="a data set without settings (a study's [data] gives the others)")

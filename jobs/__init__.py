@@ -7,7 +7,8 @@ API (stable):
   `Study` fields: name, root (absolute Path), dataset, methods (tuple[Method]), radii
   (tuple[float], the study's evaluation radii), trials, base_seed, regular_per_radius, settings
   (TrainSettings), cluster (ClusterProfile), data_dir (Path | None), source, text, evaluation
-  (the raw `[evaluation]` table, validated by `reduce`), chain_reduce (bool); `fingerprint`
+  (the raw `[evaluation]` table, validated by `reduce`), chain_reduce (bool), data_options
+  (the data set's `[data]` settings, trainers.datasets); `fingerprint`
   (what is trained: not the cluster profile, not the evaluation).
 - `expand(study) -> list[TrialSpec]`: all trials in a stable order. `TrialSpec(key, trial,
   train_spec)` with `.method`, `.radius` (the *training* radius), `.group`. Keys:

@@ -15,9 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from trainers import rng
+from trainers.datasets.avila import AVILA_CLASSES, AVILA_FEATURES
 
-N_FEATURES = 8
-N_CLASSES = 12
+# a bare MLP() has the paper's shape; trainings and evaluations size it by their data set
+N_FEATURES = AVILA_FEATURES
+N_CLASSES = len(AVILA_CLASSES)
 
 
 class _GeneralizedReLU(torch.autograd.Function):

@@ -120,18 +120,31 @@ class DataSource:
         """Where its files are read from (None: generated, or the settings name the files)."""
         return resolve_data_dir(data_dir, self.name) if self.files else None
 
-    def verify(self, options: DataOptions, data_dir: str | os.PathLike[str] | None) -> Dataset:
-        """Read and check the data (files present, rows, columns, classes): what a task will
-        read, so a missing or wrong file is found before anything is submitted."""
+    def missing(self, options: DataOptions,
+                data_dir: str | os.PathLike[str] | None) -> str | None:
+        """Why the data is not there (one line), or None: the cheap check (no file is read)."""
         folder = self.folder(data_dir)
         if folder is not None:
             missing = self.missing_files(folder)
             if missing:
                 how = f"run `drosweep data fetch {self.name}`" if self.needs_fetch else \
                     f"copy {', '.join(missing)} there"
-                raise DataError(f"data set '{self.name}' not found in {folder} (missing "
-                                f"{', '.join(missing)}); set data_dir in the study, --data-dir "
-                                f"or ${ENV_DATA_DIR}, or {how}")
+                return (f"data set '{self.name}' not found in {folder} (missing "
+                        f"{', '.join(missing)}); set data_dir in the study, --data-dir or "
+                        f"${ENV_DATA_DIR}, or {how}")
+        for f in dataclasses.fields(options):
+            value = getattr(options, f.name)
+            if f.metadata.get("path") and value is not None and not Path(value).is_file():
+                return f"key 'data.{f.name}': {value}: file not found"
+        return None
+
+    def verify(self, options: DataOptions, data_dir: str | os.PathLike[str] | None) -> Dataset:
+        """Read and check the data (files present, rows, columns, classes): what a task will
+        read, so a missing or wrong file is found before anything is submitted."""
+        problem = self.missing(options, data_dir)
+        if problem is not None:
+            raise DataError(problem)
+        folder = self.folder(data_dir)
         options.validate()
         data = self.load(options, folder)
         expected = self.shape(options)
