@@ -133,6 +133,7 @@ def _load(options: ToyOptions, folder: Path | None) -> Dataset:
 for _name, _options in TOY_OPTIONS.items():
     register(DataSource(
         name=_name,
-        description=f"2-D toy set of the original code: {(_options.__doc__ or '').strip()}",
+        description="2-D toy set of the original code: "
+                    + " ".join((_options.__doc__ or "").split()),
         load=_load, options=_options, sizes=_shape, n_features=2, n_classes=2,
         classes=TOY_CLASSES, generated=True))
