@@ -6,6 +6,7 @@
 <root>/ledger.jsonl                    every submission (append-only)
 <root>/logs/                           submitit folder (%A_%a)
 <root>/results/metrics.parquet .csv    reduction
+<root>/results/decision_map.parquet .csv   2-D studies: predictions over the plane
 <root>/figures/*.png *.pdf  <root>/report.md
 ```
 Keys are validated (`jobs.grid.parse_key`) and resolved paths checked to stay under the root.
@@ -82,6 +83,16 @@ class Paths:
     @property
     def metrics_csv(self) -> Path:
         return self.results / "metrics.csv"
+
+    @property
+    def decision_map(self) -> Path:
+        """2-D studies: what one model per (method, radius) predicts over the plane
+        (reduce/decision_map.py); the figures find it beside metrics.parquet."""
+        return self.results / "decision_map.parquet"
+
+    @property
+    def decision_map_csv(self) -> Path:
+        return self.results / "decision_map.csv"
 
     @property
     def figures(self) -> Path:

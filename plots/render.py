@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from plots.claims import Claim, ClaimSettings, check_claims
+from plots.decision import render_decision
 from plots.figures import failure_figure, metric_figure, save
 from plots.report import write_report
 from plots.results import bands, failure_rates, load_results, medians, metric_rows
@@ -40,7 +41,7 @@ def render(table: Path, figures: Path, report: Path | None = None, *,
            threshold: float | None = None) -> RenderResult:
     """Figures into `figures`; with `report`, also report.md (figures linked relative to it)."""
     df = load_results(table)
-    paths = render_figures(df, figures, include_failed)
+    paths = render_figures(df, figures, include_failed) + render_decision(table, figures)
     if report is None:
         return RenderResult(paths)
     med = medians(df, include_failed)

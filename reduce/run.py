@@ -20,6 +20,7 @@ from tqdm import tqdm
 from jobs import Paths, Study, TrialSpec, evaluation_radii, expand, read_done
 from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
+from reduce.decision_map import write_study_map
 from reduce.errors import ReduceError
 from reduce.evaluate import METRICS
 from reduce.table import (
@@ -181,6 +182,7 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
         bar.close()
     final = table()
     write_table(final, paths.metrics_parquet, paths.metrics_csv)
+    write_study_map(study, final, data_dir, options.device)
     errors = final[final["metric"] == ERROR_METRIC].drop_duplicates("key")
     flagged = final[final["failed_training"]]["key"].unique()
     return ReduceSummary(parquet=paths.metrics_parquet, csv=paths.metrics_csv, rows=len(final),

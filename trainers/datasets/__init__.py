@@ -36,7 +36,8 @@ from trainers.datasets.registry import (
 )
 
 # the built-in data sets register themselves on import
-from trainers.datasets import avila, grid, mnist, synthetic, user_table  # noqa: F401  isort: skip
+from trainers.datasets import (  # noqa: F401  isort: skip
+    avila, grid, mnist, synthetic, toys, user_table)
 
 __all__ = ["ENV_DATA_DIR", "DataError", "DataFile", "DataOptions", "DataSource", "Shape",
            "default_cache_dir", "get_source", "names", "parse_options", "register",
