@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from common.atomic import atomic_write_bytes
 from jobs import Paths, Study
 from reduce.errors import ModelFileError
 from reduce.evaluate import CLEAN, WORST
 from reduce.model_file import load_model
 from reduce.table import ERROR_METRIC
-from trainers.atomic import atomic_write_bytes
 from trainers.data import Dataset, load_dataset
 from trainers.datasets import get_source
 from trainers.device import resolve_device

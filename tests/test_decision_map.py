@@ -11,6 +11,7 @@ import torch
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
+from common.atomic import atomic_torch_save, sha256_file
 from jobs.paths import Paths
 from plots import ResultsError
 from plots.decision import decision_figure, map_beside, render_decision
@@ -22,7 +23,6 @@ from reduce.decision_map import (
     representatives,
     write_map,
 )
-from trainers.atomic import atomic_torch_save, sha256_file
 from trainers.data import Dataset
 from trainers.model import build_model
 
