@@ -65,7 +65,9 @@ def register(sub: Any) -> None:
     p.add_argument("--root", default=None, help="where the study goes (default: runs/smoke)")
     p.add_argument("--data-dir", default=None,
                    help="data folder (default: $DROSWEEP_DATA_DIR, else the user cache)")
-    p.add_argument("--study", default=str(SMOKE_STUDY), help=argparse.SUPPRESS)
+    p.add_argument("--study", default=str(SMOKE_STUDY),
+                   help="the study to run (default: studies/smoke.toml; studies/moons.toml is the "
+                        "2-D one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_demo)
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, then run the small studies end to end on this machine (train,
-# reduce, plot, report): the Avila smoke study, then two moons (studies/moons.toml), the 2-D study
-# whose figures/decision_regions.png shows what robust training does. Extra arguments go to
-# `drosweep demo` (e.g. --root DIR: the moons study then goes to DIR-moons).
+# The main job: set up .venv, then run the small Avila study end to end on this machine (train,
+# reduce, plot, report). Extra arguments go to `drosweep demo` (e.g. --root DIR; --study
+# studies/moons.toml runs the 2-D study instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,14 +10,4 @@ if [ -z "${DROSWEEP_DATA_DIR:-}" ] && [ -f ../shared/data/avila/avila-tr.txt ]; 
 fi
 # the data: found, or fetched and verified into the default folder (one-line error offline)
 .venv/bin/drosweep data ensure
-moons=()
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[i]}" in
-    --root) moons+=(--root "${args[i + 1]:-}-moons"); i=$((i + 1)) ;;
-    --root=*) moons+=("${args[i]}-moons") ;;
-    *) moons+=("${args[i]}") ;;
-  esac
-done
-.venv/bin/drosweep demo "$@"
-exec .venv/bin/drosweep demo --study studies/moons.toml "${moons[@]}"
+exec .venv/bin/drosweep demo "$@"

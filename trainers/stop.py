@@ -3,7 +3,8 @@
 The handler only calls back (the callers set the flag that the trainer polls after every
 optimizer step, `should_stop`), so the step ends, a checkpoint is written and a resumed run goes
 on from there. Used wherever a training runs in a process of its own: `drosweep train` and the
-task of a job array (cluster/task.py).
+task of a job array (cluster/task.py); the local runner uses it to turn SIGTERM into SystemExit
+while its tasks run (cluster/backends/base.py).
 """
 
 from __future__ import annotations

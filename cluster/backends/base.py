@@ -27,6 +27,7 @@ from jobs.paths import Paths
 from jobs.study import Study
 from jobs.task import TaskPack, TaskResult
 from trainers.progress import read_progress
+from trainers.stop import stop_on_signals
 
 STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
 
@@ -121,7 +122,8 @@ class BlockingBackend(Backend):
         errors: list[str] = []
         bar = tqdm(total=len(trials), unit="trial", disable=not progress, desc=self.study.name,
                    dynamic_ncols=True)
-        previous = _exit_on_sigterm()
+        on_sigterm = contextlib.ExitStack()  # SIGTERM: cancel the tasks here, do not orphan them
+        on_sigterm.enter_context(stop_on_signals(_exit, (signal.SIGTERM,)))
         stopped = False
         queued = Heartbeat(self.paths, [t.key for t in trials])  # queued trials are pending
         try:
@@ -166,8 +168,7 @@ class BlockingBackend(Backend):
         finally:
             queued.__exit__(None, None, None)
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            on_sigterm.close()
         self._queue.clear()
         after, self._after = self._after, []
         if stopped:
@@ -236,16 +237,9 @@ def _wait(running: Sequence[tuple[str, Any]], timeout_s: float = STOP_TIMEOUT_S)
             process.kill()
 
 
-def _exit_on_sigterm() -> Any:
+def _exit(sig: signal.Signals) -> None:
     """SIGTERM becomes SystemExit while tasks run here, so they are cancelled, not orphaned."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        del frame
-        raise SystemExit(128 + signum)
-
-    return signal.signal(signal.SIGTERM, handler)
+    raise SystemExit(128 + sig)
 
 
 def _error_line(job_id: str, job: Any) -> list[str]:
