@@ -34,7 +34,7 @@ def test_every_command_is_in_the_command_map() -> None:
 def test_data_ensure_fetches_only_when_missing(avila_data_dir: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    import trainers.data
+    from trainers.datasets import install
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -53,7 +53,7 @@ def test_data_ensure_fetches_only_when_missing(avila_data_dir: Path, tmp_path: P
         downloads.append(url)
         return Response(buffer.getvalue())
 
-    monkeypatch.setattr(trainers.data.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(install.urllib.request, "urlopen", urlopen)
     dest = tmp_path / "avila"
     assert main(["data", "ensure", "--dest", str(dest)]) == 0
     captured = capsys.readouterr()
@@ -65,9 +65,9 @@ def test_data_ensure_fetches_only_when_missing(avila_data_dir: Path, tmp_path: P
     assert len(downloads) == 1
 
     def offline(url: str, timeout: float) -> Response:
-        raise trainers.data.urllib.error.URLError("Name or service not known")
+        raise install.urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(trainers.data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(install.urllib.request, "urlopen", offline)
     assert main(["data", "ensure", "--dest", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("drosweep data: error: Avila data not found in")

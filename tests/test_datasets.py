@@ -189,6 +189,7 @@ def test_grid_loader_split_and_checks(tmp_path: Path) -> None:
 def test_data_fetch_grid_verifies_before_installing(tmp_path: Path, capsys: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import trainers.datasets.grid as grid
+    from trainers.datasets import install
 
     blob = write_grid(tmp_path / "src").read_bytes()
     zipped = io.BytesIO()
@@ -203,7 +204,7 @@ def test_data_fetch_grid_verifies_before_installing(tmp_path: Path, capsys: Any,
         def __exit__(self, *exc: object) -> None:
             pass
 
-    monkeypatch.setattr(grid.urllib.request, "urlopen",
+    monkeypatch.setattr(install.urllib.request, "urlopen",
                         lambda url, timeout: Response(served[0]))
     dest = tmp_path / "dest"
     assert main(["data", "fetch", "grid", "--dest", str(dest)]) == 0

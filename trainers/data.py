@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +19,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.atomic import atomic_write_bytes
 from trainers.datasets import DataError, DataOptions, get_source, resolve_data_dir
 from trainers.datasets.avila import (
     AVILA_CLASSES,
@@ -34,6 +29,7 @@ from trainers.datasets.avila import (
     AVILA_URL,
     DROPPED_COLUMNS,
 )
+from trainers.datasets.install import download, install_verified
 from trainers.datasets.registry import ENV_DATA_DIR, default_cache_dir
 
 __all__ = ["AVILA_CLASSES", "AVILA_FILES", "AVILA_ROWS", "AVILA_SHA256", "AVILA_TRAIN_CLASS_COUNTS",
@@ -173,13 +169,8 @@ def fetch_avila(dest: str | os.PathLike[str] | None = None, url: str = AVILA_URL
                 timeout: float = 60.0) -> Path:
     """Download avila.zip from UCI, verify both files (checksums, rows, classes), install them."""
     folder = resolve_data_dir(dest)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"cannot download {url}: {reason} (no network? copy avila-tr.txt and "
-                        f"avila-ts.txt into {folder} by hand)") from None
+    payload = download(url, timeout, f"no network? copy avila-tr.txt and avila-ts.txt into "
+                                     f"{folder} by hand")
     return install_avila_zip(payload, folder)
 
 
@@ -198,15 +189,4 @@ def install_avila_zip(payload: bytes, folder: Path) -> Path:
         raise DataError(f"avila.zip lacks {missing}")
     # verify rows and class counts (as in avila-description.txt) before touching the destination;
     # the checksums of the reference copy are reported, not enforced (line endings may differ)
-    staging = Path(tempfile.mkdtemp(prefix=".avila-", dir=folder.parent if folder.parent.exists()
-                                    else None))
-    try:
-        for name, blob in found.items():
-            (staging / name).write_bytes(blob)
-        load_avila(staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, blob in found.items():
-        atomic_write_bytes(folder / name, blob)
-    return folder
+    return install_verified(found, folder, load_avila, ".avila-")

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainers.datasets.install import download, install_verified
 from trainers.datasets.registry import DataError, DataFile, DataOptions, DataSource, register
 from trainers.datasets.tables import read_table
 
@@ -92,32 +89,16 @@ def _extract(payload: bytes) -> bytes:
 def install_grid(payload: bytes, folder: Path) -> Path:
     """Verify a downloaded grid file (checksum where one is pinned, columns, rows, classes) in a
     staging folder, then install it atomically; nothing is written when it is not the file."""
-    from common.atomic import atomic_write_bytes
-
     blob = _extract(payload)
     digest = hashlib.sha256(blob).hexdigest()
     if GRID_SHA256 is not None and digest != GRID_SHA256:
         raise DataError(f"{GRID_FILE}: sha256 {digest}, expected {GRID_SHA256}")
-    staging = Path(tempfile.mkdtemp(prefix=".grid-", dir=folder.parent if folder.parent.exists()
-                                    else None))
-    try:
-        (staging / GRID_FILE).write_bytes(blob)
-        read_grid(staging / GRID_FILE)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / GRID_FILE, blob)
-    return folder
+    return install_verified({GRID_FILE: blob}, folder, lambda d: read_grid(d / GRID_FILE),
+                            ".grid-")
 
 
 def fetch_grid(folder: Path, url: str = GRID_URL, timeout: float = 60.0) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"cannot download {url}: {reason} (no network? copy {GRID_FILE} into "
-                        f"{folder} by hand)") from None
+    payload = download(url, timeout, f"no network? copy {GRID_FILE} into {folder} by hand")
     install_grid(payload, folder)
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainers.datasets.install import install_verified
 from trainers.datasets.registry import DataError, DataFile, DataOptions, DataSource, register
 
 if TYPE_CHECKING:
@@ -105,25 +104,12 @@ def install_mnist(blobs: dict[str, bytes], folder: Path,
                   sha256: dict[str, str] | None = None) -> Path:
     """Check each file's SHA-256, then read them all in a staging folder, then install them
     atomically: nothing is written unless all four are the reference files."""
-    from common.atomic import atomic_write_bytes
-
     for name, reference in (sha256 or MNIST_SHA256).items():
         digest = hashlib.sha256(blobs[name]).hexdigest()
         if digest != reference:
             raise DataError(f"{name}: sha256 {digest}, expected {reference} (a corrupt or "
                             f"changed download)")
-    staging = Path(tempfile.mkdtemp(prefix=".mnist-", dir=folder.parent if folder.parent.exists()
-                                    else None))
-    try:
-        for name, blob in blobs.items():
-            (staging / name).write_bytes(blob)
-        read_mnist(staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, blob in blobs.items():
-        atomic_write_bytes(folder / name, blob)
-    return folder
+    return install_verified(blobs, folder, read_mnist, ".mnist-")
 
 
 def fetch_mnist(folder: Path, mirrors: tuple[str, ...] = MNIST_MIRRORS,
