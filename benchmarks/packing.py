@@ -33,7 +33,9 @@ CASES = {  # name: (method, radius, steps timed per repeat)
     "regular": (Method.REGULAR, 0.0, 40),
     "adversarial": (Method.ADVERSARIAL, 0.1, 6),
     "robust0.01": (Method.ROBUST, 0.01, 1),
+    "langevin": (Method.LANGEVIN, 0.1, 2),
 }
+DEFAULT_CASES = ("regular", "adversarial", "robust0.01")  # langevin: --cases (slow on a CPU)
 # multiply-adds per sample through 8 -> 200 -> 200 -> 12, forward; backward is about twice that
 MACS_PER_SAMPLE = 8 * 200 + 200 * 200 + 200 * 12
 
@@ -97,7 +99,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ks", default="1,8,51")
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                        help=f"comma-separated, of {', '.join(CASES)} (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--peak-tflops", type=float, default=67.0)
@@ -114,6 +117,8 @@ def main() -> int:
             packed, seq = measure(name, k, data, device, args.repeats)
             speedup[f"{name}_k{k}"] = packed / seq
             rows.append((name, k, packed, seq, packed / seq))
+            print(f"  {name} k={k}: packed {packed:.1f}, sequential {seq:.1f} trial-steps/s",
+                  file=sys.stderr, flush=True)
     out: dict[str, object] = {"device": torch.cuda.get_device_name(device)
                               if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
                               "speedup": speedup}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from cluster.cost import CONTEXT_BYTES, estimate
+from cluster.cost import CONTEXT_BYTES, chunk_setting, estimate
 from cluster.errors import ClusterError
 from jobs.errors import StudyError
 from jobs.grid import group_label
@@ -90,14 +90,14 @@ def check_memory(study: Study) -> None:
             if gpu and cost.peak_mem_bytes > p.gpu_mem_gb * 1e9:
                 raise ClusterError(f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB "
                                    f"of GPU memory, more than cluster.gpu_mem_gb = "
-                                   f"{p.gpu_mem_gb:g}; lower training.chunk_size or "
+                                   f"{p.gpu_mem_gb:g}; lower {chunk_setting(p)} or "
                                    f"training.hidden")
             host = CONTEXT_BYTES if gpu else cost.peak_mem_bytes
             if host > p.mem_gb * 1e9:
                 where = "" if gpu else " (CPU tasks hold the working memory in host memory)"
                 raise ClusterError(f"{label}: one trial needs ~{host / 1e9:.1f} GB of host memory"
                                    f"{where}, more than cluster.mem_gb = {p.mem_gb:g}; raise "
-                                   f"cluster.mem_gb or lower training.chunk_size")
+                                   f"cluster.mem_gb or lower {chunk_setting(p)}")
 
 
 def data_problem(study: Study, data_dir: str | os.PathLike[str] | None = None) -> str | None:

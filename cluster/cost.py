@@ -68,6 +68,17 @@ def forward_flops(hidden: int, n_features: int, n_classes: int) -> float:
     return 2.0 * (n_features * hidden + hidden * hidden + hidden * n_classes)
 
 
+def task_device_type(profile: ClusterProfile) -> str:
+    """'cuda' where the tasks train on GPUs, else 'cpu' (which chunk size the trainer uses)."""
+    return "cpu" if profile.device == "cpu" or profile.gpus_per_task == 0 else "cuda"
+
+
+def chunk_setting(profile: ClusterProfile) -> str:
+    """The setting that bounds a trial's memory on the profile's device (for messages)."""
+    return "training.cuda_chunk_size" if task_device_type(profile) == "cuda" else \
+        "training.chunk_size"
+
+
 def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     s = spec.settings
     steps = steps_of(spec)
@@ -76,14 +87,15 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     f = forward_flops(s.hidden, n_in, n_out)
     b = s.batch_size
     samples_in_flight = b  # per pass, for the memory estimate
+    chunk = s.chunk_for(task_device_type(profile))
     if spec.method is Method.REGULAR:
         flops_step, passes_step = 3.0 * b * f, 1.0
     elif spec.method is Method.ROBUST:
         n = spec.n_samples * b
-        chunks = math.ceil(n / s.chunk_size)
+        chunks = math.ceil(n / chunk)
         flops_step = n * f * (1.0 + 3.0 * KEPT_SHARE)
         passes_step = 1.0 + 2.0 * chunks
-        samples_in_flight = min(n, s.chunk_size)
+        samples_in_flight = min(n, chunk)
     elif spec.method is Method.ADVERSARIAL:
         rows = train_rows(spec)
         attacked = max(0.0, 1.0 - s.adv_start_epoch * math.ceil(rows / b) / max(steps, 1))
@@ -92,8 +104,8 @@ def estimate(spec: TrainSpec, profile: ClusterProfile) -> Cost:
     else:  # LANGEVIN: the trajectory is sequential, then the smoothed max over its points
         n = s.langevin_points * b
         flops_step = 3.0 * b * f * (s.langevin_points - 1) + n * f * (1.0 + 3.0 * KEPT_SHARE)
-        passes_step = float(s.langevin_points - 1) + 1.0 + 2.0 * math.ceil(n / s.chunk_size)
-        samples_in_flight = min(n, s.chunk_size)
+        passes_step = float(s.langevin_points - 1) + 1.0 + 2.0 * math.ceil(n / chunk)
+        samples_in_flight = min(n, chunk)
     flops = flops_step * steps
     passes = passes_step * steps
     launch_seconds = passes * profile.launch_overhead_ms / 1e3

@@ -13,7 +13,8 @@ What it does, in order (each step prints its result as it goes):
    must not wait on the host (on every device: trainers.hostsync; on CUDA also under
    torch.cuda.set_sync_debug_mode("error"));
 4. the seconds of a robust step at eps in {0.01, 0.1, 0.3}, T=1 and T=1e-4, and of a packed
-   regular / adversarial / langevin step at k in {1, 8, 51} trials, written as a calibration file
+   regular / adversarial / langevin step at k in {1, 8, 51} trials, each taken as training takes
+   it (data order, CUDA graph replays, the update), written as a calibration file
    (cluster.calibration) the cost model reads.
 
 Without CUDA it runs the CPU half and says what it skipped; `quick` keeps the CPU half to a minute
@@ -23,6 +24,7 @@ or two on a small machine (the slowest timings are skipped, and said so).
 from __future__ import annotations
 
 import math
+import os
 import platform
 import tempfile
 import time
@@ -39,6 +41,7 @@ from cluster.calibration import Rate
 from trainers import rng
 from trainers.data import make_synthetic
 from trainers.device import (
+    FP32,
     TF32_OVERRIDE_ENV,
     device_model,
     pin_precision,
@@ -46,8 +49,8 @@ from trainers.device import (
     resolve_device,
 )
 from trainers.hostsync import record_waits
-from trainers.loop import TrainPaths, derive_seed, train
-from trainers.methods import StepContext, method_parts, method_step, step_keys
+from trainers.loop import PackState, TrainPaths, derive_seed, train
+from trainers.methods import StepContext, method_parts, step_keys
 from trainers.methods.base import set_relu_draws
 from trainers.model import build_model
 from trainers.packed import PackedMLP
@@ -227,27 +230,25 @@ def _timer(device: torch.device, out: list[float]) -> Iterator[None]:
 
 def time_step(method: Method, radius: float, k: int, temp: float, device: torch.device,
               repeats: int, batch: int = BATCH) -> float:
-    """Seconds of one optimizer step's work (forward, backward) of a pack of k fresh models on
-    a batch of synthetic Avila-shaped points: the minimum over `repeats`, after one warm-up on
-    CUDA (kernel selection, allocator)."""
-    settings = TrainSettings.from_dict(dict(TIMING_OVERRIDES))
-    spec = TrainSpec(method, radius, 0, settings, "synthetic")
-    data = make_synthetic(n_train=batch * k, n_test=1)
-    models = [build_model(settings.hidden, seed=derive_seed(i, "init")) for i in range(k)]
-    model = PackedMLP(models).to(device)
-    x = data.x_train.view(k, batch, -1).to(device)
-    y = data.y_train.view(k, batch).to(device)
-    step = method_step(method)
+    """Seconds of one optimizer step of a pack of k fresh trials, taken the way training takes
+    it (`trainers.loop.PackState.run_step`: data order, keys, CUDA graph replays, the update),
+    on synthetic Avila-shaped data at a constant temperature `temp`: the minimum over `repeats`,
+    after two warm-up steps on CUDA (graph capture, kernel selection, allocator)."""
+    settings = TrainSettings.from_dict({**TIMING_OVERRIDES, "temp_start": temp,
+                                        "temp_end": temp, "adv_start_epoch": 0})
+    warmup = 2 if device.type == "cuda" else 0
+    data = make_synthetic(n_train=batch * (repeats + warmup + 1), n_test=1)
+    specs = [TrainSpec(method, radius, derive_seed(i, "doctor"), settings, "synthetic")
+             for i in range(k)]
+    paths = [TrainPaths(Path(os.devnull), Path(os.devnull)) for _ in specs]
+    pack = PackState(specs, paths, [data] * k, device, FP32)
+    for _ in range(warmup):
+        pack.run_step()
     times: list[float] = []
-    warmup = 1 if device.type == "cuda" else 0
-    for r in range(repeats + warmup):
-        epoch = settings.adv_start_epoch  # adversarial: the attack runs
-        ctx = StepContext(spec, r, epoch, temp, list(range(k)))
-        model.set_relu_keys([rng.stream_key(i, rng.Purpose.RELU, r) for i in range(k)])
-        model.zero_grad(set_to_none=True)
+    for _ in range(repeats):
         with _timer(device, times):
-            step(model, x, y, ctx)
-    return min(times[warmup:])
+            pack.run_step()
+    return min(times)
 
 
 def time_rates(device: torch.device, quick: bool, say: Say, report: DoctorReport) -> None:

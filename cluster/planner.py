@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.cost import Cost, estimate, pack_peak_bytes
+from cluster.cost import Cost, chunk_setting, estimate, pack_peak_bytes
 from cluster.errors import ClusterError
 from cluster.rates import BUILTIN, GroupRate, RateBook
 from jobs.grid import TrialSpec, group_label
@@ -137,7 +137,8 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
         if profile.gpus_per_task > 0 and cost.peak_mem_bytes > gpu_bytes:
             raise ClusterError(
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "
-                f"more than cluster.gpu_mem_gb = {profile.gpu_mem_gb:g}; lower training.chunk_size")
+                f"more than cluster.gpu_mem_gb = {profile.gpu_mem_gb:g}; lower "
+                f"{chunk_setting(profile)}")
         per_task = max(1, min(profile.max_pack, len(members)))
         # a pack's working memory sits on its GPU, or in host memory for CPU-only tasks
         mem_bytes = gpu_bytes if profile.gpus_per_task > 0 else profile.mem_gb * 1e9

@@ -39,6 +39,7 @@ CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
 class Source(enum.StrEnum):
     STUDY = "study"
     CALIBRATION = "calibration"
+    CALIBRATION_RADII = "calibration, other radii"
     BUILTIN = "built-in"
 
 
@@ -121,7 +122,36 @@ class RateBook:
                     found.setdefault(r.pack, []).append(r.seconds_per_step)
             if found:
                 return GroupRate(cost, Source.CALIBRATION, _points(found))
+            near = _across_radii(self.calibration, method, radius)
+            if near:
+                return GroupRate(cost, Source.CALIBRATION_RADII, near)
         return GroupRate(cost)
+
+
+def _across_radii(calibration: cal.Calibration, method: Method, radius: float
+                  ) -> tuple[Point, ...]:
+    """A group's rates from the same method's calibration at other radii: between two measured
+    radii log-linear in the radius (a robust step's work grows like N(eps), exponential in eps),
+    outside them the nearest radius's (PGD and Langevin do the same work at any radius)."""
+    by_radius: dict[float, dict[int, list[float]]] = {}
+    for r in calibration.rates:
+        if r.method is method:
+            by_radius.setdefault(r.radius, {}).setdefault(r.pack, []).append(r.seconds_per_step)
+    if not by_radius:
+        return ()
+    radii = sorted(by_radius)
+    i = bisect.bisect_left(radii, radius)
+    if i == 0 or i == len(radii):
+        return _points(by_radius[radii[0 if i == 0 else -1]])
+    lo, hi = radii[i - 1], radii[i]
+    low, high = _points(by_radius[lo]), {p.pack: p for p in _points(by_radius[hi])}
+    share = (radius - lo) / (hi - lo)
+    both = [(p, high[p.pack]) for p in low if p.pack in high]
+    if not both:  # no pack size measured at both: the nearer radius
+        return low if share <= 0.5 else tuple(high.values())
+    return tuple(Point(a.pack, math.exp((1 - share) * math.log(a.seconds_per_step)
+                                        + share * math.log(b.seconds_per_step)),
+                       a.samples + b.samples) for a, b in both)
 
 
 BUILTIN = RateBook()

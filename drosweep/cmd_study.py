@@ -143,8 +143,8 @@ def format_plan(the_plan: Plan, name: str) -> str:
 def _source(source: str, samples: int) -> str:
     if source == "study":
         return f"study ({samples} trial{'s' if samples != 1 else ''})"
-    if source == "calibration":
-        return f"calibration ({samples} rate{'s' if samples != 1 else ''})"
+    if source in ("calibration", "calibration, other radii"):
+        return f"{source} ({samples} rate{'s' if samples != 1 else ''})"
     return source
 
 

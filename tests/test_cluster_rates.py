@@ -18,7 +18,8 @@ from cluster.rates import GroupRate, Point, RateBook, Source, rate_book, same_mo
 from drosweep.cli import main
 from jobs import Paths, Study, expand, parse_study, write_done
 from jobs.grid import TrialSpec
-from trainers.spec import Method
+from jobs.study import ClusterProfile
+from trainers.spec import Method, TrainSpec
 
 GPU = "NVIDIA H100 80GB HBM3"
 STUDY = """
@@ -225,3 +226,26 @@ def test_a_debug_run_teaches_the_next_plan(tmp_path: Path) -> None:
     # on SLURM with CPU tasks the device model is unknown: the constants are used
     assert {g.source for g in plan(expand(study), context(study).profile,
                                    context(study).rates).groups} == {"built-in"}
+
+
+def test_calibration_reaches_other_radii_log_linearly_or_from_the_nearest() -> None:
+    cal = calibration.Calibration(GPU, "2026-11-26T00:00:00", {}, (
+        calibration.Rate(Method.ROBUST, 0.1, 1, 0.01), calibration.Rate(Method.ROBUST, 0.3, 1, 1.0),
+        calibration.Rate(Method.ROBUST, 0.3, 8, 5.0),
+        calibration.Rate(Method.ADVERSARIAL, 0.1, 1, 0.004),
+        calibration.Rate(Method.ADVERSARIAL, 0.1, 51, 0.0075)))
+    book = RateBook(GPU, {}, cal)
+    cost = estimate(TrainSpec(Method.ROBUST, 0.2, 0), ClusterProfile())
+    mid = book.rate(Method.ROBUST, 0.2, cost)
+    assert mid.source is Source.CALIBRATION_RADII
+    # halfway between 0.01 s and 1 s in log: 0.1 s; only pack 1 was measured at both radii
+    assert [(p.pack, round(p.seconds_per_step, 12)) for p in mid.points] == [(1, 0.1)]
+    below = book.rate(Method.ROBUST, 0.05, cost)
+    assert [(p.pack, p.seconds_per_step) for p in below.points] == [(1, 0.01)]
+    above = book.rate(Method.ROBUST, 0.4, cost)
+    assert [(p.pack, p.seconds_per_step) for p in above.points] == [(1, 1.0), (8, 5.0)]
+    adversarial = book.rate(Method.ADVERSARIAL, 0.3, cost)
+    assert (adversarial.source, [p.pack for p in adversarial.points]) == (
+        Source.CALIBRATION_RADII, [1, 51])
+    assert book.rate(Method.ROBUST, 0.3, cost).source is Source.CALIBRATION
+    assert book.rate(Method.LANGEVIN, 0.1, cost).source is Source.BUILTIN

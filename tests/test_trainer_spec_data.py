@@ -116,3 +116,15 @@ def _relu_mask_grad(model: MLP, x: torch.Tensor) -> torch.Tensor:
         pre2 = model.layer2(h1)
         mask = (pre2 > 0).to(x.dtype)  # no exact zeros here: biases are random
         return (mask * model.layer3.weight.sum(0)).t()
+
+
+def test_cuda_chunk_size_is_the_gpu_chunk_and_stays_out_of_existing_fingerprints() -> None:
+    s = TrainSettings()
+    assert s.chunk_for("cpu") == s.chunk_size == 65536
+    assert s.chunk_for("cuda") == s.cuda_chunk_size == 1 << 20
+    assert "cuda_chunk_size" not in s.to_dict()  # trials planned before it existed still match
+    small = TrainSettings.from_dict({"cuda_chunk_size": 4096})
+    assert small.to_dict()["cuda_chunk_size"] == 4096 and small.chunk_for("cuda") == 4096
+    assert TrainSettings.from_dict(small.to_dict()) == small
+    with pytest.raises(SpecError, match="'cuda_chunk_size' must be a positive integer"):
+        TrainSettings.from_dict({"cuda_chunk_size": 0})

@@ -59,7 +59,8 @@ def _finish(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
             outs: tuple[Tensor, ...]) -> Tensor:
     s = ctx.spec.settings
     (traj,) = outs
-    return smoothed_max_ce_backward(model, tensor_source(traj, s.chunk_size), y, ctx.temperature,
+    source = tensor_source(traj, s.chunk_for(traj.device.type))
+    return smoothed_max_ce_backward(model, source, y, ctx.temperature,
                                     threshold=s.prune_threshold, preselect=s.preselect)
 
 

@@ -23,7 +23,7 @@ def _finish(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
             outs: tuple[Tensor, ...]) -> Tensor:
     s = ctx.spec.settings
     n = n_ball_samples(ctx.spec.radius, s)
-    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_size,
+    source = uniform_ball_source(x, ctx.spec.radius, n, s.chunk_for(x.device.type),
                                  ctx.stream_keys(Purpose.BALL))
     return smoothed_max_ce_backward(model, source, y, ctx.temperature,
                                     threshold=s.prune_threshold, preselect=s.preselect)
