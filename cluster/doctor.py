@@ -28,6 +28,7 @@ import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -197,7 +198,9 @@ def check_stage_waits(device: torch.device, say: Say, report: DoctorReport) -> N
         with record_waits() as waits:
             try:
                 if device.type == "cuda":
-                    torch.cuda.set_sync_debug_mode("error")
+                    with warnings.catch_warnings():  # "a prototype feature": said in the doc
+                        warnings.simplefilter("ignore", UserWarning)
+                        torch.cuda.set_sync_debug_mode("error")
                 set_relu_draws(model, static)
                 stage.run(model, x, y, static)
             except RuntimeError as exc:
