@@ -137,8 +137,8 @@ def test_steps_with_device_rate_equal_the_plain_step(method: Method, preselect: 
 @pytest.mark.parametrize("method", list(Method))
 def test_a_step_waits_on_the_host_only_where_the_smoothed_max_selects(method: Method) -> None:
     """Inside the static stages: no call that waits on the device, nothing made from host data.
-    The whole step adds only the copy of the step's keys and, for the smoothed max, its one read
-    of the selection."""
+    The whole step adds only the smoothed max's one read of the selection (and the ball samples'
+    keys), and, once per block of steps, the copy of the block's keys (`StepStreams`)."""
     pack = _pack(method, adv_start_epoch=0)
     pack.run_step()  # the epoch's data order is made once, before its first step
     parts = method_parts(method)
@@ -156,16 +156,19 @@ def test_a_step_waits_on_the_host_only_where_the_smoothed_max_selects(method: Me
         assert waits.on_cuda() == []
         assert set(waits.calls) <= set(CPU_ONLY)  # the ReLU's zero check, on the CPU only
         pack.model.zero_grad(set_to_none=True)
-    with record_waits() as waits:
-        pack.run_step()
-    expected = [("torch.tensor", "trainers/rng.py")]  # the keys table, before the step
-    if pack.device.type == "cpu":  # the CPU's ReLU draws are made on the host (`relu_draws`)
-        expected.append(("torch.tensor", "trainers/model.py"))
+    expected = []
     if method is Method.ROBUST:
         expected.append(("torch.tensor", "trainers/rng.py"))  # the ball samples' keys
     if method in (Method.ROBUST, Method.LANGEVIN):
         expected.append(("tolist", "trainers/smoothmax.py"))
+    with record_waits() as waits:
+        pack.run_step()
     assert waits.on_cuda() == expected
+    # a step that starts a block (not an epoch's last) makes the block's keys table
+    pack.step, pack.batch_index = pack.streams.block, 0
+    with record_waits() as waits:
+        pack.run_step()
+    assert waits.on_cuda() == [("torch.tensor", "trainers/rng.py"), *expected]
 
 
 def test_the_checker_sees_each_kind_of_wait() -> None:

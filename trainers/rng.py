@@ -58,9 +58,9 @@ def _signed(value: int) -> int:
 
 def stream_key(seed: int, purpose: Purpose | str, *parts: int | float | str) -> int:
     """The 64-bit key (as a signed int) of one stream: a hash of the seed, purpose and parts."""
-    name = purpose.value if isinstance(purpose, Purpose) else purpose
-    text = ":".join(str(p) for p in (seed, name, *parts))
-    return _signed(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
+    name = purpose._value_ if isinstance(purpose, Purpose) else purpose
+    text = ":".join(map(str, (seed, name, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
 
 
 def keys_tensor(keys: int | Sequence[int], device: torch.device | str = "cpu") -> Tensor:
