@@ -20,9 +20,10 @@ from trainers.device import FP32
 from trainers.graphs import CudaGraphCapture, ReplayCapture, StepRunner, default_capture, sgd_update
 from trainers.hostsync import CPU_ONLY, record_waits
 from trainers.loop import PackState, TrainPaths
-from trainers.methods import StepContext, method_parts, step_keys, temperature
+from trainers.methods import StepContext, StepStreams, method_parts, step_keys, temperature
 from trainers.methods.base import batch_mean_ce, set_relu_draws
 from trainers.methods.langevin import langevin_trajectory
+from trainers.model import relu_draws
 from trainers.rng import Purpose, stream_key
 from trainers.smoothmax import smoothed_max_ce_backward, tensor_source, uniform_ball_source
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec, n_ball_samples
@@ -189,6 +190,19 @@ def test_the_checker_sees_each_kind_of_wait() -> None:
     assert {file for _, file in waits.calls} == {"tests/test_step_graphs.py"}
     bool(t.any())  # restored afterwards
     assert len(waits.calls) == 9 and "__bool__" not in vars(torch.Tensor)
+
+
+def test_step_streams_give_each_steps_keys_and_draws_whatever_the_start() -> None:
+    """Made a block at a time, read in any order (a resumed run starts mid-block): each step's
+    table is `step_keys` and its draws are `relu_draws` of its RELU keys, per layer and trial."""
+    seeds = [3, 4, 11]
+    streams = StepStreams(seeds, torch.device("cpu"), block=4)
+    for step in (6, 7, 8, 0, 3, 4, 13, 5):
+        table, u = streams.at(step)
+        assert torch.equal(table, step_keys(seeds, step, torch.device("cpu")))
+        draws = relu_draws([stream_key(s, Purpose.RELU, step) for s in seeds], torch.device("cpu"))
+        assert u.shape == (2, len(seeds), 1, 1)
+        assert torch.equal(u[:, :, 0, 0], draws.t())
 
 
 def test_sgd_update_equals_torch_sgd_on_the_cpu() -> None:
