@@ -137,6 +137,10 @@ def test_permutation_is_a_pure_function_of_its_key() -> None:
     assert torch.equal(torch.sort(p).values, torch.arange(1000))
     assert torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 0), 1000))
     assert not torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 1), 1000))
+    for seed, n in ((1, 1000), (2, 10430), (3, 1)):  # it is the stable argsort of the draws
+        key = rng.stream_key(seed, Purpose.DATA, 5)
+        draws = rng.uniform(rng.keys_tensor(key), [(0, n)], [n], 1, torch.float64)[0, :, 0]
+        assert torch.equal(rng.permutation(key, n), torch.sort(draws, stable=True).indices)
 
 
 def test_host_draws_match_device_draws() -> None:

@@ -197,7 +197,7 @@ class PackState:
             self.scheduler_stepped = True
         self.step += 1
         self.batch_index += 1
-        self.loss_acc += losses.to(torch.float64) * y.shape[1]
+        self.loss_acc.add_(losses, alpha=y.shape[1])  # exact: an f32 times a batch size, in f64
         for t in self.trials:
             t.loss_count += y.shape[1]
         if self.batch_index >= self.n_batches:
