@@ -132,6 +132,13 @@ def test_uniformity_ks_and_pairs_chi_square() -> None:
         assert chi2 < 370, (a, b, chi2)
 
 
+def test_stream_keys_of_a_block_are_the_stream_keys() -> None:
+    seeds, purposes = [0, 7, -3, 2**62 + 5], [Purpose.RELU, Purpose.BALL, "eval-x"]
+    want = [rng.stream_key(seed, p, step) for step in range(90, 103) for p in purposes
+            for seed in seeds]
+    assert rng.stream_keys(seeds, purposes, range(90, 103)) == want
+
+
 def test_permutation_is_a_pure_function_of_its_key() -> None:
     p = rng.permutation(rng.stream_key(1, Purpose.DATA, 0), 1000)
     assert torch.equal(torch.sort(p).values, torch.arange(1000))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -61,6 +61,18 @@ def stream_key(seed: int, purpose: Purpose | str, *parts: int | float | str) -> 
     name = purpose._value_ if isinstance(purpose, Purpose) else purpose
     text = ":".join(map(str, (seed, name, *parts)))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
+
+
+def stream_keys(seeds: Sequence[int], purposes: Sequence[Purpose | str],
+                steps: Iterable[int]) -> list[int]:
+    """`stream_key(seed, purpose, step)` for every step, purpose and seed, in that order (seed
+    fastest): the same keys, with the text of each (seed, purpose) made once, for a block of
+    steps of a pack (trainers.methods.StepStreams)."""
+    heads = [f"{seed}:{p._value_ if isinstance(p, Purpose) else p}:"
+             for p in purposes for seed in seeds]
+    sha, from_bytes = hashlib.sha256, int.from_bytes
+    return [from_bytes(sha(f"{head}{step}".encode()).digest()[:8], "little", signed=True)
+            for step in steps for head in heads]
 
 
 def keys_tensor(keys: int | Sequence[int], device: torch.device | str = "cpu") -> Tensor:
@@ -171,5 +183,5 @@ def permutation(key: int, n: int) -> Tensor:
                       stable=True).indices
 
 
-__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform",
-           "uniform_host"]
+__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "stream_keys",
+           "uniform", "uniform_host"]

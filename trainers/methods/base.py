@@ -52,8 +52,7 @@ class StepStreams:
         both on the device."""
         start = step - step % self.block
         if start != self._start:
-            keys = [stream_key(seed, purpose, t) for t in range(start, start + self.block)
-                    for purpose in STEP_PURPOSES for seed in self.seeds]
+            keys = rng.stream_keys(self.seeds, STEP_PURPOSES, range(start, start + self.block))
             table = keys_tensor(keys).view(self.block, len(STEP_PURPOSES), len(self.seeds))
             relu = relu_draws(table[:, STEP_PURPOSES.index(Purpose.RELU)].reshape(-1), table.device)
             layout = relu.view(self.block, len(self.seeds), -1, 1, 1).transpose(1, 2)
