@@ -119,7 +119,7 @@ def main() -> int:
     device = f"cpu ({os.cpu_count()} cores)"
     if args.json:
         print(json.dumps({"device": device, "rounds": args.rounds, "load_average": loads,
-                          "trees": summary}))
+                          "trees": summary, "seconds_per_step": times}))
         return 0
     print(f"device: {device}; {args.rounds} rounds; load average (1 min) min "
           f"{min(loads):.2f}, median {statistics.median(loads):.2f}, max {max(loads):.2f}")
