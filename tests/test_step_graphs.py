@@ -20,9 +20,10 @@ from trainers.device import FP32
 from trainers.graphs import CudaGraphCapture, ReplayCapture, StepRunner, default_capture, sgd_update
 from trainers.hostsync import CPU_ONLY, record_waits
 from trainers.loop import PackState, TrainPaths
-from trainers.methods import StepContext, method_parts, step_keys, temperature
+from trainers.methods import StepContext, StepStreams, method_parts, step_keys, temperature
 from trainers.methods.base import batch_mean_ce, set_relu_draws
 from trainers.methods.langevin import langevin_trajectory
+from trainers.model import relu_draws
 from trainers.rng import Purpose, stream_key
 from trainers.smoothmax import smoothed_max_ce_backward, tensor_source, uniform_ball_source
 from trainers.spec import Method, SpecError, TrainSettings, TrainSpec, n_ball_samples
@@ -137,8 +138,8 @@ def test_steps_with_device_rate_equal_the_plain_step(method: Method, preselect: 
 @pytest.mark.parametrize("method", list(Method))
 def test_a_step_waits_on_the_host_only_where_the_smoothed_max_selects(method: Method) -> None:
     """Inside the static stages: no call that waits on the device, nothing made from host data.
-    The whole step adds only the copy of the step's keys and, for the smoothed max, its one read
-    of the selection."""
+    The whole step adds only the smoothed max's one read of the selection (and the ball samples'
+    keys), and, once per block of steps, the copy of the block's keys (`StepStreams`)."""
     pack = _pack(method, adv_start_epoch=0)
     pack.run_step()  # the epoch's data order is made once, before its first step
     parts = method_parts(method)
@@ -156,16 +157,19 @@ def test_a_step_waits_on_the_host_only_where_the_smoothed_max_selects(method: Me
         assert waits.on_cuda() == []
         assert set(waits.calls) <= set(CPU_ONLY)  # the ReLU's zero check, on the CPU only
         pack.model.zero_grad(set_to_none=True)
-    with record_waits() as waits:
-        pack.run_step()
-    expected = [("torch.tensor", "trainers/rng.py")]  # the keys table, before the step
-    if pack.device.type == "cpu":  # the CPU's ReLU draws are made on the host (`relu_draws`)
-        expected.append(("torch.tensor", "trainers/model.py"))
+    expected = []
     if method is Method.ROBUST:
         expected.append(("torch.tensor", "trainers/rng.py"))  # the ball samples' keys
     if method in (Method.ROBUST, Method.LANGEVIN):
         expected.append(("tolist", "trainers/smoothmax.py"))
+    with record_waits() as waits:
+        pack.run_step()
     assert waits.on_cuda() == expected
+    # a step that starts a block (not an epoch's last) makes the block's keys table
+    pack.step, pack.batch_index = pack.streams.block, 0
+    with record_waits() as waits:
+        pack.run_step()
+    assert waits.on_cuda() == [("torch.tensor", "trainers/rng.py"), *expected]
 
 
 def test_the_checker_sees_each_kind_of_wait() -> None:
@@ -186,6 +190,19 @@ def test_the_checker_sees_each_kind_of_wait() -> None:
     assert {file for _, file in waits.calls} == {"tests/test_step_graphs.py"}
     bool(t.any())  # restored afterwards
     assert len(waits.calls) == 9 and "__bool__" not in vars(torch.Tensor)
+
+
+def test_step_streams_give_each_steps_keys_and_draws_whatever_the_start() -> None:
+    """Made a block at a time, read in any order (a resumed run starts mid-block): each step's
+    table is `step_keys` and its draws are `relu_draws` of its RELU keys, per layer and trial."""
+    seeds = [3, 4, 11]
+    streams = StepStreams(seeds, torch.device("cpu"), block=4)
+    for step in (6, 7, 8, 0, 3, 4, 13, 5):
+        table, u = streams.at(step)
+        assert torch.equal(table, step_keys(seeds, step, torch.device("cpu")))
+        draws = relu_draws([stream_key(s, Purpose.RELU, step) for s in seeds], torch.device("cpu"))
+        assert u.shape == (2, len(seeds), 1, 1)
+        assert torch.equal(u[:, :, 0, 0], draws.t())
 
 
 def test_sgd_update_equals_torch_sgd_on_the_cpu() -> None:

@@ -132,11 +132,22 @@ def test_uniformity_ks_and_pairs_chi_square() -> None:
         assert chi2 < 370, (a, b, chi2)
 
 
+def test_stream_keys_of_a_block_are_the_stream_keys() -> None:
+    seeds, purposes = [0, 7, -3, 2**62 + 5], [Purpose.RELU, Purpose.BALL, "eval-x"]
+    want = [rng.stream_key(seed, p, step) for step in range(90, 103) for p in purposes
+            for seed in seeds]
+    assert rng.stream_keys(seeds, purposes, range(90, 103)) == want
+
+
 def test_permutation_is_a_pure_function_of_its_key() -> None:
     p = rng.permutation(rng.stream_key(1, Purpose.DATA, 0), 1000)
     assert torch.equal(torch.sort(p).values, torch.arange(1000))
     assert torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 0), 1000))
     assert not torch.equal(p, rng.permutation(rng.stream_key(1, Purpose.DATA, 1), 1000))
+    for seed, n in ((1, 1000), (2, 10430), (3, 1)):  # it is the stable argsort of the draws
+        key = rng.stream_key(seed, Purpose.DATA, 5)
+        draws = rng.uniform(rng.keys_tensor(key), [(0, n)], [n], 1, torch.float64)[0, :, 0]
+        assert torch.equal(rng.permutation(key, n), torch.sort(draws, stable=True).indices)
 
 
 def test_host_draws_match_device_draws() -> None:

@@ -167,10 +167,18 @@ class StepRunner:
     def __init__(self, parts: MethodParts, capture: Capture | None = None) -> None:
         self.parts, self.capture = parts, capture
         self.graphs: dict[tuple[Any, ...], _Graph | None] = {}  # None: capture failed, eager
+        self._trained: tuple[nn.Module, list[Tensor]] | None = None  # a model, its parameters
+
+    def _params(self, model: nn.Module) -> list[Tensor]:
+        """The model's trained parameters, listed once per model (a step is too short to walk
+        the module tree every time)."""
+        if self._trained is None or self._trained[0] is not model:
+            self._trained = (model, [p for p in model.parameters() if p.requires_grad])
+        return self._trained[1]
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
                  lr: Tensor) -> Tensor:
-        params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
+        params = self._params(model)
         if any(p.grad is not None for p in params):
             raise RuntimeError("a training step needs the gradients cleared first "
                                "(optimizer.zero_grad(set_to_none=True))")

@@ -28,7 +28,7 @@ from trainers.checkpoint import environment_change, load_checkpoint, save_checkp
 from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
 from trainers.graphs import StepRunner, default_capture
-from trainers.methods import StepContext, method_parts, step_keys, temperature
+from trainers.methods import StepContext, StepStreams, method_parts, temperature
 from trainers.model import build_model
 from trainers.packed import PackedMLP
 from trainers.progress import write_progress
@@ -103,6 +103,10 @@ class PackState:
         # step reads this step's rate)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr)
         self.lr = torch.zeros((), device=device)
+        self.lr_value: float | None = None  # the rate in self.lr
+        self.params = list(self.model.parameters())
+        self.streams = StepStreams([sp.seed for sp in specs], device)
+        self.scheduler_stepped = False
         self.runner = StepRunner(method_parts(specs[0].method),
                                  default_capture(device, s.cuda_graphs))
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.lr_step_size,
@@ -174,18 +178,26 @@ class PackState:
         lo, hi = self.batch_index * s.batch_size, (self.batch_index + 1) * s.batch_size
         idx = self.order[:, lo:hi]
         x, y = self.x[self.pack_rows, idx], self.y[self.pack_rows, idx]
-        seeds = [t.spec.seed for t in self.trials]
+        keys, relu_u = self.streams.at(self.step)
         ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
-                          seeds, step_keys(seeds, self.step, self.device))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.lr.fill_(self.optimizer.param_groups[0]["lr"])
+                          self.streams.seeds, keys, relu_u)
+        for p in self.params:  # optimizer.zero_grad(set_to_none=True), without its profiler scope
+            p.grad = None
+        lr = self.optimizer.param_groups[0]["lr"]
+        if lr != self.lr_value:
+            self.lr.fill_(lr)
+            self.lr_value = lr
         losses = self.runner(self.model, x, y, ctx, self.lr)
-        with warnings.catch_warnings():  # the update is the runner's, not optimizer.step()
-            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+        if self.scheduler_stepped:
             self.scheduler.step()
+        else:
+            with warnings.catch_warnings():  # the update is the runner's, not optimizer.step()
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                self.scheduler.step()  # (it warns on its first step only)
+            self.scheduler_stepped = True
         self.step += 1
         self.batch_index += 1
-        self.loss_acc += losses.to(torch.float64) * y.shape[1]
+        self.loss_acc.add_(losses, alpha=y.shape[1])  # exact: an f32 times a batch size, in f64
         for t in self.trials:
             t.loss_count += y.shape[1]
         if self.batch_index >= self.n_batches:

@@ -31,7 +31,7 @@ class PackedMLP(nn.Module):
                 torch.stack([lay.weight.detach() for lay in layers]).clone()))
             self.register_parameter(f"{name}_bias", nn.Parameter(
                 torch.stack([lay.bias.detach() for lay in layers]).clone()))
-        self.relu_u: Tensor | None
+        self.relu_u: Tensor | None  # (layers, k, 1, 1): each trial's draw per hidden layer
         self.register_buffer("relu_u", None, persistent=False)
 
     def set_relu_keys(self, keys: Sequence[int] | Tensor | None) -> None:
@@ -42,7 +42,14 @@ class PackedMLP(nn.Module):
             self.relu_u = None
             return
         table = keys if isinstance(keys, Tensor) else list(keys)
-        self.relu_u = relu_draws(table, next(self.parameters()).device)
+        u = relu_draws(table, next(self.parameters()).device)  # (k, layers)
+        self.relu_u = u.t().reshape(-1, self.k, 1, 1)
+
+    def set_relu_values(self, u: Tensor) -> None:
+        """This step's draws, made by the caller (`StepStreams`): (layers, k, 1, 1) on the
+        device, `relu_draws` of the trials' keys transposed. Stored without nn.Module's
+        attribute hooks, which cost an eager CPU step more than its ReLUs."""
+        self._buffers["relu_u"] = u
 
     def _linear(self, name: str, x: Tensor) -> Tensor:
         weight = getattr(self, f"{name}_weight")
@@ -51,7 +58,7 @@ class PackedMLP(nn.Module):
 
     def _act(self, x: Tensor, layer: int) -> Tensor:
         u = self.relu_u
-        return generalized_relu(x, None if u is None else u[:, layer].view(self.k, 1, 1))
+        return generalized_relu(x, None if u is None else u[layer])
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]

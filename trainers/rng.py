@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -58,9 +58,21 @@ def _signed(value: int) -> int:
 
 def stream_key(seed: int, purpose: Purpose | str, *parts: int | float | str) -> int:
     """The 64-bit key (as a signed int) of one stream: a hash of the seed, purpose and parts."""
-    name = purpose.value if isinstance(purpose, Purpose) else purpose
-    text = ":".join(str(p) for p in (seed, name, *parts))
-    return _signed(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
+    name = purpose._value_ if isinstance(purpose, Purpose) else purpose
+    text = ":".join(map(str, (seed, name, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
+
+
+def stream_keys(seeds: Sequence[int], purposes: Sequence[Purpose | str],
+                steps: Iterable[int]) -> list[int]:
+    """`stream_key(seed, purpose, step)` for every step, purpose and seed, in that order (seed
+    fastest): the same keys, with the text of each (seed, purpose) made once, for a block of
+    steps of a pack (trainers.methods.StepStreams)."""
+    heads = [f"{seed}:{p._value_ if isinstance(p, Purpose) else p}:"
+             for p in purposes for seed in seeds]
+    sha, from_bytes = hashlib.sha256, int.from_bytes
+    return [from_bytes(sha(f"{head}{step}".encode()).digest()[:8], "little", signed=True)
+            for step in steps for head in heads]
 
 
 def keys_tensor(keys: int | Sequence[int], device: torch.device | str = "cpu") -> Tensor:
@@ -109,6 +121,29 @@ def uniform(keys: Tensor, axes: Sequence[Tensor | tuple[int, int]], sizes: Seque
         raise ValueError(f"{len(axes)} axes for an array of {len(sizes)} leading sizes")
     wide = dtype == torch.float64
     slots = d if wide else (d + 1) // 2
+    z = _mixed(keys, axes, sizes, slots)
+    if wide:
+        return _top53(z).to(torch.float64).mul_(2.0 ** -53)
+    dev = keys.device
+    pair = torch.empty((*z.shape, 2), dtype=torch.int64, device=dev)
+    torch.bitwise_right_shift(z, 40, out=pair[..., 0])
+    torch.bitwise_right_shift(z, 16, out=pair[..., 1])
+    pair.bitwise_and_((1 << 24) - 1)
+    u = pair.view(*z.shape[:-1], 2 * slots).to(torch.float32).mul_(2.0 ** -24)
+    if 2 * slots != d:
+        u = u[..., :d].contiguous()
+    return u if dtype == torch.float32 else u.to(dtype)
+
+
+def _top53(z: Tensor) -> Tensor:
+    """In place: each value's top 53 bits, the integer m of its float64 draw m * 2^-53."""
+    return z.bitwise_right_shift_(11).bitwise_and_((1 << 53) - 1)
+
+
+def _mixed(keys: Tensor, axes: Sequence[Tensor | tuple[int, int]], sizes: Sequence[int],
+           slots: int) -> Tensor:
+    """The 64-bit values of `uniform`'s positions, `slots` per position, before they become
+    floats: (k, len(axis_0), ..., slots) int64."""
     dev = keys.device
     strides, stride = [], slots
     for size in reversed(sizes):
@@ -121,18 +156,7 @@ def uniform(keys: Tensor, axes: Sequence[Tensor | tuple[int, int]], sizes: Seque
         term = _times_golden(_as_index(axis, dev), step)
         z = z + term.view(*([1] * (a + 1)), -1, *([1] * (ndim - a - 1)))
     z = z + _times_golden(torch.arange(slots, device=dev), 1)
-    z = _mix_(z)
-    if wide:
-        z.bitwise_right_shift_(11).bitwise_and_((1 << 53) - 1)
-        return z.to(torch.float64).mul_(2.0 ** -53)
-    pair = torch.empty((*z.shape, 2), dtype=torch.int64, device=dev)
-    torch.bitwise_right_shift(z, 40, out=pair[..., 0])
-    torch.bitwise_right_shift(z, 16, out=pair[..., 1])
-    pair.bitwise_and_((1 << 24) - 1)
-    u = pair.view(*z.shape[:-1], 2 * slots).to(torch.float32).mul_(2.0 ** -24)
-    if 2 * slots != d:
-        u = u[..., :d].contiguous()
-    return u if dtype == torch.float32 else u.to(dtype)
+    return _mix_(z)
 
 
 def uniform_host(key: int, count: int) -> list[float]:
@@ -152,10 +176,12 @@ def uniform_host(key: int, count: int) -> list[float]:
 
 
 def permutation(key: int, n: int) -> Tensor:
-    """A random permutation of range(n) (on the CPU), a pure function of the key."""
-    values = uniform(keys_tensor(key), [(0, n)], [n], 1, torch.float64)[0, :, 0]
-    return torch.sort(values, stable=True).indices
+    """A random permutation of range(n) (on the CPU), a pure function of the key: the stable
+    argsort of the stream's n float64 draws, sorted as their integers m (draw = m * 2^-53, so
+    the same order and ties), which sorts faster than the floats."""
+    return torch.sort(_top53(_mixed(keys_tensor(key), [(0, n)], [n], 1))[0, :, 0],
+                      stable=True).indices
 
 
-__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "uniform",
-           "uniform_host"]
+__all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "stream_keys",
+           "uniform", "uniform_host"]

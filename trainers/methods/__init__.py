@@ -9,6 +9,7 @@ from trainers.methods.base import (
     Stage,
     StaticContext,
     StepContext,
+    StepStreams,
     step_keys,
     temperature,
 )
@@ -41,4 +42,4 @@ def method_parts(method: Method) -> MethodParts:
 
 
 __all__ = ["PARTS", "STEPS", "MethodParts", "MethodStep", "Stage", "StaticContext",
-           "StepContext", "method_parts", "method_step", "step_keys", "temperature"]
+           "StepContext", "StepStreams", "method_parts", "method_step", "step_keys", "temperature"]

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers import rng
+from trainers.model import relu_draws
+from trainers.packed import PackedMLP
 from trainers.rng import Purpose, keys_tensor, stream_key
 from trainers.spec import TempSchedule, TrainSettings, TrainSpec
 
@@ -31,6 +33,33 @@ def step_keys(seeds: Sequence[int], step: int, device: torch.device) -> Tensor:
     host-to-device copy."""
     keys = [stream_key(seed, purpose, step) for purpose in STEP_PURPOSES for seed in seeds]
     return keys_tensor(keys, device).view(len(STEP_PURPOSES), len(seeds))
+
+
+class StepStreams:
+    """A pack's `step_keys` and generalized-ReLU draws (`relu_draws`, laid out as
+    `PackedMLP.relu_u`) for every step, made `block` steps at a time: one tensor, one ReLU draw
+    and one host-to-device copy per block rather than per step, where they cost an eager CPU step
+    of the small network more than its arithmetic. A block holds steps [b * block, (b + 1) *
+    block), a pure function of the seeds and b, so a resumed run reads what it would have read."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device, block: int = 64) -> None:
+        self.seeds, self.device, self.block = tuple(seeds), device, block
+        self._start = -1
+        self._keys = self._relu = torch.empty(0)
+
+    def at(self, step: int) -> tuple[Tensor, Tensor]:
+        """(this step's keys table (len(STEP_PURPOSES), k), its ReLU draws (layers, k, 1, 1)),
+        both on the device."""
+        start = step - step % self.block
+        if start != self._start:
+            keys = rng.stream_keys(self.seeds, STEP_PURPOSES, range(start, start + self.block))
+            table = keys_tensor(keys).view(self.block, len(STEP_PURPOSES), len(self.seeds))
+            relu = relu_draws(table[:, STEP_PURPOSES.index(Purpose.RELU)].reshape(-1), table.device)
+            layout = relu.view(self.block, len(self.seeds), -1, 1, 1).transpose(1, 2)
+            self._keys = table.to(self.device, non_blocking=True)
+            self._relu = layout.contiguous().to(self.device, non_blocking=True)
+            self._start = start
+        return self._keys[step - start], self._relu[step - start]
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,7 @@ class StepContext:
     temperature: float
     seeds: Sequence[int]  # per trial: its seed, from which its streams' keys derive
     keys_table: Tensor | None = None  # this step's `step_keys`, when the caller made them
+    relu_u: Tensor | None = None  # this step's ReLU draws, when the caller made them (`StepStreams`)
 
     def stream_keys(self, purpose: Purpose) -> list[int]:
         """Per trial, the key of this step's stream for `purpose`."""
@@ -103,15 +133,17 @@ class MethodParts:
 
 def set_relu_draws(model: nn.Module, ctx: StaticContext | StepContext) -> None:
     """The generalized ReLU's draws of this step: inside a static stage from the keys table on
-    the device; in an eager step from the keys on the host (the same draws; on the CPU made
-    there, see `relu_draws`)."""
+    the device; in an eager step as the caller made them (`StepStreams`), else from the keys
+    on the host (the same draws; on the CPU made there, see `relu_draws`)."""
     set_keys = getattr(model, "set_relu_keys", None)
     if set_keys is None:
         return
-    if isinstance(ctx, StepContext):
-        set_keys(ctx.stream_keys(Purpose.RELU))
-    else:
+    if not isinstance(ctx, StepContext):
         set_keys(ctx.keys(Purpose.RELU))
+    elif ctx.relu_u is not None and isinstance(model, PackedMLP):
+        model.set_relu_values(ctx.relu_u)
+    else:
+        set_keys(ctx.stream_keys(Purpose.RELU))
 
 
 def eager_step(parts: MethodParts) -> MethodStep:
