@@ -44,12 +44,27 @@ class ReduceOptions:
     timeout_s: float | None = None
     poll_s: float = 10.0
     partial: bool = False
-    failed_threshold: float = 0.12   # clean accuracy below this flags a failed training (paper)
+    failed_threshold: float | None = None  # clean accuracy below it: a failed training (None:
+    #                                         `failed_threshold_for` the study's data set)
     device: str = "auto"
     data_dir: str | None = None      # None: the study's data_dir, else $DROSWEEP_DATA_DIR / cache
     models_per_task: int = 16        # models per EvalTask (per array element)
     save_every_s: float = 60.0
     progress: bool = True
+
+
+PAPER_FAILED_BELOW = 0.12  # the paper's threshold, for Avila's 12 classes
+
+
+def failed_threshold_for(study: Study, threshold: float | None = None) -> float:
+    """`threshold` when given, else the paper's 0.12 or chance level (1 / classes) where that is
+    higher: 0.12 for Avila's 12 classes, 0.5 for a 2-class set (below it, worse than guessing)."""
+    if threshold is not None:
+        return threshold
+    from trainers.datasets import get_source
+
+    classes = get_source(study.dataset).shape(study.data_options).n_classes
+    return max(PAPER_FAILED_BELOW, 1.0 / classes)
 
 
 @dataclass(frozen=True)
@@ -163,11 +178,12 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
              for chunk in _chunks(todo, 1 if mapper is in_process else options.models_per_task)]
     new_rows: list[Row] = []
     last_save = time.monotonic()
+    threshold = failed_threshold_for(study, options.failed_threshold)
 
     def table() -> pd.DataFrame:
         parts = [keep] + ([pd.DataFrame(new_rows)] if new_rows else [])
         df = normalize(pd.concat(parts, ignore_index=True)) if new_rows else keep
-        return flag_failed_training(df, options.failed_threshold)
+        return flag_failed_training(df, threshold)
 
     bar = tqdm(total=len(todo), desc="reducing", unit="model", disable=not options.progress,
                dynamic_ncols=True)
