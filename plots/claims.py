@@ -117,11 +117,13 @@ def check_claims(values: pd.DataFrame, settings: ClaimSettings | None = None) ->
             at = rows[rows["radius"] == radius]
             ours = at[at["method"] == check.method]["value"]
             base = at[at["method"] == check.baseline]["value"]
-            short = [m for m, v in ((check.method, ours), (check.baseline, base))
+            short = [(m, len(v)) for m, v in ((check.method, ours), (check.baseline, base))
                      if len(v) < MIN_TRIALS]
             if short:
-                claims.append(Claim(Verdict.SKIP, f"{describe} at ε={radius:g}: fewer than "
-                                    f"{MIN_TRIALS} {short[0]} trials"))
+                method, n = short[0]
+                why = f"no {method} results" if n == 0 else \
+                    f"fewer than {MIN_TRIALS} {method} trials (no spread)"
+                claims.append(Claim(Verdict.SKIP, f"{describe} at ε={radius:g}: {why}"))
                 continue
             ok, why = judge(check, ours, base, s.clean_margin)
             claims.append(Claim(Verdict.PASS if ok else Verdict.FAIL,

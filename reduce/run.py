@@ -22,7 +22,7 @@ from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.decision_map import write_study_map
 from reduce.errors import ReduceError
-from reduce.evaluate import METRICS
+from reduce.evaluate import metrics_of
 from reduce.table import (
     ERROR_METRIC,
     StudyIdentity,
@@ -92,12 +92,12 @@ def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:
         yield fn(task)
 
 
-def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings_hash: str) -> bool:
+def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings: EvalSettings) -> bool:
     rows = existing[(existing["key"] == unit.key) & (existing["model_sha256"] == unit.model_sha256)
-                    & (existing["settings_hash"] == settings_hash)
+                    & (existing["settings_hash"] == settings.digest)
                     & (existing["metric"] != ERROR_METRIC)]
     have = set(zip(rows["radius"], rows["metric"], strict=True))
-    return all((float(r), m) in have for r in unit.radii for m in METRICS)
+    return all((float(r), m) in have for r in unit.radii for m in metrics_of(settings))
 
 
 def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec],
@@ -163,7 +163,7 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     current = {(u.key, u.model_sha256) for u in units}
     # a cached row is trusted only while the model file still matches its DONE marker; one that
     # does not goes back to the evaluation, which reports it (an error row) instead of metrics
-    todo = [u for u in units if not _up_to_date(existing, u, settings.digest)
+    todo = [u for u in units if not _up_to_date(existing, u, settings)
             or model_problem(paths, u.key, u.model_sha256) is not None]
     todo_keys = {u.key for u in todo}
     still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in

@@ -67,7 +67,7 @@ def test_clean_accuracy_within_the_margin_counts_the_spread() -> None:
 def test_one_trial_or_a_missing_metric_is_skipped() -> None:
     one = check_claims(values({"robust": [0.99], "regular": [0.5, 0.5]}))
     v, text = verdict(one, ROBUST_PGD)
-    assert v is Verdict.SKIP and "fewer than 2 robust trials" in text
+    assert v is Verdict.SKIP and "fewer than 2 robust trials (no spread)" in text
     absent = check_claims(values({"robust": [0.9, 0.9], "regular": [0.5, 0.5]}))
     v, text = verdict(absent, "median Lipschitz estimate")
     assert v is Verdict.SKIP and "lipschitz_search not evaluated" in text
@@ -78,4 +78,5 @@ def test_adversarial_is_checked_under_attack_too() -> None:
                                   "regular": [0.85, 0.86, 0.87]}))
     start = "median PGD accuracy of adversarial > regular beyond the spread at ε=0.3"
     assert verdict(claims, start)[0] is Verdict.PASS
-    assert verdict(claims, ROBUST_PGD)[0] is Verdict.SKIP  # no robust trials
+    v, text = verdict(claims, ROBUST_PGD)
+    assert v is Verdict.SKIP and "no robust results" in text
