@@ -143,14 +143,18 @@ def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
     """Evaluate every DONE model not yet in the table and (re)write the table.
 
     Two reductions of one study run one after the other (a lock under results/), so neither
-    overwrites the other's rows.
+    overwrites the other's rows. What runs in this process uses the study's `cpus_per_task`
+    torch threads, as one of its tasks does: on a shared machine all-core threads of small
+    models oversubscribe the cores and wait on each other.
     """
+    from trainers.device import cpu_threads
+
     start = time.monotonic()
     settings = settings or eval_settings_for(study)
     paths = Paths(study.root)
     scan = scan or settle(study, options)
     paths.results.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(paths.reduce_lock)):
+    with filelock.FileLock(str(paths.reduce_lock)), cpu_threads(study.cluster.cpus_per_task):
         return _reduce_locked(study, options, settings, mapper, scan, start)
 
 

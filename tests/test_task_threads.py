@@ -64,3 +64,17 @@ def test_submitted_packs_carry_cpus_per_task(tmp_path: Path, cpus: int) -> None:
     study = parse_study(TEXT.format(root=tmp_path, cpus=cpus), Path("t.toml"))
     packs = _packs(study, plan(expand(study), study.cluster), "cpu", None, False, False)
     assert packs and all(p.threads == cpus for array in packs for p in array)
+
+
+def test_a_reduction_in_this_process_uses_the_tasks_threads(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import reduce.run
+    from reduce import ReduceOptions, reduce_study
+
+    seen: list[int] = []
+    monkeypatch.setattr(reduce.run, "_reduce_locked",
+                        lambda *args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    study = parse_study(TEXT.format(root=tmp_path, cpus=1), Path("t.toml"))
+    reduce_study(study, ReduceOptions(partial=True, progress=False))
+    assert seen == [1] and torch.get_num_threads() == before
