@@ -68,7 +68,8 @@ def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
 def _packs(study: Study, the_plan: Plan, device: str, data_dir: str | None,
            reraise: bool, progress: bool) -> list[list[TaskPack]]:
     return [[TaskPack(root=str(study.root), trials=task.trials, device=device,
-                      data_dir=data_dir, progress=progress, reraise=reraise)
+                      data_dir=data_dir, progress=progress, reraise=reraise,
+                      threads=study.cluster.cpus_per_task)
              for task in array.tasks] for array in the_plan.arrays]
 
 

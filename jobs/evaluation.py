@@ -41,6 +41,9 @@ class EvalSettings:
     ga_tournament: int = 3
     ga_mutation: float | None = None  # bit-flip probability; None: 1 / number of hidden units
     ga_polish: bool = True
+    # false: no Lipschitz estimates at all (for a study whose claims do not concern them: the
+    # search is the costliest metric of a small model)
+    lipschitz: bool = True
     # evaluate on the first `test_subset` test points after a seeded shuffle (None: all)
     test_subset: int | None = None
     # memory bounds: ball points per forward pass; test points per PGD / Jacobian block
@@ -80,7 +83,7 @@ class EvalSettings:
         if not isinstance(self.allow_tf32_override, bool):
             raise StudyError(f"evaluation setting 'allow_tf32_override' must be true or false, "
                               f"got {self.allow_tf32_override!r}")
-        for name in ("pgd_random_start", "ga_polish"):
+        for name in ("pgd_random_start", "ga_polish", "lipschitz"):
             if not isinstance(getattr(self, name), bool):
                 raise StudyError(f"evaluation setting '{name}' must be true or false, "
                                   f"got {getattr(self, name)!r}")
@@ -98,7 +101,10 @@ class EvalSettings:
         return self.n_worst(radius) if self.mean_samples is None else self.mean_samples
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.lipschitz:  # the default: absent, so results evaluated before it keep their hash
+            del out["lipschitz"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

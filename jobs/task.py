@@ -32,6 +32,7 @@ class TaskPack:
     data_dir: str | None = None   # None: $DROSWEEP_DATA_DIR on the node, else the user cache
     progress: bool = False        # the trainer's progress bar (local runs)
     reraise: bool = False         # re-raise a trial's error after marking it (debug: pdb)
+    threads: int | None = None    # torch's CPU threads in the task (cpus_per_task); None: all
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -113,15 +114,16 @@ def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) 
 
 def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
-    from trainers.device import device_model, resolve_device
+    from trainers.device import cpu_threads, device_model, resolve_device
     from trainers.loop import train_pack  # torch and the methods load only where trials train
 
     try:
-        results = train_pack([t.train_spec for t in trials],
-                             [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
-                             device=pack.device, resume=True, progress=pack.progress,
-                             should_stop=should_stop)
-        model_name = device_model(resolve_device(pack.device))
+        with cpu_threads(pack.threads):
+            results = train_pack([t.train_spec for t in trials],
+                                 [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
+                                 device=pack.device, resume=True, progress=pack.progress,
+                                 should_stop=should_stop)
+            model_name = device_model(resolve_device(pack.device))
         # train_pack trains the trials that resume from the same step together: that is the pack
         # a trial's wall time was measured in
         together = Counter(r.resumed_from for r in results)

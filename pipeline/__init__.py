@@ -11,7 +11,8 @@ API:
 - `run_reduction(study, options, executor)`: what `drosweep reduce` does (in this process, or as a
   SLURM job array); `render_study(study, ...)`: figures and report.md from the study's table.
 - `reduce_then_render(study, options)`: the one "reduce, then figures and report".
-- `reduce_and_report(root, device)`: the chained job; `demo(study, data_dir)`: `drosweep demo`.
+- `reduce_and_report(root, device)`: the chained job; `demo(study, data_dir)`: one study of
+  `drosweep demo`, `demos(studies, data_dir)`: each in turn (the demo's studies).
 - `summary_lines`, `report_lines`: what the CLI and the jobs print about a reduction and a render.
 """
 
@@ -19,6 +20,7 @@ from pipeline.run import (
     DEMO_EVALUATION,
     DemoResult,
     demo,
+    demos,
     reduce_and_report,
     reduce_then_render,
     render_study,
@@ -31,6 +33,7 @@ __all__ = [
     "DEMO_EVALUATION",
     "DemoResult",
     "demo",
+    "demos",
     "reduce_and_report",
     "reduce_then_render",
     "render_study",

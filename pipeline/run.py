@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from reduce import (
     ReduceOptions,
     ReduceSummary,
     eval_settings_for,
+    failed_threshold_for,
     reduce_study,
     settle,
 )
@@ -107,7 +109,8 @@ def reduce_then_render(study: Study, options: ReduceOptions,
     _say_all(say, summary_lines(summary))
     if before_render is not None:
         say(before_render)
-    rendered = render_study(study, threshold=options.failed_threshold)
+    threshold = failed_threshold_for(study, options.failed_threshold)
+    rendered = render_study(study, threshold=threshold)
     _say_all(say, report_lines(rendered))
     return summary, rendered
 
@@ -140,6 +143,25 @@ class DemoResult:
     @property
     def ok(self) -> bool:
         return not self.training_errors and not self.summary.errors
+
+
+def demos(studies: Sequence[Study], data_dir: str | None = None, *, progress: bool = True,
+          say: Say = print) -> list[DemoResult]:
+    """`demo` of each study in turn (the main job: the Avila smoke study for the pipeline, then
+    the 2-D study whose claims show an effect), then one line of their claims and time."""
+    start = time.monotonic()
+    results = []
+    for i, study in enumerate(studies, 1):
+        if len(studies) > 1:
+            say(f"== study {i} of {len(studies)}: {study.name} ({study.source})")
+        results.append(demo(study, data_dir, progress=progress, say=say))
+    if len(studies) > 1:
+        for study, result in zip(studies, results, strict=True):
+            counts = Counter(c.verdict.value for c in result.rendered.claims)
+            say(f"{study.name}: claims {', '.join(f'{n} {v}' for v, n in sorted(counts.items()))}"
+                f"; report {result.rendered.report}")
+        say(f"all {len(studies)} studies finished in {time.monotonic() - start:.0f}s")
+    return results
 
 
 def demo(study: Study, data_dir: str | None = None, *, progress: bool = True,

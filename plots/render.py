@@ -11,7 +11,14 @@ from plots.claims import Claim, ClaimSettings, check_claims
 from plots.decision import render_decision
 from plots.figures import failure_figure, metric_figure, save
 from plots.report import write_report
-from plots.results import bands, failure_rates, load_results, medians, metric_rows
+from plots.results import (
+    bands,
+    failure_rates,
+    load_results,
+    medians,
+    metric_rows,
+    trial_values,
+)
 from plots.style import ordered_metrics
 
 
@@ -45,7 +52,7 @@ def render(table: Path, figures: Path, report: Path | None = None, *,
     if report is None:
         return RenderResult(paths)
     med = medians(df, include_failed)
-    claims = check_claims(med, claim_settings)
+    claims = check_claims(trial_values(df, include_failed), claim_settings)
     note = f" (clean accuracy < {threshold:g})" if threshold is not None else ""
     write_report(df, med, claims, paths, report, study_text=study_text,
                  include_failed=include_failed, threshold_note=note)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from plots.claims import Claim
+from plots.claims import SPREAD_NOTE, Claim
 from plots.results import ERROR_METRIC, failure_rates, metric_rows
 from plots.style import METRIC_LABELS, ordered_methods, ordered_metrics
 
@@ -74,6 +74,8 @@ def write_report(df: pd.DataFrame, med: pd.DataFrame, claims: Sequence[Claim],
         f"{'included in' if include_failed else 'excluded from'} the medians and bands.",
         "",
         "## Claims of the paper, checked",
+        "",
+        SPREAD_NOTE,
         "",
         *[f"- {c.line()}" for c in claims],
         "",

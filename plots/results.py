@@ -61,6 +61,15 @@ def failure_rates(df: pd.DataFrame) -> pd.DataFrame:
                          "rate": grouped.mean().astype(float)}).reset_index()
 
 
+def trial_values(df: pd.DataFrame, include_failed: bool = False) -> pd.DataFrame:
+    """One row per (method, radius, trial, metric) with its value: what the claims are checked
+    on (medians and the spread across trials)."""
+    rows = metric_rows(df)
+    if not include_failed:
+        rows = rows[~rows["failed_training"].astype(bool)]
+    return rows[["method", "radius", "trial", "metric", "value"]].reset_index(drop=True)
+
+
 def medians(df: pd.DataFrame, include_failed: bool = False) -> pd.DataFrame:
     """Median of every metric per (method, radius), one column per metric."""
     rows = metric_rows(df)

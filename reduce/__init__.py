@@ -6,6 +6,7 @@ API:
   ReduceSummary`: evaluate every DONE model not yet in `results/metrics.parquet` (same sha256 and
   settings are skipped) and rewrite the table and its CSV atomically. `settle(study, options)`
   waits (`options.wait`) and refuses an incomplete study unless `options.partial`.
+  `failed_threshold_for(study)`: the clean accuracy below which a training counts as failed.
 - `EvalSettings` (jobs/evaluation.py): every constant of the evaluation (paper defaults); a
   study's `[evaluation]` table overrides them (`eval_settings_for(study)`).
 - `evaluate_model(model, x, y, radii, settings, key)`: the metrics of one model (`METRICS`).
@@ -17,7 +18,14 @@ API:
 from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError, ReduceError, WaitTimeout
 from reduce.evaluate import METRICS, evaluate_model
-from reduce.run import ReduceOptions, ReduceSummary, eval_settings_for, reduce_study, settle
+from reduce.run import (
+    ReduceOptions,
+    ReduceSummary,
+    eval_settings_for,
+    failed_threshold_for,
+    reduce_study,
+    settle,
+)
 from reduce.tasks import EvalTask, EvalUnit, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
 
@@ -34,6 +42,7 @@ __all__ = [
     "WaitTimeout",
     "eval_settings_for",
     "evaluate_model",
+    "failed_threshold_for",
     "reduce_study",
     "run_eval_task",
     "scan_markers",

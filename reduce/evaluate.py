@@ -34,6 +34,11 @@ LIP_UPPER = "lipschitz_upper"
 METRICS = (CLEAN, WORST, MEAN, PGD, LIP_LOWER, LIP_SEARCH, LIP_UPPER)
 
 
+def metrics_of(settings: EvalSettings) -> tuple[str, ...]:
+    """The metrics an evaluation under `settings` computes."""
+    return METRICS if settings.lipschitz else (CLEAN, WORST, MEAN, PGD)
+
+
 def stream_seed(seed: int, *parts: object) -> int:
     """A stable 63-bit seed per purpose, so one draw never shifts another."""
     text = ":".join(str(p) for p in (seed, *parts))
@@ -63,14 +68,17 @@ def evaluate_model(model: MLP, x: Tensor, y: Tensor, radii: Sequence[float],
     # the generalized ReLU's subgradient draws in PGD
     model.set_relu_key(rng.stream_key(settings.seed, Purpose.EVAL_RELU, key))
     clean = clean_accuracy(model, x, y, settings.batch_size)
-    search = SearchSettings(population=settings.ga_population, generations=settings.ga_generations,
-                            elite=settings.ga_elite, tournament=settings.ga_tournament,
-                            mutation=settings.ga_mutation, polish=settings.ga_polish)
-    lip = lipschitz_estimates(model, x, search,
-                              torch.Generator().manual_seed(stream_seed(settings.seed, key,
-                                                                        "lipschitz")),
-                              settings.batch_size)
-    shared = {CLEAN: clean, LIP_LOWER: lip.lower, LIP_SEARCH: lip.search, LIP_UPPER: lip.upper}
+    shared = {CLEAN: clean}
+    if settings.lipschitz:
+        search = SearchSettings(population=settings.ga_population,
+                                generations=settings.ga_generations, elite=settings.ga_elite,
+                                tournament=settings.ga_tournament, mutation=settings.ga_mutation,
+                                polish=settings.ga_polish)
+        lip = lipschitz_estimates(model, x, search,
+                                  torch.Generator().manual_seed(stream_seed(settings.seed, key,
+                                                                            "lipschitz")),
+                                  settings.batch_size)
+        shared.update({LIP_LOWER: lip.lower, LIP_SEARCH: lip.search, LIP_UPPER: lip.upper})
     out: dict[float, dict[str, float]] = {}
     forwards = 0
     for radius in radii:

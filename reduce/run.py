@@ -22,7 +22,7 @@ from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.decision_map import write_study_map
 from reduce.errors import ReduceError
-from reduce.evaluate import METRICS
+from reduce.evaluate import metrics_of
 from reduce.table import (
     ERROR_METRIC,
     StudyIdentity,
@@ -44,12 +44,27 @@ class ReduceOptions:
     timeout_s: float | None = None
     poll_s: float = 10.0
     partial: bool = False
-    failed_threshold: float = 0.12   # clean accuracy below this flags a failed training (paper)
+    failed_threshold: float | None = None  # clean accuracy below it: a failed training (None:
+    #                                         `failed_threshold_for` the study's data set)
     device: str = "auto"
     data_dir: str | None = None      # None: the study's data_dir, else $DROSWEEP_DATA_DIR / cache
     models_per_task: int = 16        # models per EvalTask (per array element)
     save_every_s: float = 60.0
     progress: bool = True
+
+
+PAPER_FAILED_BELOW = 0.12  # the paper's threshold, for Avila's 12 classes
+
+
+def failed_threshold_for(study: Study, threshold: float | None = None) -> float:
+    """`threshold` when given, else the paper's 0.12 or chance level (1 / classes) where that is
+    higher: 0.12 for Avila's 12 classes, 0.5 for a 2-class set (below it, worse than guessing)."""
+    if threshold is not None:
+        return threshold
+    from trainers.datasets import get_source
+
+    classes = get_source(study.dataset).shape(study.data_options).n_classes
+    return max(PAPER_FAILED_BELOW, 1.0 / classes)
 
 
 @dataclass(frozen=True)
@@ -77,12 +92,12 @@ def in_process(fn: TaskFn, tasks: Sequence[EvalTask]) -> Iterator[list[Row]]:
         yield fn(task)
 
 
-def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings_hash: str) -> bool:
+def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings: EvalSettings) -> bool:
     rows = existing[(existing["key"] == unit.key) & (existing["model_sha256"] == unit.model_sha256)
-                    & (existing["settings_hash"] == settings_hash)
+                    & (existing["settings_hash"] == settings.digest)
                     & (existing["metric"] != ERROR_METRIC)]
     have = set(zip(rows["radius"], rows["metric"], strict=True))
-    return all((float(r), m) in have for r in unit.radii for m in METRICS)
+    return all((float(r), m) in have for r in unit.radii for m in metrics_of(settings))
 
 
 def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec],
@@ -128,14 +143,18 @@ def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
     """Evaluate every DONE model not yet in the table and (re)write the table.
 
     Two reductions of one study run one after the other (a lock under results/), so neither
-    overwrites the other's rows.
+    overwrites the other's rows. What runs in this process uses the study's `cpus_per_task`
+    torch threads, as one of its tasks does: on a shared machine all-core threads of small
+    models oversubscribe the cores and wait on each other.
     """
+    from trainers.device import cpu_threads
+
     start = time.monotonic()
     settings = settings or eval_settings_for(study)
     paths = Paths(study.root)
     scan = scan or settle(study, options)
     paths.results.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(paths.reduce_lock)):
+    with filelock.FileLock(str(paths.reduce_lock)), cpu_threads(study.cluster.cpus_per_task):
         return _reduce_locked(study, options, settings, mapper, scan, start)
 
 
@@ -148,7 +167,7 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     current = {(u.key, u.model_sha256) for u in units}
     # a cached row is trusted only while the model file still matches its DONE marker; one that
     # does not goes back to the evaluation, which reports it (an error row) instead of metrics
-    todo = [u for u in units if not _up_to_date(existing, u, settings.digest)
+    todo = [u for u in units if not _up_to_date(existing, u, settings)
             or model_problem(paths, u.key, u.model_sha256) is not None]
     todo_keys = {u.key for u in todo}
     still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in
@@ -163,11 +182,12 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
              for chunk in _chunks(todo, 1 if mapper is in_process else options.models_per_task)]
     new_rows: list[Row] = []
     last_save = time.monotonic()
+    threshold = failed_threshold_for(study, options.failed_threshold)
 
     def table() -> pd.DataFrame:
         parts = [keep] + ([pd.DataFrame(new_rows)] if new_rows else [])
         df = normalize(pd.concat(parts, ignore_index=True)) if new_rows else keep
-        return flag_failed_training(df, options.failed_threshold)
+        return flag_failed_training(df, threshold)
 
     bar = tqdm(total=len(todo), desc="reducing", unit="model", disable=not options.progress,
                dynamic_ncols=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, then run the small Avila study end to end on this machine (train,
-# reduce, plot, report). Extra arguments go to `drosweep demo` (e.g. --root DIR; --study
-# studies/moons.toml runs the 2-D study instead).
+# The main job: set up .venv, then run the two small studies end to end on this machine (train,
+# reduce, plot, report): the Avila smoke study (the pipeline on the paper's data) and the 2-D
+# moons study (an effect one can see and that its claim checks confirm). Extra arguments go to
+# `drosweep demo` (e.g. --root DIR: DIR/smoke and DIR/moons; --study FILE runs that one alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -15,9 +15,9 @@ from plots import (
     bands,
     check_claims,
     failure_rates,
-    medians,
     metric_figure,
     render,
+    trial_values,
 )
 
 METHODS = ("regular", "robust", "adversarial", "langevin")
@@ -74,7 +74,8 @@ def test_render_writes_png_and_pdf_per_metric_and_the_report(table: Path, tmp_pa
     text = (tmp_path / "report.md").read_text()
     assert "![" in text and "(figures/worst_case_accuracy.png)" in text
     assert "| regular | 0.05 |" in text
-    assert "PASS: median worst-case accuracy of robust >= regular at ε=0.1" in text
+    assert "PASS: median worst-case accuracy of robust > regular beyond the spread at ε=0.1" \
+        in text and "max − min" in text
     assert "langevin/eps_0.1/trial_9" in text and "not a readable torch file" in text
     assert 'name = "fake"' in text
     assert not list((tmp_path / "figures").glob(".*"))  # no temp files left
@@ -117,17 +118,19 @@ def test_failed_trainings_are_excluded_from_bands_unless_asked(table: Path) -> N
 
 
 def test_claims_pass_fail_and_skip() -> None:
-    med = medians(fake_table())
-    lines = {c.text.split(": ")[0]: c.verdict for c in check_claims(med)}
-    assert lines["median worst-case accuracy of robust >= regular at ε=0.2"] is Verdict.PASS
-    assert lines["median Lipschitz estimate (pattern search) of robust <= regular at ε=0.1"] \
+    values = trial_values(fake_table())
+    lines = {c.text.split(": ")[0]: c.verdict for c in check_claims(values)}
+    assert lines["median worst-case accuracy of robust > regular beyond the spread at ε=0.2"] \
         is Verdict.PASS
+    assert lines["median Lipschitz estimate (pattern search) of robust < regular beyond the "
+                 "spread at ε=0.1"] is Verdict.PASS
     assert not any("ε=0.05" in text for text in lines)  # claims concern eps >= 0.1
-    worse = med.copy()
-    worse.loc[worse["method"] == "robust", "pgd_accuracy"] = 0.0
+    worse = values.copy()
+    worse.loc[(worse["method"] == "robust") & (worse["metric"] == "pgd_accuracy"), "value"] = 0.0
     verdicts = {c.text.split(": ")[0]: c.verdict for c in check_claims(worse)}
-    assert verdicts["median PGD accuracy of robust >= regular at ε=0.1"] is Verdict.FAIL
-    only_regular = med[med["method"] == "regular"]
+    assert verdicts["median PGD accuracy of robust > regular beyond the spread at ε=0.1"] \
+        is Verdict.FAIL
+    only_regular = values[values["method"] == "regular"]
     assert {c.verdict for c in check_claims(only_regular)} == {Verdict.SKIP}
 
 

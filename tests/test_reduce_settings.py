@@ -7,6 +7,7 @@ import torch
 
 from jobs.errors import StudyError
 from reduce import EvalSettings, evaluate_model
+from reduce.evaluate import metrics_of
 from trainers.data import make_synthetic
 from trainers.model import build_model
 
@@ -53,3 +54,17 @@ def test_evaluation_is_reproducible_and_covers_every_metric() -> None:
         assert values["worst_case_accuracy"] <= values["mean_accuracy"]
         assert values["lipschitz_lower"] <= values["lipschitz_search"] <= values["lipschitz_upper"]
     assert torch.is_grad_enabled()
+
+
+def test_lipschitz_can_be_left_out_and_its_default_keeps_the_digest() -> None:
+    assert "lipschitz" not in EvalSettings().to_dict()  # results evaluated before it still match
+    off = EvalSettings.from_dict({"lipschitz": False, "ball_samples": 30, "mean_samples": 10,
+                                  "pgd_steps": 2})
+    assert off.digest != EvalSettings(ball_samples=30, mean_samples=10, pgd_steps=2).digest
+    data = make_synthetic()
+    out = evaluate_model(build_model(hidden=16, seed=0), data.x_test, data.y_test, [0.1], off,
+                         "regular/eps_0/trial_0")
+    assert set(out.metrics[0.1]) == set(metrics_of(off)) == {
+        "clean_accuracy", "worst_case_accuracy", "mean_accuracy", "pgd_accuracy"}
+    with pytest.raises(StudyError, match="'lipschitz' must be true or false"):
+        EvalSettings.from_dict({"lipschitz": "no"})

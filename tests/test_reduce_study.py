@@ -58,6 +58,11 @@ def test_incremental_skips_unchanged_models(tmp_path: Path) -> None:
     fourth = reduce_study(study, OPTS, other)
     assert fourth.evaluated == 6
     assert set(pd.read_parquet(fourth.parquet)["settings_hash"]) == {other.digest}
+    # without the Lipschitz estimates: their rows are absent, and nothing is missing the next time
+    no_lip = dataclasses.replace(QUICK, lipschitz=False)
+    assert reduce_study(study, OPTS, no_lip).evaluated == 6
+    assert not pd.read_parquet(first.parquet)["metric"].str.startswith("lipschitz").any()
+    assert reduce_study(study, OPTS, no_lip).evaluated == 0
 
 
 @pytest.mark.parametrize("content, reason", [

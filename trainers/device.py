@@ -3,8 +3,10 @@ valid for."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 
 import torch
 
@@ -47,6 +49,22 @@ def device_model(device: torch.device) -> str:
     return f"{_cpu_name()} ({threads} thread{'s' if threads != 1 else ''})"
 
 
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads limited to `threads` (a task's `cpus_per_task`) while inside; None
+    leaves torch's default (every core). Local tasks that each take every core oversubscribe them,
+    and a small model then spends its time handing work between threads."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # Set in many GPU containers: makes cuBLAS use TF32 for fp32 matmuls whatever torch's flags say.
 TF32_OVERRIDE_ENV = "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"
 FP32 = "fp32"                    # IEEE fp32 matmuls (TF32 off, matmul precision "highest")
@@ -86,5 +104,6 @@ def precision_flags() -> dict[str, object]:
             TF32_OVERRIDE_ENV: os.environ.get(TF32_OVERRIDE_ENV)}
 
 
-__all__ = ["FP32", "TF32_OVERRIDE", "TF32_OVERRIDE_ENV", "device_model", "pin_precision",
+__all__ = ["FP32", "TF32_OVERRIDE", "TF32_OVERRIDE_ENV", "cpu_threads", "device_model",
+           "pin_precision",
            "precision_flags", "resolve_device", "tf32_override"]
