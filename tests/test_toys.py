@@ -136,7 +136,9 @@ def test_plan_submit_reduce_plot(tmp_path: Path, capsys: Any, name: str, methods
     f.write_text(STUDY.format(name=name, root=tmp_path / "root", methods=methods))
     assert main(["plan", str(f)]) == 0
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0
-    assert main(["reduce", str(f), "--no-progress"]) == 0
+    # 8 steps do not teach every toy set (some models end below chance, i.e. failed trainings,
+    # which the decision map leaves out): flag none, the path is what is tested here
+    assert main(["reduce", str(f), "--no-progress", "--failed-below", "0"]) == 0
     capsys.readouterr()
     assert main(["plot", str(f)]) == 0
     paths = Paths(load_study(f).root)
