@@ -29,17 +29,19 @@ class PlanContext:
     problems: tuple[str, ...]        # what the cluster cannot honour (submit refuses the first)
 
 
-def local_device_model(device: str) -> str:
-    """The device model of this machine for `device` (auto, cuda or cpu)."""
-    from trainers.device import device_model, resolve_device  # torch only when needed
+def local_device_model(device: str, threads: int | None = None) -> str:
+    """The device model of this machine for `device` (auto, cuda or cpu), with the torch threads
+    its tasks train with (`cpus_per_task`; None: torch's default)."""
+    from trainers.device import cpu_threads, device_model, resolve_device  # torch when needed
 
-    return device_model(resolve_device(device))
+    with cpu_threads(threads):
+        return device_model(resolve_device(device))
 
 
 def device_model_for(profile: ClusterProfile, executor: str, info: SlurmInfo | None,
                      device: str | None = None) -> str | None:
     if executor in ("local", "debug"):
-        return local_device_model(device or profile.device)
+        return local_device_model(device or profile.device, profile.cpus_per_task)
     if profile.device_model:
         return profile.device_model
     if (device or profile.device) == "cpu":
