@@ -30,6 +30,7 @@ from trainers.spec import MAX_RADIUS, Method, SpecError, TrainSettings, check_ba
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
+MAX_CPUS_PER_TASK = 4096          # more than any node has: also what torch threads accept
 _BAD_PATH = re.compile(r"[%\x00-\x1f\x7f]")  # expanded by SLURM (%j ...) or not in a file name
 
 
@@ -141,10 +142,12 @@ class _Reader:
             raise self.fail(key, f"must be a non-empty string, got {value!r}")
         return value
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
         value = self.table.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum \
+                or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum:,}]"
+            raise self.fail(key, f"must be an integer {bound}, got {value!r}")
         return value
 
     def number(self, key: str, default: float, *, minimum: float = 0.0,
@@ -299,7 +302,7 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         gpus_per_node=r.integer("gpus_per_node", d.gpus_per_node, 0),
         gpus_per_task=r.integer("gpus_per_task", d.gpus_per_task, 0),
         gpu_mem_gb=r.number("gpu_mem_gb", d.gpu_mem_gb),
-        cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1),
+        cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1, MAX_CPUS_PER_TASK),
         mem_gb=r.number("mem_gb", d.mem_gb),
         time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1),
         max_array_size=(r.integer("max_array_size", 0, 1) if "max_array_size" in raw
