@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.robust_step import BATCH, load_data, ours_step, pretrain
+from cluster.cost import forward_flops
 from trainers.device import device_model, pin_precision
 from trainers.model import build_model
 from trainers.smoothmax import SmoothMaxStats
@@ -47,7 +48,7 @@ def peaks_for(name: str) -> tuple[float | None, float | None]:
 
 
 def step_flops(stats: SmoothMaxStats, d: int, h: int, c: int) -> float:
-    f = 2.0 * (d * h + h * h + h * c)
+    f = forward_flops(h, d, c)
     return stats.samples * f + stats.backward_samples * 3.0 * f
 
 
@@ -80,7 +81,8 @@ def profile(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     grads = [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
     model.zero_grad(set_to_none=True)
     hidden = TrainSettings().hidden
-    flops = step_flops(stats, x.shape[-1], hidden, 12)
+    classes = list(model.parameters())[-1].shape[0]  # the last layer's bias
+    flops = step_flops(stats, x.shape[-1], hidden, classes)
     best = min(times)
     return {"eps": eps, "T": temp, "preselect": preselect, "n": n_ball_samples(eps),
             "seconds": best, "seconds_all": times, "tflops": flops / best / 1e12,
