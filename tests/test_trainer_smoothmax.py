@@ -276,17 +276,52 @@ def test_peak_memory_does_not_grow_with_n() -> None:
     assert large - small < 150 * 2**20, (small, large)
 
 
-def _draw_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _draw_counter(monkeypatch: pytest.MonkeyPatch, rows: list[int] | None = None) -> list[int]:
+    """Counts the draws of whole chunks (`uniform_ball`) and of picked rows (`uniform_ball_at`,
+    whose row counts go to `rows`)."""
     import trainers.smoothmax as sm
     calls: list[int] = []
-    real = sm.uniform_ball
+    real, real_at = sm.uniform_ball, sm.uniform_ball_at
 
     def counted(*args: object, **kwargs: object) -> Tensor:
         calls.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
+    def counted_at(*args: object, **kwargs: object) -> Tensor:
+        calls.append(1)
+        out = real_at(*args, **kwargs)  # type: ignore[arg-type]
+        if rows is not None:
+            rows.append(out.shape[0] * out.shape[1])
+        return out
+
     monkeypatch.setattr(sm, "uniform_ball", counted)
+    monkeypatch.setattr(sm, "uniform_ball_at", counted_at)
     return calls
+
+
+def test_pass_two_draws_only_the_picked_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At low T with no sample cache, pass 2 draws the kept samples by (point, index), never a
+    whole chunk again: the rows drawn are the gathered rows (a handful of the 20,000), and the
+    loss and gradient equal those of the cached run bit for bit."""
+    import trainers.smoothmax as sm
+    model, x, y = setup(5)
+    results = {}
+    for budget in (sm.SAMPLE_CACHE_BYTES, 0):
+        monkeypatch.setattr(sm, "SAMPLE_CACHE_BYTES", budget)
+        rows: list[int] = []
+        calls = _draw_counter(monkeypatch, rows)
+        model.zero_grad()
+        source = uniform_ball_source(x, 0.3, 4000, 777, seed=11)
+        stats = SmoothMaxStats()
+        loss = smoothed_max_ce_backward(model, source, y, 1e-4, stats=stats)
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results[budget] = (loss, grads)
+        monkeypatch.undo()
+    assert stats.full_chunks == 0 and stats.gathered_chunks >= 1
+    assert len(calls) == source.n_chunks + stats.gathered_chunks
+    assert 0 < sum(rows) < 0.01 * 5 * 4000
+    (l1, g1), (l0, g0) = results[sm.SAMPLE_CACHE_BYTES], results[0]
+    assert torch.equal(l1, l0) and all(torch.equal(a, b) for a, b in zip(g1, g0, strict=True))
 
 
 @pytest.mark.parametrize("temperature", [1.0, 1e-4])

@@ -29,6 +29,16 @@ def uniform_ball(x: Tensor, radius: float, keys: Tensor, start: int, width: int,
     return z if packed else z[0]
 
 
+def uniform_ball_at(x: Tensor, radius: float, keys: Tensor, points: Tensor, samples: Tensor,
+                    total: int) -> Tensor:
+    """The samples (points[t, i], samples[t, i]) of each trial t, as `uniform_ball` draws them
+    (bit for bit): x (k, B, d), keys (k,), points and samples (k, L) -> (k, L, d). Draws only
+    those samples, wherever they lie among the `total` of each point."""
+    u = rng.uniform_at(keys, points * total + samples, x.shape[-1], x.dtype)
+    centers = x.detach().gather(1, points.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    return u.mul_(2.0).sub_(1.0).mul_(radius).add_(centers)
+
+
 def project_ball(z: Tensor, center: Tensor, radius: float) -> Tensor:
     return torch.max(torch.min(z, center + radius), center - radius)
 

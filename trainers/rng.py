@@ -124,15 +124,40 @@ def uniform(keys: Tensor, axes: Sequence[Tensor | tuple[int, int]], sizes: Seque
     z = _mixed(keys, axes, sizes, slots)
     if wide:
         return _top53(z).to(torch.float64).mul_(2.0 ** -53)
-    dev = keys.device
-    pair = torch.empty((*z.shape, 2), dtype=torch.int64, device=dev)
+    u = _float32_pairs(z, d)
+    return u if dtype == torch.float32 else u.to(dtype)
+
+
+def uniform_at(keys: Tensor, positions: Tensor, d: int,
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """U[0, 1) draws at chosen flat positions, one list per stream: keys (k,), positions (k, L)
+    int64 row-major indices of the stream's leading axes -> (k, L, d). Element (t, i, l) is
+    `uniform(keys[t:t+1], [(0, n)], [n], d, dtype)[0, positions[t, i], l]` bit for bit (any n
+    larger than the positions): a pass that needs a few scattered samples of each trial (the
+    kept ones) draws only those, not the whole chunks that hold them."""
+    if positions.dim() != 2 or positions.shape[0] != keys.numel():
+        raise ValueError(f"need positions (k, L) for k = {keys.numel()} keys, "
+                         f"got {tuple(positions.shape)}")
+    wide = dtype == torch.float64
+    slots = d if wide else (d + 1) // 2
+    z = _mix_(keys.reshape(-1, 1, 1) + _times_golden(positions.to(keys.device), slots).unsqueeze(-1)
+              + _times_golden(torch.arange(slots, device=keys.device), 1))
+    if wide:
+        return _top53(z).to(torch.float64).mul_(2.0 ** -53)
+    u = _float32_pairs(z, d)
+    return u if dtype == torch.float32 else u.to(dtype)
+
+
+def _float32_pairs(z: Tensor, d: int) -> Tensor:
+    """Mixed values (..., slots) -> float32 draws (..., d): bits 63..40 and 39..16 of each value
+    give coordinates 2p and 2p + 1 (m * 2^-24, exact)."""
+    slots = z.shape[-1]
+    pair = torch.empty((*z.shape, 2), dtype=torch.int64, device=z.device)
     torch.bitwise_right_shift(z, 40, out=pair[..., 0])
     torch.bitwise_right_shift(z, 16, out=pair[..., 1])
     pair.bitwise_and_((1 << 24) - 1)
     u = pair.view(*z.shape[:-1], 2 * slots).to(torch.float32).mul_(2.0 ** -24)
-    if 2 * slots != d:
-        u = u[..., :d].contiguous()
-    return u if dtype == torch.float32 else u.to(dtype)
+    return u[..., :d].contiguous() if 2 * slots != d else u
 
 
 def _top53(z: Tensor) -> Tensor:
@@ -184,4 +209,4 @@ def permutation(key: int, n: int) -> Tensor:
 
 
 __all__ = ["GOLDEN", "SCHEME", "Purpose", "keys_tensor", "permutation", "stream_key", "stream_keys",
-           "uniform", "uniform_host"]
+           "uniform", "uniform_at", "uniform_host"]

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from trainers import rng
-from trainers.attacks import uniform_ball
+from trainers.attacks import uniform_ball, uniform_ball_at
 from trainers.model import MLP
 from trainers.packed import LAYERS, PackedMLP
 
@@ -72,6 +72,11 @@ class SampleSource(Protocol):
 
     def chunk(self, c: int) -> Tensor:
         """(B, m_c, d): samples m_c of every point; (k, B, m_c, d) for a pack of k trials."""
+        ...
+
+    def rows(self, c: int, idx: Tensor) -> Tensor:
+        """(k, L, d): the rows idx (k, L) of chunk c as `_rows` lays them out (point-major), for
+        each trial; the same values as gathering them from `chunk(c)`."""
         ...
 
 
@@ -122,6 +127,14 @@ class _BallSource:
             self._cache[c] = samples
         return samples
 
+    def rows(self, c: int, idx: Tensor) -> Tensor:
+        if self._cache is not None and c in self._cache:
+            return _gather_rows(_as_pack(self._cache[c], self.packed), idx)
+        lo, hi = self._offsets[c], self._offsets[c + 1]
+        x = _as_pack(self.x, self.packed)
+        return uniform_ball_at(x, self.radius, self.keys, idx // (hi - lo), lo + idx % (hi - lo),
+                               self.n)
+
 
 class _TensorSource:
     def __init__(self, samples: Tensor, chunk_size: int) -> None:
@@ -134,6 +147,15 @@ class _TensorSource:
 
     def chunk(self, c: int) -> Tensor:
         return self.samples[..., self._offsets[c]:self._offsets[c + 1], :]
+
+    def rows(self, c: int, idx: Tensor) -> Tensor:
+        return _gather_rows(_as_pack(self.chunk(c), self.samples.dim() == 4), idx)
+
+
+def _gather_rows(chunk: Tensor, idx: Tensor) -> Tensor:
+    """Rows idx (k, L) of a (k, B, m, d) chunk laid out point-major: (k, L, d)."""
+    k, b, m, d = chunk.shape
+    return chunk.reshape(k, b * m, d).gather(1, idx.unsqueeze(-1).expand(-1, -1, d))
 
 
 def uniform_ball_source(x: Tensor, radius: float, n: int, chunk_size: int,
@@ -374,8 +396,11 @@ def _select(masks: list[Tensor]) -> list[_Pick]:
     return picks
 
 
-def _take(z: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    return z.gather(1, idx.unsqueeze(-1).expand(-1, -1, z.shape[-1])), y.gather(1, idx)
+def _picked_rows(source: SampleSource, c: int, shape: torch.Size, y: Tensor,
+                 idx: Tensor) -> tuple[Tensor, Tensor]:
+    """The picked rows idx (k, L) of chunk c (of (k, B, m) samples) and their labels, drawn by
+    (point, sample) alone: the chunk itself is not regenerated."""
+    return source.rows(c, idx), y.gather(1, idx // shape[-1])
 
 
 def _chunk_rows(source: SampleSource, c: int, shape: torch.Size, y: Tensor,
@@ -396,20 +421,19 @@ def _refine_pass(model: nn.Module, source: SampleSource, y: Tensor, scores: _Sco
     with torch.no_grad():
         for c, (ce, pick) in enumerate(zip(scores.ce, picks, strict=True)):
             dense = torch.full_like(ce, -math.inf)
-            if pick.kind != "skip":
+            if pick.kind == "full":
                 z, yr = _chunk_rows(source, c, ce.shape, y, packed)
                 exact = exact or _Forward(model, packed, z)
-                if pick.kind == "full":
-                    exact(z, yr, dense.view(yr.shape))
-                    stats.candidate_samples += yr.numel()
-                else:
-                    assert pick.idx is not None and pick.valid is not None
-                    zs, ys = _take(z, yr, pick.idx)
-                    vals = torch.empty(ys.shape, device=z.device, dtype=z.dtype)
-                    exact(zs, ys, vals)
-                    stats.candidate_samples += ys.numel()
-                    dense.view(yr.shape).scatter_(1, pick.idx, vals.masked_fill_(~pick.valid,
-                                                                                 -math.inf))
+                exact(z, yr, dense.view(yr.shape))
+                stats.candidate_samples += yr.numel()
+            elif pick.kind == "gather":
+                assert pick.idx is not None and pick.valid is not None
+                zs, ys = _picked_rows(source, c, ce.shape, y, pick.idx)
+                exact = exact or _Forward(model, packed, zs)
+                vals = torch.empty(ys.shape, device=zs.device, dtype=zs.dtype)
+                exact(zs, ys, vals)
+                stats.candidate_samples += ys.numel()
+                dense.flatten(1).scatter_(1, pick.idx, vals.masked_fill_(~pick.valid, -math.inf))
             out.append(dense)
     return out
 
@@ -462,17 +486,16 @@ def _weighted_pass(model: nn.Module, source: SampleSource, y: Tensor, temperatur
             if pick.kind == "skip":
                 stats.skipped_chunks += 1
                 continue
-            z, yr = _chunk_rows(source, c, ce.shape, y, packed)
             p = torch.exp(ce / temperature - lse.unsqueeze(-1)).flatten(1)
             if pick.kind == "full":
                 stats.full_chunks += 1
-                back.run(z, yr, p / batch)
+                back.run(*_chunk_rows(source, c, ce.shape, y, packed), p / batch)
             else:
                 assert pick.idx is not None and pick.valid is not None
                 stats.gathered_chunks += 1
                 ps = p.gather(1, pick.idx)
                 w = torch.where(pick.valid & (ps >= threshold), ps / batch, 0.0)
-                back.add(*_take(z, yr, pick.idx), w)
+                back.add(*_picked_rows(source, c, ce.shape, y, pick.idx), w)
         back.flush()
 
 
