@@ -4,10 +4,10 @@ Usage: python benchmarks/robust_step.py [--device cpu|cuda] [--data-dir DIR] [--
 
 A step is: draw B*N ball samples, the loss mean_i T*logsumexp_j(CE_ij/T) and its gradient (the SGD
 update, ~0.1 ms, is left out so every repeat sees the same model). The reference puts all B*N
-samples in one autograd graph; ours is `smoothed_max_ce_backward`. Both use the same samples (the
-reference concatenates the source's chunks), so their gradients are compared as well. Ours runs
-twice per repeat: exact fp32 and with the bf16 preselection (`preselect=True`; where it is not
-tried, e.g. at T=1, the two are the same code); "preselect_speedup" is exact time / preselected time.
+samples in one autograd graph; ours is `smoothed_max_ce_backward` (its chunked torch pass; the
+fused kernel and its precisions are compared on a GPU by benchmarks/robust_kernels.py). Both use
+the same samples (the reference concatenates the source's chunks), so their gradients are
+compared as well.
 
 Two states, B=100 Avila training points, eps in {0.01, 0.1, 0.2}:
 - T=1, fresh model: every sample carries weight (no pruning; tests the chunked full backward);
@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -46,8 +46,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.data import DataError, Dataset, load_avila, make_synthetic
+from trainers.kernels.certificate import Precision
 from trainers.model import MLP, build_model
-from trainers.smoothmax import SmoothMaxStats, smoothed_max_ce_backward, uniform_ball_source
+from trainers.smoothmax import Kernel, SmoothMaxStats, smoothed_max_ce_backward, uniform_ball_source
 from trainers.spec import TrainSettings, n_ball_samples
 
 BATCH = 100
@@ -71,10 +72,6 @@ class Cell:
     backward_fraction: float
     grad_rel_diff: float | None
     ref_skipped: str | None = None
-    pre_s: list[float] = field(default_factory=list)
-    preselected: bool = False
-    candidate_fraction: float = 0.0
-    pre_grad_rel_diff: float | None = None
 
     @property
     def key(self) -> str:
@@ -83,10 +80,6 @@ class Cell:
     @property
     def speedup(self) -> float | None:
         return min(self.ref_s) / min(self.ours_s) if self.ref_s else None
-
-    @property
-    def preselect_speedup(self) -> float | None:
-        return min(self.ours_s) / min(self.pre_s) if self.pre_s else None
 
 
 def load_data(data_dir: str | None) -> tuple[Dataset, str]:
@@ -123,10 +116,12 @@ def reference_step(model: nn.Module, samples: Tensor, y: Tensor, temperature: fl
 
 
 def ours_step(model: nn.Module, x: Tensor, y: Tensor, eps: float, temperature: float,
-              chunk_size: int, preselect: bool = False) -> SmoothMaxStats:
+              chunk_size: int, kernel: Kernel = Kernel.CHUNKED,
+              precision: Precision = Precision.IEEE) -> SmoothMaxStats:
     stats = SmoothMaxStats()
     source = uniform_ball_source(x, eps, n_ball_samples(eps), chunk_size, SAMPLE_SEED)
-    smoothed_max_ce_backward(model, source, y, temperature, preselect=preselect, stats=stats)
+    smoothed_max_ce_backward(model, source, y, temperature, kernel=kernel, precision=precision,
+                             stats=stats)
     return stats
 
 
@@ -191,28 +186,14 @@ def measure_cell(model: nn.Module, x: Tensor, y: Tensor, state: str, temperature
     def ours() -> SmoothMaxStats:
         return ours_step(model, x, y, eps, temperature, args.chunk_size)
 
-    def preselected() -> SmoothMaxStats:
-        return ours_step(model, x, y, eps, temperature, args.chunk_size, preselect=True)
-
     ref_grads: list[Tensor] | None = None
     for r in range(args.repeats):
         run_ref = cell.ref_skipped is None and (not cell.ref_s or sum(cell.ref_s) < args.ref_budget)
         if run_ref and r % 2 == 0:
             seconds, _, ref_grads = grad_of(model, ref)
             cell.ref_s.append(seconds)
-        first, second = (ours, preselected) if r % 2 == 0 else (preselected, ours)
-        for fn in (first, second):
-            seconds, out, got = grad_of(model, fn)
-            if fn is ours:
-                cell.ours_s.append(seconds)
-                stats, grads = out, got
-            else:
-                assert isinstance(out, SmoothMaxStats)
-                cell.pre_s.append(seconds)
-                cell.preselected = out.preselected
-                cell.candidate_fraction = out.candidate_samples / out.samples
-                pre_grads = got
-        cell.pre_grad_rel_diff = rel_diff(pre_grads, grads)
+        seconds, stats, grads = grad_of(model, ours)
+        cell.ours_s.append(seconds)
         if run_ref and r % 2 == 1:
             seconds, _, ref_grads = grad_of(model, ref)
             cell.ref_s.append(seconds)
@@ -313,18 +294,6 @@ def print_table(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: st
         print(f"{c.state:6} {c.eps:5g} {c.n:7d} {fmt(c.ours_s):>18} "
               f"{samples / min(c.ours_s):15.3g} {fmt(c.ref_s):>18} {ref_rate} {speed} "
               f"{100 * c.backward_fraction:6.2f}% {diff}  {verdict}", file=out)
-    print(f"\n{'state':6} {'eps':>5} {'exact fp32 s':>18} {'preselected s':>18} {'speedup':>8} "
-          f"{'tried':>5} {'candidates':>10} {'grad diff':>9}", file=out)
-    for c in cells:
-        pre = c.preselect_speedup
-        diff = f"{c.pre_grad_rel_diff:9.1e}" if c.pre_grad_rel_diff is not None else f"{'-':>9}"
-        print(f"{c.state:6} {c.eps:5g} {fmt(c.ours_s):>18} {fmt(c.pre_s):>18} "
-              f"{pre if pre is not None else float('nan'):7.2f}x "
-              f"{'yes' if c.preselected else 'no':>5} {100 * c.candidate_fraction:9.2f}% {diff}",
-              file=out)
-    print("preselected: bf16 pass with a rigorous error bound, candidates recomputed in fp32 "
-          "(tried only where T ln(1/threshold) <= PRESELECT_MAX_MARGIN); candidates: samples "
-          "recomputed; grad diff: against exact fp32.", file=out)
     n = n_ball_samples(EPS_RSS)
     for state, r in rss.items():
         peak = r["peak_rss_bytes"] / GIB
@@ -343,10 +312,8 @@ def summary(cells: list[Cell], rss: dict[str, dict[str, float]], dataset: str) -
     met = {key: (s := speedups[key]) is not None and s >= t for key, t in TARGETS.items()}
     met["peak_rss_eps0.3"] = peak is not None and peak <= RSS_TARGET_GIB
     return {"speedup": speedups,
-            "preselect_speedup": {c.key: c.preselect_speedup for c in cells},
             "peak_rss_gib_eps0.3": peak, "targets_met": met, "data": dataset,
-            "cells": [asdict(c) | {"speedup": c.speedup,
-                                   "preselect_speedup": c.preselect_speedup} for c in cells],
+            "cells": [asdict(c) | {"speedup": c.speedup} for c in cells],
             "rss_eps0.3": rss, "torch_threads": torch.get_num_threads()}
 
 
@@ -367,7 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="states of the eps=0.3 RSS step (T1 backpropagates all 19.5M samples: "
                         "~1 min more)")
     p.add_argument("--no-reference", action="store_true",
-                   help="time only ours, exact and preselected (no one-graph reference)")
+                   help="time only ours (no one-graph reference)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

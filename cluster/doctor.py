@@ -11,7 +11,8 @@ What it does, in order (each step prints its result as it goes):
    the steps with their static stage replayed as CUDA graphs against the same steps run
    eagerly (setting cuda_graphs): the weights must be bit-identical; and the static stages
    must not wait on the host (on every device: trainers.hostsync; on CUDA also under
-   torch.cuda.set_sync_debug_mode("error"));
+   torch.cuda.set_sync_debug_mode("error")); the fused robust kernel against the chunked fp32
+   pass, per precision (trainers.kernels.check);
 4. the seconds of a robust step at eps in {0.01, 0.1, 0.3}, T=1 and T=1e-4, and of a packed
    regular / adversarial / langevin step at k in {1, 8, 51} trials, each taken as training takes
    it (data order, CUDA graph replays, the update), written as a calibration file
@@ -50,6 +51,9 @@ from trainers.device import (
     resolve_device,
 )
 from trainers.hostsync import record_waits
+from trainers.kernels import fused_ce
+from trainers.kernels.certificate import Precision
+from trainers.kernels.check import compare_fused
 from trainers.loop import PackState, TrainPaths, derive_seed, train
 from trainers.methods import StepContext, method_parts, step_keys
 from trainers.methods.base import set_relu_draws
@@ -74,6 +78,11 @@ QUICK_PACK = {Method.REGULAR: 8, Method.ADVERSARIAL: 8, Method.LANGEVIN: 1}
 # the largest relative weight difference between CPU and CUDA after the check's steps that
 # counts as float rounding (the smoothed max amplifies rounding by 1/T as T falls)
 CROSS_DEVICE_TOL = 1e-3
+# the fused kernel's check: B points of synthetic data, N samples each, at T = 1e-4
+FUSED_BATCH = 100
+FUSED_N = 4096
+FUSED_RADIUS = 1.0
+FUSED_KEY = 12345
 # the timed steps use the paper's settings, changed by these (none: tests shrink them)
 TIMING_OVERRIDES: dict[str, object] = {}
 
@@ -217,6 +226,39 @@ def check_stage_waits(device: torch.device, say: Say, report: DoctorReport) -> N
             say(f"  host waits {stage.name:<20} none")
 
 
+def check_fused(device: torch.device, say: Say, report: DoctorReport) -> None:
+    """The fused robust pass against the chunked fp32 pass, per precision, on one batch of a
+    model whose CE spreads over the ball (as a trained one): the kernel's samples bit-identical,
+    every sample within its certificate on the device's own tensor cores, the fp32 path's kept
+    samples all kept or recomputed, loss and gradient within fp32 rounding."""
+    reason = fused_ce.availability(device)
+    if reason is not None:
+        report.skipped.append(f"fused robust kernel ({reason})")
+        return
+    torch.manual_seed(0)
+    data = make_synthetic(n_train=FUSED_BATCH, n_test=1)
+    model = build_model(seed=1).to(device)
+    with torch.no_grad():  # layer 2 the identity: the CE spreads over the ball
+        model.layer2.weight.copy_(torch.eye(model.layer2.weight.shape[0]))
+        model.layer2.bias.fill_(0.01)
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    for precision in Precision:
+        try:
+            c = compare_fused(model, x, y, FUSED_KEY, FUSED_RADIUS, FUSED_N, 1e-4, precision)
+        except RuntimeError as exc:  # a compile or launch error of the kernel
+            what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            say(f"  fused {precision.value:<7} FAILED to run: {what}")
+            report.failures.append(f"fused {precision.value}: {what}")
+            continue
+        verdict = "ok" if c.ok else "FAILED"
+        say(f"  fused {precision.value:<7} samples {'bit-identical' if c.samples_identical else 'DIFFER'}"
+            f", |dCE| max {c.ce_max_abs_diff:.1e}, bound violations {c.bound_violations}, kept "
+            f"{c.kept:,} (missing {c.kept_missing}), candidates {c.candidates:,}/{c.samples:,}, "
+            f"loss {c.loss_rel_diff:.1e}, grad {c.grad_rel_diff:.1e} {verdict}")
+        if not c.ok:
+            report.failures.append(f"fused {precision.value} against chunked: {c}")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -314,12 +356,16 @@ def run_doctor(*, out: Path, quick: bool = False, device: str = "auto",
         check_cpu_vs_cuda(say, report)
         say("CUDA graphs against eager steps, same seeds:")
         check_graphs(say, report)
+        say("fused robust kernel against the chunked fp32 pass (eps 1, T=1e-4):")
+        check_fused(dev, say, report)
     elif torch.cuda.is_available():
         report.skipped.append("CPU against CUDA (device cpu was asked for)")
         report.skipped.append("CUDA graph replays against eager steps (device cpu was asked "
                               "for)")
     else:
         report.skipped.append("CUDA graph replays against eager steps (no CUDA device here)")
+    if dev.type != "cuda":
+        report.skipped.append("fused robust kernel against the chunked pass (runs on CUDA)")
     say(f"timings ({dev.type}, seconds per optimizer step of the pack):")
     time_rates(dev, quick, say, report)
     created = datetime.now(UTC).isoformat(timespec="seconds")

@@ -12,7 +12,7 @@ from typing import Any
 from common.atomic import unwritable_reason
 from drosweep.errors import UsageError
 from trainers.datasets import get_source, names
-from trainers.spec import Method, TrainSettings, TrainSpec
+from trainers.spec import ROBUST_KERNELS, ROBUST_PRECISIONS, Method, TrainSettings, TrainSpec
 from trainers.stop import stop_on_signals
 
 
@@ -43,8 +43,13 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint-every", type=int, default=TrainSettings.checkpoint_every,
                    help="checkpoint every this many optimizer steps")
     p.add_argument("--train-subset", type=int, default=None, help="train on this many rows only")
-    p.add_argument("--preselect", action="store_true",
-                   help="smoothed max: preselect candidate samples in bf16 (exact within a bound)")
+    p.add_argument("--robust-kernel", choices=ROBUST_KERNELS, default=TrainSettings.robust_kernel,
+                   help="robust step's pass 1: chunked torch, one fused kernel (CUDA), or auto "
+                        "(default: auto)")
+    p.add_argument("--robust-precision", choices=ROBUST_PRECISIONS,
+                   default=TrainSettings.robust_precision,
+                   help="the fused kernel's products: ieee (fp32), tf32x3 or bf16x3 (tensor "
+                        "cores, certified against fp32; default: ieee)")
     p.add_argument("--no-cuda-graphs", action="store_true",
                    help="run every step eagerly (default on CUDA: static stages as CUDA graphs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,7 +68,8 @@ def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
         raise UsageError(f"trial id must be >= 0, got {args.id}")
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
                              max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
-                             train_subset=args.train_subset, preselect=args.preselect,
+                             train_subset=args.train_subset, robust_kernel=args.robust_kernel,
+                             robust_precision=args.robust_precision,
                              cuda_graphs=not args.no_cuda_graphs)
     spec = TrainSpec(method=method, radius=args.radius,
                      seed=args.id if args.seed is None else args.seed,

@@ -56,6 +56,8 @@ class DoneMarker:
     precision: str | None = None  # the matmul precision it trained with (None: not recorded)
     device_model: str | None = None  # GPU name, or CPU model and threads (None: older marker)
     pack: int | None = None          # trials trained with it as one batched model
+    # smoothed max: samples kept per step by the finishing call ({"mean", "max", "steps"})
+    kept_samples: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,14 @@ class FailedMarker:
 def write_done(paths: Paths, trial: TrialSpec, *, model_sha256: str, steps: int, epochs: int,
                wall_s: float, final_loss: float, resumed_from: int,
                precision: str | None = None, device_model: str | None = None,
-               pack: int | None = None) -> DoneMarker:
+               pack: int | None = None,
+               kept_samples: dict[str, float] | None = None) -> DoneMarker:
     marker = DoneMarker(key=trial.key, model_sha256=model_sha256, steps=steps, epochs=epochs,
                         wall_s=wall_s, final_loss=final_loss, resumed_from=resumed_from,
                         host=socket.gethostname(), slurm_job_id=slurm_job_id(),
                         finished_at=_now(), spec=trial.train_spec.to_dict(),
-                        precision=precision, device_model=device_model, pack=pack)
+                        precision=precision, device_model=device_model, pack=pack,
+                        kept_samples=kept_samples)
     atomic_write_json(paths.done(trial), asdict(marker))
     with contextlib.suppress(FileNotFoundError):
         paths.failed(trial).unlink()

@@ -139,7 +139,8 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
             write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
                        wall_s=result.wall_s, final_loss=result.final_loss,
                        resumed_from=result.resumed_from, precision=result.precision or None,
-                       device_model=model_name, pack=together[result.resumed_from])
+                       device_model=model_name, pack=together[result.resumed_from],
+                       kept_samples=result.kept)
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:

@@ -29,17 +29,23 @@ def test_spec_roundtrip_and_validation() -> None:
         TrainSettings(batch_size=0).validate()
 
 
-def test_preselect_setting_and_removed_fast_sampling() -> None:
-    """'preselect' is written only when set, so settings saved before it existed still compare
-    equal; the removed 'fast_sampling' is dropped at its default and refused when true."""
-    assert "preselect" not in TrainSettings().to_dict()
-    on = TrainSettings(preselect=True)
+def test_robust_kernel_settings_and_removed_ones() -> None:
+    """'robust_kernel' and 'robust_precision' are written only when changed, so settings saved
+    before they existed still compare equal; the removed 'fast_sampling' and 'preselect' are
+    dropped at their default and refused when true, with the setting that replaces them."""
+    d = TrainSettings().to_dict()
+    assert "robust_kernel" not in d and "robust_precision" not in d
+    on = TrainSettings(robust_kernel="fused", robust_precision="bf16x3")
+    assert on.to_dict()["robust_kernel"] == "fused"
     assert TrainSettings.from_dict(on.to_dict()) == on
-    assert TrainSettings.from_dict({"fast_sampling": False}) == TrainSettings()
-    with pytest.raises(SpecError, match=r"fast_sampling.*removed.*preselect"):
-        TrainSettings.from_dict({"fast_sampling": True})
-    with pytest.raises(SpecError, match="preselect"):
-        TrainSettings.from_dict({"preselect": "yes"})
+    for removed in ("fast_sampling", "preselect"):
+        assert TrainSettings.from_dict({removed: False}) == TrainSettings()
+        with pytest.raises(SpecError, match=rf"{removed}.*removed.*robust_kernel = 'fused'"):
+            TrainSettings.from_dict({removed: True})
+    with pytest.raises(SpecError, match=r"'robust_kernel' must be one of \['auto', 'chunked'"):
+        TrainSettings.from_dict({"robust_kernel": "fast"})
+    with pytest.raises(SpecError, match="'robust_precision' must be one of"):
+        TrainSettings.from_dict({"robust_precision": "fp16"})
 
 
 def test_avila_loader(avila_data_dir: Path) -> None:

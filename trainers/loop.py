@@ -29,6 +29,7 @@ from trainers.data import Dataset, load_dataset, subset_train
 from trainers.device import device_model, pin_precision, resolve_device
 from trainers.graphs import StepRunner, default_capture
 from trainers.methods import StepContext, StepStreams, method_parts, temperature
+from trainers.methods.base import KeptSamples
 from trainers.model import build_model
 from trainers.packed import PackedMLP
 from trainers.progress import write_progress
@@ -59,6 +60,7 @@ class TrainResult:
     finished: bool        # False when stopped early by `should_stop` (a checkpoint was written)
     model_sha256: str | None  # sha256 of the model file when finished
     precision: str = ""   # the matmul precision it trained with (trainers.device.pin_precision)
+    kept: dict[str, float] | None = None  # smoothed max: kept samples per step (KeptSamples)
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -106,6 +108,7 @@ class PackState:
         self.lr_value: float | None = None  # the rate in self.lr
         self.params = list(self.model.parameters())
         self.streams = StepStreams([sp.seed for sp in specs], device)
+        self.kept = KeptSamples()  # the smoothed max's kept samples per trial and step
         self.scheduler_stepped = False
         self.runner = StepRunner(method_parts(specs[0].method),
                                  default_capture(device, s.cuda_graphs))
@@ -180,7 +183,7 @@ class PackState:
         x, y = self.x[self.pack_rows, idx], self.y[self.pack_rows, idx]
         keys, relu_u = self.streams.at(self.step)
         ctx = StepContext(self.spec, self.step, self.epoch, temperature(s, self.step, self.epoch),
-                          self.streams.seeds, keys, relu_u)
+                          self.streams.seeds, keys, relu_u, self.kept)
         for p in self.params:  # optimizer.zero_grad(set_to_none=True), without its profiler scope
             p.grad = None
         lr = self.optimizer.param_groups[0]["lr"]
@@ -305,13 +308,13 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                             t.paths.previous_checkpoint)
             if t.paths.progress is not None:
                 write_progress(t.paths.progress, step=pack.step, total=total, epoch=pack.epoch,
-                               finished=finished)
+                               finished=finished, kept=pack.kept.summary())
         last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
 
     def results(finished: bool, shas: Sequence[str | None] = ()) -> list[TrainResult]:
         wall = time.monotonic() - start
         return [TrainResult(pack.step, pack.epoch, wall, resumed_from, t.current_loss(), finished,
-                            shas[i] if finished else None, precision)
+                            shas[i] if finished else None, precision, pack.kept.summary())
                 for i, t in enumerate(pack.trials)]
 
     seeds = ",".join(str(sp.seed) for sp in specs)

@@ -24,10 +24,15 @@ class Progress:
     finished: bool
     updated_at: float     # epoch seconds
     format: int = PROGRESS_FORMAT
+    # smoothed max: samples kept per trial and step since the process started ({"mean", "max",
+    # "steps"}; None for other methods and older files)
+    kept: dict[str, float] | None = None
 
 
-def write_progress(path: Path, *, step: int, total: int, epoch: int, finished: bool) -> None:
-    atomic_write_json(path, asdict(Progress(step, total, epoch, finished, time.time())))
+def write_progress(path: Path, *, step: int, total: int, epoch: int, finished: bool,
+                   kept: dict[str, float] | None = None) -> None:
+    atomic_write_json(path, asdict(Progress(step, total, epoch, finished, time.time(),
+                                            kept=kept)))
 
 
 def read_progress(path: Path) -> Progress | None:

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
+from trainers.kernels.certificate import Precision
 
 
 class Method(str, Enum):
@@ -36,6 +37,9 @@ class SpecError(ValueError):
 # sane bounds: beyond them a run is a typo, not a study (and the arithmetic overflows)
 MAX_BALL_SAMPLES = 10**8   # N(eps) per point: the paper's largest radius (0.3) needs ~195,000
 MAX_RADIUS = 1000.0        # the features are standardized: a larger ball covers all the data
+# the robust step's pass 1 (trainers.smoothmax.Kernel, and "auto": the device's measured best)
+ROBUST_KERNELS = ("auto", "chunked", "fused")
+ROBUST_PRECISIONS = tuple(p.value for p in Precision)
 MAX_HIDDEN = 16384         # 8 -> H -> H -> 12: H = 16384 is ~270 M weights already
 
 
@@ -117,9 +121,13 @@ class TrainSettings:
     checkpoint_every_s: float = 300.0
     # data: use only the first `train_subset` training rows (after a seeded shuffle) when set
     train_subset: int | None = None
-    # smoothed max at low T: preselect candidate samples in bf16 with a rigorous error bound,
-    # then recompute them in fp32 (the result equals the fp32 one within the pruning bound)
-    preselect: bool = False
+    # robust step's pass 1: "chunked" (torch, every device), "fused" (one Triton kernel over the
+    # ball samples, CUDA), "auto" (the measured best for the device: today "chunked" everywhere,
+    # until a GPU measurement in this repository shows the fused kernel faster)
+    robust_kernel: str = "auto"
+    # the fused kernel's products: "ieee" (fp32), "tf32x3" or "bf16x3" (tensor cores; every
+    # sample the certificate cannot rule out is recomputed in fp32: the fp32 path's kept set)
+    robust_precision: str = "ieee"
     # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
     allow_tf32_override: bool = False
     # on CUDA, capture each step's static stage once as a CUDA graph and replay it (bit-identical
@@ -145,8 +153,11 @@ class TrainSettings:
             raise SpecError(f"setting 'lr_gamma' must be in (0, 1], got {self.lr_gamma!r}")
         if not 0 <= self.prune_threshold < 1e-3:
             raise SpecError(f"setting 'prune_threshold' must be in [0, 1e-3), got {self.prune_threshold!r}")
-        if not isinstance(self.preselect, bool):
-            raise SpecError(f"setting 'preselect' must be true or false, got {self.preselect!r}")
+        for name, allowed in (("robust_kernel", ROBUST_KERNELS),
+                              ("robust_precision", ROBUST_PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise SpecError(f"setting '{name}' must be one of {list(allowed)}, "
+                                f"got {getattr(self, name)!r}")
         if self.hidden > MAX_HIDDEN:
             raise SpecError(f"setting 'hidden' must be <= {MAX_HIDDEN:,} (a {self.hidden:,}-wide "
                             f"MLP has {2 * self.hidden ** 2 / 1e9:.3g} G weights), got {self.hidden!r}")
@@ -167,8 +178,9 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["temp_schedule"] = self.temp_schedule.value
-        if not self.preselect:  # written only when set: files from before it existed still match
-            del d["preselect"]
+        for name in ("robust_kernel", "robust_precision"):  # written only when changed: files
+            if d[name] == getattr(TrainSettings, name):       # from before them still match
+                del d[name]
         if self.cuda_graphs:  # likewise: written only when switched off
             del d["cuda_graphs"]
         if self.cuda_chunk_size == TrainSettings.cuda_chunk_size:  # likewise: only when changed
@@ -182,7 +194,7 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
         names = {f.name for f in dataclasses.fields(cls)}
-        data = _without_fast_sampling(data)
+        data = _without_removed(data)
         unknown = sorted(set(data) - names)
         if unknown:
             raise SpecError(f"unknown training setting(s) {unknown}; allowed: {sorted(names)}")
@@ -204,16 +216,21 @@ class TrainSettings:
         return settings
 
 
-def _without_fast_sampling(data: dict[str, Any]) -> dict[str, Any]:
-    """The removed setting 'fast_sampling': false (its default, the exact fp32 pass) is what every
-    run computes and is dropped; true (bf16 values that pruning followed) is refused."""
-    if "fast_sampling" not in data:
-        return data
-    if data["fast_sampling"] is not False:
-        raise SpecError("setting 'fast_sampling' was removed (its bf16 values could prune the true "
-                        "maximum); use 'preselect: true' (bf16 preselection, exact within a "
-                        "bound) or drop the line")
-    return {key: value for key, value in data.items() if key != "fast_sampling"}
+_REMOVED = {
+    "fast_sampling": "its bf16 values could prune the true maximum",
+    "preselect": "its bf16 bound kept every sample at T = 1e-4 and never paid",
+}
+
+
+def _without_removed(data: dict[str, Any]) -> dict[str, Any]:
+    """Removed settings: false (their default, the exact fp32 pass) is what every run computes
+    and is dropped; true is refused with the setting that replaces them."""
+    for name, why in _REMOVED.items():
+        if name in data and data[name] is not False:
+            raise SpecError(f"setting '{name}' was removed ({why}); use robust_kernel = 'fused' "
+                            f"with robust_precision = 'tf32x3' or 'bf16x3' (tensor cores, "
+                            f"certified against fp32) or drop the line")
+    return {key: value for key, value in data.items() if key not in _REMOVED}
 
 
 @dataclass(frozen=True)

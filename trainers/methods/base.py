@@ -77,6 +77,29 @@ class StaticContext:
         return self.keys_table[STEP_PURPOSES.index(purpose)]
 
 
+@dataclass
+class KeptSamples:
+    """Samples per trial that a step's smoothed max kept (weight >= threshold; the certified
+    candidates on tensor cores), over the steps since the counter was made: a model whose balls
+    straddle the pruning margin late in training costs more, and this is where it shows
+    (progress files and DONE markers record it for the planner)."""
+
+    steps: int = 0
+    total: float = 0.0
+    peak: float = 0.0
+
+    def add(self, kept: float) -> None:
+        self.steps += 1
+        self.total += kept
+        self.peak = max(self.peak, kept)
+
+    def summary(self) -> dict[str, float] | None:
+        """{"mean": ..., "max": ..., "steps": ...} per trial and step, or None before any step."""
+        if not self.steps:
+            return None
+        return {"mean": self.total / self.steps, "max": self.peak, "steps": self.steps}
+
+
 @dataclass(frozen=True)
 class StepContext:
     spec: TrainSpec    # the pack's shared method, radius and settings (seeds differ per trial)
@@ -86,6 +109,7 @@ class StepContext:
     seeds: Sequence[int]  # per trial: its seed, from which its streams' keys derive
     keys_table: Tensor | None = None  # this step's `step_keys`, when the caller made them
     relu_u: Tensor | None = None  # this step's ReLU draws, when the caller made them (`StepStreams`)
+    kept: KeptSamples | None = None  # where the smoothed max counts the samples it kept
 
     def stream_keys(self, purpose: Purpose) -> list[int]:
         """Per trial, the key of this step's stream for `purpose`."""

@@ -21,7 +21,7 @@ from trainers.methods.base import (
     step_uniform,
 )
 from trainers.rng import Purpose
-from trainers.smoothmax import smoothed_max_ce_backward, tensor_source
+from trainers.smoothmax import SmoothMaxStats, smoothed_max_ce_backward, tensor_source
 
 
 def langevin_trajectory(model: nn.Module, x: Tensor, y: Tensor, radius: float, points: int,
@@ -60,8 +60,12 @@ def _finish(model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext,
     s = ctx.spec.settings
     (traj,) = outs
     source = tensor_source(traj, s.chunk_for(traj.device.type))
-    return smoothed_max_ce_backward(model, source, y, ctx.temperature,
-                                    threshold=s.prune_threshold, preselect=s.preselect)
+    stats = SmoothMaxStats()
+    loss = smoothed_max_ce_backward(model, source, y, ctx.temperature,
+                                    threshold=s.prune_threshold, stats=stats)
+    if ctx.kept is not None:
+        ctx.kept.add(stats.selected_samples / y.shape[0])
+    return loss
 
 
 LANGEVIN = MethodParts(_stage, _finish)
