@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-CASES = {  # name: (method name, radius, k, steps per block)
-    "regular_k1": ("regular", 0.0, 1, 100),
-    "regular_k8": ("regular", 0.0, 8, 40),
-    "adversarial_k1": ("adversarial", 0.1, 1, 8),
-    "robust0.01_k1": ("robust", 0.01, 1, 2),
-    "langevin_k1": ("langevin", 0.1, 1, 1),
+CASES = {  # name: (method name, radius, k, steps per block, first step)
+    "regular_k1": ("regular", 0.0, 1, 100, 0),
+    "regular_k8": ("regular", 0.0, 8, 40, 0),
+    "adversarial_k1": ("adversarial", 0.1, 1, 8, 0),
+    "robust0.01_k1": ("robust", 0.01, 1, 2, 0),
+    # after the annealing (T = 1e-4): the pruned step, pass 2 on the kept samples only
+    "robust0.1_lowT_k1": ("robust", 0.1, 1, 2, 10**6),
+    "langevin_k1": ("langevin", 0.1, 1, 1, 0),
 }
 WARMUP = 3
 
@@ -47,9 +49,10 @@ def worker(tree: str, cases: list[str], data_dir: str | None) -> None:
     data = packing._data(data_dir)
     packs = {}
     for name in cases:
-        method, radius, k, _ = CASES[name]
+        method, radius, k, _, first = CASES[name]
         packs[name] = packing._pack(Method(method), radius, list(range(k)), data,
                                     torch.device("cpu"))
+        packs[name].step = first
         for _ in range(WARMUP):
             packs[name].run_step()
     print("ready", flush=True)

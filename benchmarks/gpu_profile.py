@@ -1,17 +1,28 @@
-"""One robust step at the paper's largest radius, profiled: time, achieved FLOP/s against the
-device's dense peaks, host waits per step and peak device memory, exact fp32 and with the bf16
-preselection side by side.
+"""The robust step's pass-1 kernels side by side on a trained model: seconds per step, achieved
+FLOP/s against the device's peaks, kept fraction, gradient against the chunked fp32 pass.
 
-Usage: python benchmarks/gpu_profile.py [--device cuda] [--eps 0.3 0.1] [--json]
+Usage: python benchmarks/gpu_profile.py [--device cuda] [--eps 0.1 0.2 0.25 0.3] [--temps 1 1e-4]
+       [--variants chunked fused-ieee fused-tf32x3 fused-bf16x3 reference]
+       [--calibration-out FILE [--calibration-variant chunked]] [--json]
 
-Two states, B=100 Avila training points: T=1 on a fresh model (nothing is pruned: every one of
-the B*N samples goes through forward and backward) and T=1e-4 on a model pre-trained with plain CE
-(`robust_step.pretrain`, so pruning is as in a real run). FLOPs are counted, not measured: a
-forward of the d->h->h->c MLP is F = 2(dh + h^2 + hc) per sample; a step does F for every sample
-in pass 1 and about 3F (forward and backward) for every sample that is backpropagated. Sampling,
-CE and log-sum-exp are not counted, so the FLOP/s is a lower bound on the work done.
-Host waits are counted with torch.cuda.set_sync_debug_mode("warn") (CUDA only); the time is the
-minimum over repeats after one warm-up step, with the device synchronised around each.
+Variants, each one robust step of B=100 Avila training points (loss and gradient, no update):
+- chunked: today's torch pass chunk by chunk (`robust_kernel = "chunked"`);
+- fused-ieee / fused-tf32x3 / fused-bf16x3: pass 1 as one Triton kernel (`robust_kernel =
+  "fused"`, `robust_precision`), the certified precisions recomputing their candidates in fp32;
+- reference: what a naive implementation does, every sample and activation in one autograd
+  graph with a full backward (skipped where it does not fit in memory).
+The model is pre-trained with plain CE (`robust_step.pretrain`), so the kept fractions at low T
+are those of a model that has learnt. The variants of a cell run interleaved, round by round
+(the machine may be shared), and the minimum over rounds is reported, with the device named.
+
+FLOPs are counted, not measured: a forward of the d->h->h->c MLP is F = 2(dh + h^2 + hc) per
+sample; pass 1 does F per sample (a certified precision 3F in its products, counted as F of
+useful work), the recompute F per candidate, the backward 3F per backpropagated row.
+
+--calibration-out writes a calibration (cluster.calibration) with one robust rate per radius for
+--calibration-variant: seconds per step over a paper trial, the annealing steps included (the
+first temp_steps steps at the mean of the T=1 and T=1e-4 times, the rest at T=1e-4).
+On the CPU the fused variants are skipped, and said so.
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ import json
 import os
 import sys
 import time
-import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,122 +42,195 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.robust_step import BATCH, load_data, ours_step, pretrain
-from cluster.cost import forward_flops
+from benchmarks.robust_step import BATCH, SAMPLE_SEED, load_data, pretrain, reference_fits
+from benchmarks.robust_step import reference_step as one_graph_step
+from cluster import calibration
+from cluster.calibration import Rate
+from cluster.cost import forward_flops, steps_of
 from trainers.device import device_model, pin_precision
-from trainers.model import build_model
-from trainers.smoothmax import SmoothMaxStats
-from trainers.spec import TrainSettings, n_ball_samples
+from trainers.kernels import fused_ce
+from trainers.kernels.certificate import Precision
+from trainers.smoothmax import Kernel, SmoothMaxStats, smoothed_max_ce_backward, uniform_ball_source
+from trainers.spec import Method, TrainSettings, TrainSpec, n_ball_samples
 
-# dense (no sparsity) peaks in TFLOP/s from the vendors' data sheets, by a word of the name
-PEAKS = {"H200": (66.9, 989.0), "H100": (66.9, 989.0), "A100": (19.5, 312.0)}
+# dense (no sparsity) peaks in TFLOP/s from the vendors' data sheets: fp32, tf32, bf16
+PEAKS = {"H200": (66.9, 494.7, 989.0), "H100": (66.9, 494.7, 989.0),
+         "A100": (19.5, 156.0, 312.0)}
+VARIANTS = ("chunked", "fused-ieee", "fused-tf32x3", "fused-bf16x3", "reference")
 
 
-def peaks_for(name: str) -> tuple[float | None, float | None]:
-    for word, peak in PEAKS.items():
+def peaks_for(name: str) -> dict[str, float] | None:
+    for word, (fp32, tf32, bf16) in PEAKS.items():
         if word in name:
-            return peak
-    return None, None
+            return {"fp32": fp32, "tf32": tf32, "bf16": bf16}
+    return None
 
 
-def step_flops(stats: SmoothMaxStats, d: int, h: int, c: int) -> float:
-    f = forward_flops(h, d, c)
-    return stats.samples * f + stats.backward_samples * 3.0 * f
+def variant_kernel(variant: str) -> tuple[Kernel, Precision]:
+    if variant == "chunked":
+        return Kernel.CHUNKED, Precision.IEEE
+    return Kernel.FUSED, Precision(variant.removeprefix("fused-"))
 
 
-def profile(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, temp: float,
-            preselect: bool, repeats: int, chunk: int,
-            device: torch.device) -> tuple[dict[str, Any], list[torch.Tensor]]:
-    times: list[float] = []
-    waits = 0
+def step_flops(stats: SmoothMaxStats, f: float) -> float:
+    return (stats.samples + stats.candidate_samples) * f + stats.backward_samples * 3.0 * f
+
+
+def run_variant(variant: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                eps: float, temp: float, chunk: int) -> SmoothMaxStats:
+    """One robust step's loss and gradient (left in .grad) by `variant`."""
+    n = n_ball_samples(eps)
+    source = uniform_ball_source(x, eps, n, chunk, SAMPLE_SEED)
+    if variant == "reference":
+        samples = torch.cat([source.chunk(c) for c in range(source.n_chunks)], 1)
+        one_graph_step(model, samples, y, temp)
+        return SmoothMaxStats(samples=BATCH * n, backward_samples=BATCH * n)
+    kernel, precision = variant_kernel(variant)
     stats = SmoothMaxStats()
-    for r in range(repeats + 1):
-        model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if device.type == "cuda":
-                torch.cuda.set_sync_debug_mode("warn")
-            try:
-                stats = ours_step(model, x, y, eps, temp, chunk, preselect=preselect)
-            finally:
-                if device.type == "cuda":
-                    torch.cuda.set_sync_debug_mode("default")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if r > 0:
-            times.append(time.perf_counter() - t0)
-            waits = sum("synchroniz" in str(w.message) for w in caught)
-    grads = [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
-    model.zero_grad(set_to_none=True)
-    hidden = TrainSettings().hidden
-    classes = list(model.parameters())[-1].shape[0]  # the last layer's bias
-    flops = step_flops(stats, x.shape[-1], hidden, classes)
-    best = min(times)
-    return {"eps": eps, "T": temp, "preselect": preselect, "n": n_ball_samples(eps),
-            "seconds": best, "seconds_all": times, "tflops": flops / best / 1e12,
-            "samples": stats.samples, "backward_samples": stats.backward_samples,
-            "candidate_samples": stats.candidate_samples, "preselected": stats.preselected,
-            "host_waits_per_step": waits if device.type == "cuda" else None,
-            "peak_mem_gib": (torch.cuda.max_memory_allocated(device) / 2**30
-                             if device.type == "cuda" else None)}, grads
+    smoothed_max_ce_backward(model, source, y, temp, kernel=kernel, precision=precision,
+                             stats=stats)
+    return stats
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - t0, out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--eps", type=float, nargs="+", default=[0.3])
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.2, 0.25, 0.3])
+    p.add_argument("--temps", type=float, nargs="+", default=[1.0, 1e-4])
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds per cell (default 3)")
     p.add_argument("--pretrain-epochs", type=int, default=5)
     p.add_argument("--chunk-size", type=int,
                    help="samples per chunk (default: what training uses on the device)")
     p.add_argument("--data-dir", default=os.environ.get("DROSWEEP_DATA_DIR"))
+    p.add_argument("--calibration-out", type=Path, help="write the robust rates here")
+    p.add_argument("--calibration-variant", choices=VARIANTS[:4], default="chunked")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    if args.chunk_size is None:
-        args.chunk_size = TrainSettings().chunk_for(device.type)
+    chunk = args.chunk_size or TrainSettings().chunk_for(device.type)
     precision = pin_precision()
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else print
+    name = device_model(device)
+    skipped: list[str] = []
+    variants = list(args.variants)
+    why = fused_ce.availability(device)
+    if why is not None:
+        skipped += [f"{v} ({why})" for v in variants if v.startswith("fused")]
+        variants = [v for v in variants if not v.startswith("fused")]
+    if args.calibration_out and args.calibration_variant not in variants:
+        p.error(f"--calibration-variant {args.calibration_variant} does not run here")
     data, dataset = load_data(args.data_dir)
     pick = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(0))[:BATCH]
     x, y = data.x_train[pick].to(device), data.y_train[pick].to(device)
     t0 = time.perf_counter()
-    trained = pretrain(data, args.pretrain_epochs, 0).to(device)
-    log(f"pre-trained {args.pretrain_epochs} epochs on the CPU in {time.perf_counter() - t0:.1f} s")
-    fresh = build_model(seed=0).to(device)
-    name = device_model(device)
-    fp32_peak, bf16_peak = peaks_for(name)
-    rows = []
+    model = pretrain(data, args.pretrain_epochs, 0).to(device)
+    with torch.no_grad():
+        acc = float((model(data.x_test.to(device)).argmax(1) == data.y_test.to(device))
+                    .float().mean())
+    log(f"device {name}; torch {torch.__version__}; triton "
+        f"{getattr(fused_ce.triton, '__version__', None)}; pre-trained {args.pretrain_epochs} "
+        f"epochs in {time.perf_counter() - t0:.1f} s (test accuracy {acc:.3f})")
+    f = forward_flops(model.layer2.weight.shape[0], x.shape[-1], model.layer3.weight.shape[0])
+    peaks = peaks_for(name)
+    rows: list[dict[str, Any]] = []
     for eps in args.eps:
-        for state, model, temp in (("T1", fresh, 1.0), ("T1e-4", trained, 1e-4)):
-            exact, exact_grads = profile(model, x, y, eps, temp, False, args.repeats,
-                                         args.chunk_size, device)
-            pre, pre_grads = profile(model, x, y, eps, temp, True, args.repeats,
-                                     args.chunk_size, device)
-            diff = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
-                       for a, b in zip(pre_grads, exact_grads, strict=True))
-            pre["grad_rel_diff_vs_exact"] = diff
-            for row in (exact, pre):
-                row["state"] = state
-                if fp32_peak:
-                    row["fraction_of_fp32_peak"] = row["tflops"] / fp32_peak
+        n = n_ball_samples(eps)
+        for temp in args.temps:
+            cell = [v for v in variants
+                    if v != "reference" or reference_fits(BATCH * n, 200, device) is None]
+            if "reference" in variants and "reference" not in cell:
+                skipped.append(f"reference eps={eps:g} ({reference_fits(BATCH * n, 200, device)})")
+            times: dict[str, list[float]] = {v: [] for v in cell}
+            stats: dict[str, SmoothMaxStats] = {}
+            grads: dict[str, list[torch.Tensor]] = {}
+            for r in range(args.repeats + 1):  # round 0 warms up (compiles the kernels)
+                order = cell if r % 2 == 0 else cell[::-1]
+                for v in order:
+                    model.zero_grad(set_to_none=True)
+                    seconds, st = timed(partial(run_variant, v, model, x, y, eps, temp, chunk),
+                                        device)
+                    if r > 0:
+                        times[v].append(seconds)
+                    stats[v] = st
+                    grads[v] = [q.grad.detach().clone() for q in model.parameters()
+                                if q.grad is not None]
+            base = grads.get("chunked")
+            for v in cell:
+                best, st = min(times[v]), stats[v]
+                tflops = step_flops(st, f) / best / 1e12
+                row: dict[str, Any] = {
+                    "variant": v, "eps": eps, "T": temp, "n": n, "seconds": best,
+                    "seconds_all": times[v], "tflops": tflops,
+                    "kept_fraction": st.selected_samples / st.samples if st.samples else None,
+                    "candidate_fraction": st.candidate_samples / st.samples if st.samples else None,
+                    "certified": st.certified,
+                    "grad_rel_diff_vs_chunked": None if base is None else max(
+                        float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                        for a, b in zip(grads[v], base, strict=True))}
+                if peaks:
+                    row["pct_fp32_peak"] = 100 * tflops / peaks["fp32"]
+                    tc = {"fused-tf32x3": "tf32", "fused-bf16x3": "bf16"}.get(v)
+                    row["pct_tensor_core_peak"] = 100 * tflops / peaks[tc] if tc else None
                 rows.append(row)
-                log(f"eps={eps:g} {state:6} {'preselect' if row['preselect'] else 'exact':9} "
-                    f"{row['seconds']:.4f} s  {row['tflops']:.1f} TFLOP/s  "
-                    f"waits {row['host_waits_per_step']}  peak {row['peak_mem_gib']} GiB  "
-                    f"backward rows {row['backward_samples']:,}/{row['samples']:,}")
-            log(f"  preselect speedup {exact['seconds'] / pre['seconds']:.2f}x, gradient rel diff "
-                f"{diff:.2e}")
-    out = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda,
-           "precision": precision, "data": dataset, "batch": BATCH,
-           "peak_tflops": {"fp32": fp32_peak, "bf16": bf16_peak}, "rows": rows}
+                kept = row["kept_fraction"]
+                log(f"eps={eps:<5g} T={temp:<7g} {v:13} {best * 1e3:9.2f} ms  "
+                    f"{tflops:7.2f} TFLOP/s"
+                    + (f" ({row['pct_fp32_peak']:.0f}% fp32 peak)" if peaks else "")
+                    + (f"  kept {100 * kept:.3g}%" if kept is not None and v != "reference" else "")
+                    + (f"  recomputed {100 * row['candidate_fraction']:.3g}%" if st.certified else "")
+                    + (f"  grad vs chunked {row['grad_rel_diff_vs_chunked']:.1e}"
+                       if row["grad_rel_diff_vs_chunked"] is not None and v != "chunked" else ""))
+    for line in skipped:
+        log(f"skipped: {line}")
+    out: dict[str, Any] = {"device": name, "torch": torch.__version__,
+                           "triton": getattr(fused_ce.triton, "__version__", None),
+                           "cuda": torch.version.cuda, "precision": precision, "data": dataset,
+                           "batch": BATCH, "test_accuracy": acc, "peak_tflops": peaks,
+                           "rows": rows, "skipped": skipped}
+    if args.calibration_out:
+        rates = calibration_rates(rows, args.calibration_variant)
+        calibration.save(args.calibration_out, name, rates,
+                         created=datetime.now(UTC).isoformat(timespec="seconds"),
+                         versions={"torch": str(torch.__version__),
+                                   "cuda": str(torch.version.cuda)})
+        log(f"calibration: {len(rates)} robust rates ({args.calibration_variant}) written to "
+            f"{args.calibration_out}")
+        out["calibration"] = str(args.calibration_out)
     if args.json:
         print(json.dumps(out))
     return 0
+
+
+def calibration_rates(rows: list[dict[str, Any]], variant: str) -> list[Rate]:
+    """One robust rate per radius measured at T=1 and at the lowest T: the paper trial's mean
+    seconds per step, its first temp_steps steps (the annealing) at the mean of the two."""
+    rates = []
+    for eps in sorted({r["eps"] for r in rows}):
+        mine = {r["T"]: r["seconds"] for r in rows if r["eps"] == eps and r["variant"] == variant}
+        if 1.0 not in mine or len(mine) < 2:
+            continue
+        low = mine[min(mine)]
+        total = steps_of(TrainSpec(Method.ROBUST, eps, 0))
+        anneal = min(TrainSettings().temp_steps, total)
+        mean = (anneal * (mine[1.0] + low) / 2 + (total - anneal) * low) / total
+        rates.append(Rate(Method.ROBUST, eps, 1, mean,
+                          f"{variant}; T=1: {mine[1.0]:.4g} s, T={min(mine):g}: {low:.4g} s, "
+                          f"{anneal} of {total} steps annealing; B={BATCH}, trained model"))
+    return rates
 
 
 if __name__ == "__main__":

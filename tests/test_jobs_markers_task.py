@@ -82,7 +82,8 @@ def fake_train_pack(calls: list[list[str]], fail_seed: int | None = None):
         for p in paths:
             p.model.parent.mkdir(parents=True, exist_ok=True)
             p.model.write_bytes(b"weights")
-            out.append(TrainResult(3, 1, 0.1, 0, 0.5, True, None))
+            out.append(TrainResult(3, 1, 0.1, 0, 0.5, True, None,
+                                   kept={"mean": 2.5, "max": 7.0, "steps": 3}))
         return out
     return train_pack
 
@@ -100,6 +101,7 @@ def test_run_pack_batches_skips_done_and_marks(tmp_path: Path,
     for t in specs:
         marker = read_done(paths, t)
         assert marker is not None and marker.steps == 3
+        assert marker.kept_samples == {"mean": 2.5, "max": 7.0, "steps": 3}
         assert json.loads(paths.spec_file(t).read_text())["key"] == t.key
     again = run_pack(pack)
     assert [o for _, o in again.outcomes] == [TrialOutcome.SKIPPED] * 4 and len(calls) == 2
