@@ -2,10 +2,11 @@
 the fp32 path's within rounding, and on tensor cores its certificate holds on every sample, so
 the kept set, loss and gradient are those of the chunked fp32 path.
 
-Without a GPU the kernel runs under Triton's interpreter (tests/conftest.py), which computes
-its dots in fp32 whatever the precision asked: the tensor-core rounding itself is checked by
-emulating it in torch (`emulated_scores`), the kernel's arithmetic of the bound by comparing
-it with the same formula in torch."""
+Where CUDA is present the kernel runs there (`pytest -m cuda` selects these tests too). Without
+a GPU it runs under Triton's interpreter (tests/conftest.py), which computes its dots in fp32
+whatever the precision asked: the tensor-core rounding itself is checked by emulating it in
+torch (`emulated_scores`), the kernel's arithmetic of the bound by comparing it with the same
+formula in torch."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ from trainers.smoothmax import (
 
 D = 8
 TC = [Precision.TF32X3, Precision.BF16X3]
+# the kernel's device: CUDA where present, else the CPU under the interpreter
+DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.usefixtures("torch_one_thread"), pytest.mark.cuda]
 
 
 def _spread_model(seed: int = 0, hidden: int = 200) -> nn.Module:
@@ -53,12 +56,12 @@ def _spread_model(seed: int = 0, hidden: int = 200) -> nn.Module:
 
 
 def _keys(seeds: list[int]) -> Tensor:
-    return rng.keys_tensor([rng.stream_key(s, rng.Purpose.BALL, 0) for s in seeds])
+    return rng.keys_tensor([rng.stream_key(s, rng.Purpose.BALL, 0) for s in seeds], DEV)
 
 
 def _fp32_ce(model: nn.Module, z: Tensor, y: Tensor) -> Tensor:
     """The chunked path's CE of rows z (k, R, d), labels y (k, R)."""
-    out = torch.empty(y.shape)
+    out = torch.empty(y.shape, device=z.device)
     with torch.no_grad():
         sm._Forward(model, True, z)(z, y, out)
     return out
@@ -69,8 +72,8 @@ def test_kernel_samples_and_ce(d: int, hidden: int, n: int) -> None:
     """Samples bit-identical to `uniform_ball` (odd d, n not a multiple of the block, a pack of
     two, a hidden width that is no power of two); CE within fp32 rounding of the torch pass."""
     torch.manual_seed(0)
-    pack = PackedMLP([build_model(n_in=d, hidden=hidden, seed=s) for s in (1, 2)])
-    x, y = torch.randn(2, 3, d), torch.randint(0, 12, (2, 3))
+    pack = PackedMLP([build_model(n_in=d, hidden=hidden, seed=s) for s in (1, 2)]).to(DEV)
+    x, y = torch.randn(2, 3, d, device=DEV), torch.randint(0, 12, (2, 3), device=DEV)
     keys = _keys([1, 2])
     out = fused_scores(sm._stacked_layers(pack, True), x, y, keys, 0.3, n, store_samples=True)
     want = uniform_ball(x, 0.3, keys, 0, n, n)
@@ -95,8 +98,8 @@ def test_kernel_bound_is_the_certificate(precision: Precision) -> None:
     """The kernel computes the certificate's formula: err equals the torch evaluation up to the
     inflation the kernel applies for its own one-pass tf32 products (<= 0.3%)."""
     torch.manual_seed(1)
-    pack = PackedMLP([build_model(seed=3)])
-    x, y = torch.randn(1, 2, D), torch.randint(0, 12, (1, 2))
+    pack = PackedMLP([build_model(seed=3)]).to(DEV)
+    x, y = torch.randn(1, 2, D, device=DEV), torch.randint(0, 12, (1, 2), device=DEV)
     keys, n = _keys([3]), 80
     out = fused_scores(sm._stacked_layers(pack, True), x, y, keys, 0.3, n, precision)
     z = uniform_ball(x, 0.3, keys, 0, n, n).reshape(1, 2 * n, D)
@@ -104,11 +107,13 @@ def test_kernel_bound_is_the_certificate(precision: Precision) -> None:
                              precision)
     assert out.err is not None
     ratio = out.err.reshape(1, -1) / err
-    assert float(ratio.min()) >= 1 - 1e-5 and float(ratio.max()) <= 1.003
+    # on CUDA the activations the bound is taken of are the tensor cores' own (~1e-3 apart)
+    slack = 1e-5 if DEV.type == "cpu" else 2e-3
+    assert float(ratio.min()) >= 1 - slack and float(ratio.max()) <= 1.003 + slack
 
 
 @pytest.mark.parametrize("precision", TC)
-def test_certificate_holds_on_every_sample(precision: Precision) -> None:
+def test_certificate_holds_on_every_sample(precision: Precision) -> None:  # torch only
     """The bound is proved, not fitted: tensor-core rounding emulated in torch on 36,000
     samples of a random and a spread model, with near-ties (copies of each point's worst sample
     moved by ~1e-6), every |CE~ - CE_fp32| <= err; and the rounding is real (not vacuous)."""
@@ -176,8 +181,8 @@ def _compare(model: nn.Module, source: SampleSource, y: Tensor, temperature: flo
 @pytest.mark.parametrize("precision", [Precision.IEEE, *TC])
 def test_fused_step_equals_chunked_at_low_temperature(precision: Precision) -> None:
     torch.manual_seed(4)
-    model = _spread_model(6)
-    x, y = torch.randn(3, D), torch.randint(0, 12, (3,))
+    model = _spread_model(6).to(DEV)
+    x, y = torch.randn(3, D, device=DEV), torch.randint(0, 12, (3,), device=DEV)
     source = uniform_ball_source(x, 3.0, 300, 400, seed=6)
     stats = _compare(model, source, y, 1e-4, 300, precision)
     assert stats.certified == precision.certified
@@ -187,8 +192,8 @@ def test_fused_step_equals_chunked_at_low_temperature(precision: Precision) -> N
 
 def test_fused_pack_equals_chunked_and_high_temperature_runs_fp32() -> None:
     torch.manual_seed(12)
-    pack = PackedMLP([_spread_model(s) for s in range(2)])
-    x, y = torch.randn(2, 2, D), torch.randint(0, 12, (2, 2))
+    pack = PackedMLP([_spread_model(s) for s in range(2)]).to(DEV)
+    x, y = torch.randn(2, 2, D, device=DEV), torch.randint(0, 12, (2, 2), device=DEV)
     source = uniform_ball_source(x, 3.0, 150, 200, [1, 2])
     stats = _compare(pack, source, y, 1e-4, 150, Precision.TF32X3)
     assert stats.certified and stats.candidate_samples < stats.samples
@@ -198,8 +203,8 @@ def test_fused_pack_equals_chunked_and_high_temperature_runs_fp32() -> None:
 
 def test_fused_step_waits_once() -> None:
     torch.manual_seed(13)
-    model = _spread_model(14)
-    x, y = torch.randn(2, D), torch.randint(0, 12, (2,))
+    model = _spread_model(14).to(DEV)
+    x, y = torch.randn(2, D, device=DEV), torch.randint(0, 12, (2,), device=DEV)
     source = uniform_ball_source(x, 3.0, 200, 50, seed=15)
     assert source.n_chunks >= 4
     with record_waits() as waits:
@@ -209,11 +214,11 @@ def test_fused_step_waits_once() -> None:
 
 
 def test_fused_needs_ball_samples_and_the_mlp() -> None:
-    model = build_model(seed=0)
-    x, y = torch.randn(2, D), torch.randint(0, 12, (2,))
+    model = build_model(seed=0).to(DEV)
+    x, y = torch.randn(2, D, device=DEV), torch.randint(0, 12, (2,), device=DEV)
     with pytest.raises(FusedUnavailable, match="ball samples and the MLP"):
-        smoothed_max_ce_backward(model, sm.tensor_source(torch.randn(2, 10, D), 10), y, 1.0,
-                                 kernel=Kernel.FUSED)
+        smoothed_max_ce_backward(model, sm.tensor_source(torch.randn(2, 10, D, device=DEV), 10),
+                                 y, 1.0, kernel=Kernel.FUSED)
     with pytest.raises(FusedUnavailable, match="float32"):
         fused_scores(sm._stacked_layers(model_as_pack(model), True), x.double()[None], y[None],
                      _keys([0]), 0.1, 10)
@@ -250,8 +255,8 @@ def test_doctor_comparison(precision: Precision) -> None:
     from trainers.kernels.check import compare_fused
 
     torch.manual_seed(20)
-    model = _spread_model(21)
-    x, y = torch.randn(2, D), torch.randint(0, 12, (2,))
+    model = _spread_model(21).to(DEV)
+    x, y = torch.randn(2, D, device=DEV), torch.randint(0, 12, (2,), device=DEV)
     check = compare_fused(model, x, y, 77, 3.0, 200, 1e-4, precision)
     assert check.ok, check
     assert check.samples_identical and 0 < check.kept <= check.candidates <= check.samples
@@ -270,12 +275,13 @@ def test_doctor_comparison_catches_a_bound_too_small(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(fused_ce.Certificate, "build", tiny)
     torch.manual_seed(20)
-    check = compare_fused(_spread_model(21), torch.randn(2, D), torch.randint(0, 12, (2,)), 77,
-                          3.0, 200, 1e-4, Precision.BF16X3)
+    check = compare_fused(_spread_model(21).to(DEV), torch.randn(2, D, device=DEV),
+                          torch.randint(0, 12, (2,), device=DEV), 77, 3.0, 200, 1e-4,
+                          Precision.BF16X3)
     assert not check.ok and check.bound_violations > 0
 
 
-def test_doctor_check_on_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """`drosweep doctor`'s fused check, run here on a small batch: every precision passes and
     is printed (on the GPU it runs on the device's tensor cores)."""
     from cluster import doctor
@@ -283,8 +289,8 @@ def test_doctor_check_on_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(doctor, "FUSED_BATCH", 2)
     monkeypatch.setattr(doctor, "FUSED_N", 150)
     lines: list[str] = []
-    report = doctor.DoctorReport("cpu")
-    doctor.check_fused(torch.device("cpu"), lines.append, report)
+    report = doctor.DoctorReport(str(DEV))
+    doctor.check_fused(DEV, lines.append, report)
     assert report.ok, report.failures
     assert [line.split()[1] for line in lines] == ["ieee", "tf32x3", "bf16x3"]
     assert all("bit-identical" in line and line.endswith(" ok") for line in lines)
