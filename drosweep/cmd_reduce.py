@@ -59,6 +59,9 @@ def register(sub: Any) -> None:
             p.add_argument("--clean-margin", type=float, default=ClaimSettings.clean_margin,
                            help="claim check: robust's median clean accuracy may trail "
                                 "regular's by this much (default %(default)s)")
+            p.add_argument("--learnt-floor", type=float, default=None, metavar="ACC",
+                           help="claims on models whose median clean accuracy is below this "
+                                "are INCONCLUSIVE (default: halfway from chance to 1)")
             add_json_argument(p)
         p.set_defaults(func=fn)
 
@@ -118,7 +121,8 @@ def run_reduce(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace, with_report: bool) -> RenderResult:
     study = study_from_args(args)
-    claims = ClaimSettings(clean_margin=getattr(args, "clean_margin", ClaimSettings.clean_margin))
+    claims = ClaimSettings(clean_margin=getattr(args, "clean_margin", ClaimSettings.clean_margin),
+                           learnt_floor=getattr(args, "learnt_floor", None))
     try:
         return render_study(study, report=with_report, include_failed=args.include_failed,
                             claim_settings=claims)

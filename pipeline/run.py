@@ -12,7 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jobs import Paths, Study, expand, load_study
@@ -21,6 +21,7 @@ from reduce import (
     EvalSettings,
     ReduceOptions,
     ReduceSummary,
+    chance_for,
     eval_settings_for,
     failed_threshold_for,
     reduce_study,
@@ -93,8 +94,12 @@ def render_study(study: Study, *, report: bool = True, include_failed: bool = Fa
                  claim_settings: ClaimSettings | None = None,
                  threshold: float | None = None) -> RenderResult:
     """Figures (and with `report`, report.md) from the study's results table; `ResultsError`
-    when there is no table or nothing in it to draw."""
+    when there is no table or nothing in it to draw. The claims' learnt floor follows the data
+    set's chance level unless the settings give one."""
     paths = Paths(study.root)
+    claim_settings = claim_settings or ClaimSettings()
+    if claim_settings.chance is None:
+        claim_settings = replace(claim_settings, chance=chance_for(study))
     return render(paths.metrics_parquet, paths.figures, paths.report if report else None,
                   study_text=study.text, include_failed=include_failed,
                   claim_settings=claim_settings, threshold=threshold)

@@ -2,7 +2,9 @@
 
 Each check compares a method with the baseline (regular) on one metric, per radius ε >= the
 claims' minimum, and is one PASS / FAIL line; SKIP when the table lacks what it needs (a method, a
-metric, fewer than two trials on a side). Only non-failed trainings count (as in the figures).
+metric, fewer than two trials on a side); INCONCLUSIVE when the models did not learn: a side's
+median clean accuracy is below the learnt floor (by default halfway from chance to 1), where a
+claim can be neither shown nor refuted. Only non-failed trainings count (as in the figures).
 
 A difference between medians counts only when it is larger than the spread across trials: the
 larger of the two sides' ranges (max - min over their trials). With a handful of trials the range
@@ -27,6 +29,7 @@ class Verdict(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     SKIP = "SKIP"
+    INCONCLUSIVE = "INCONCLUSIVE"   # checked on models that did not learn
 
 
 class Relation(StrEnum):
@@ -42,6 +45,16 @@ class ClaimSettings:
     baseline: str = "regular"
     method: str = "robust"
     attack_method: str = "adversarial"  # also checked against the baseline under PGD
+    chance: float | None = None      # 1 / classes of the data set
+    learnt_floor: float | None = None  # median clean accuracy a side needs (default: below)
+
+    @property
+    def floor(self) -> float | None:
+        """The median clean accuracy below which models have not learnt: the set floor, else
+        halfway from chance to perfect (0.54 for Avila's 12 classes, 0.75 for 2), else none."""
+        if self.learnt_floor is not None:
+            return self.learnt_floor
+        return None if self.chance is None else (1 + self.chance) / 2
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,30 @@ def check_claims(values: pd.DataFrame, settings: ClaimSettings | None = None) ->
                     f"fewer than {MIN_TRIALS} {method} trials (no spread)"
                 claims.append(Claim(Verdict.SKIP, f"{describe} at ε={radius:g}: {why}"))
                 continue
+            unlearnt = _unlearnt(values, radius, (check.method, check.baseline), s)
+            if unlearnt:
+                claims.append(Claim(Verdict.INCONCLUSIVE, f"{describe} at ε={radius:g}: "
+                                                          f"{unlearnt}"))
+                continue
             ok, why = judge(check, ours, base, s.clean_margin)
             claims.append(Claim(Verdict.PASS if ok else Verdict.FAIL,
                                 f"{describe} at ε={radius:g}: {why}"))
     return claims
+
+
+def _unlearnt(values: pd.DataFrame, radius: float, methods: tuple[str, ...],
+              s: ClaimSettings) -> str | None:
+    """Why the models of `methods` at `radius` did not learn (a median clean accuracy below the
+    floor), or None (they did, or there is no floor or no clean accuracy to tell)."""
+    floor = s.floor
+    if floor is None:
+        return None
+    clean = values[(values["metric"] == "clean_accuracy") & (values["radius"] == radius)]
+    for method in methods:
+        acc = clean[clean["method"] == method]["value"].dropna()
+        if len(acc) and float(acc.median()) < floor:
+            how = (f"halfway from chance {s.chance:.3g} to 1" if s.learnt_floor is None
+                   and s.chance is not None else "the learnt floor")
+            return (f"models that did not learn: {method}'s median clean accuracy "
+                    f"{float(acc.median()):.3g} < {floor:.3g} ({how})")
+    return None

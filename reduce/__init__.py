@@ -21,6 +21,7 @@ from reduce.evaluate import METRICS, evaluate_model
 from reduce.run import (
     ReduceOptions,
     ReduceSummary,
+    chance_for,
     eval_settings_for,
     failed_threshold_for,
     reduce_study,
@@ -40,6 +41,7 @@ __all__ = [
     "ReduceOptions",
     "ReduceSummary",
     "WaitTimeout",
+    "chance_for",
     "eval_settings_for",
     "evaluate_model",
     "failed_threshold_for",

@@ -56,15 +56,19 @@ class ReduceOptions:
 PAPER_FAILED_BELOW = 0.12  # the paper's threshold, for Avila's 12 classes
 
 
+def chance_for(study: Study) -> float:
+    """The accuracy of guessing: 1 / classes of the study's data set."""
+    from trainers.datasets import get_source
+
+    return 1.0 / get_source(study.dataset).shape(study.data_options).n_classes
+
+
 def failed_threshold_for(study: Study, threshold: float | None = None) -> float:
     """`threshold` when given, else the paper's 0.12 or chance level (1 / classes) where that is
     higher: 0.12 for Avila's 12 classes, 0.5 for a 2-class set (below it, worse than guessing)."""
     if threshold is not None:
         return threshold
-    from trainers.datasets import get_source
-
-    classes = get_source(study.dataset).shape(study.data_options).n_classes
-    return max(PAPER_FAILED_BELOW, 1.0 / classes)
+    return max(PAPER_FAILED_BELOW, chance_for(study))
 
 
 @dataclass(frozen=True)

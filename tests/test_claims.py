@@ -80,3 +80,28 @@ def test_adversarial_is_checked_under_attack_too() -> None:
     assert verdict(claims, start)[0] is Verdict.PASS
     v, text = verdict(claims, ROBUST_PGD)
     assert v is Verdict.SKIP and "no robust results" in text
+
+
+def _with_clean(pgd: dict[str, list[float]], clean: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.concat([values(pgd), values(clean, "clean_accuracy")], ignore_index=True)
+
+
+def test_models_that_did_not_learn_are_inconclusive() -> None:
+    """Avila models at 0.5 clean accuracy (12 classes: floor (1 + 1/12)/2 = 0.54) neither show
+    nor refute a claim: INCONCLUSIVE, naming the side and the floor; above it, the claim is
+    judged as before (a FAIL stays a FAIL)."""
+    pgd = {"robust": [0.30, 0.31, 0.32], "regular": [0.30, 0.31, 0.32]}
+    chance = ClaimSettings(chance=1 / 12)
+    unlearnt = _with_clean(pgd, {"robust": [0.49, 0.50, 0.51], "regular": [0.50, 0.50, 0.52]})
+    v, text = verdict(check_claims(unlearnt, chance), ROBUST_PGD)
+    assert v is Verdict.INCONCLUSIVE
+    assert "robust's median clean accuracy 0.5 < 0.542 (halfway from chance 0.0833 to 1)" in text
+    learnt = _with_clean(pgd, {"robust": [0.80, 0.81, 0.82], "regular": [0.85, 0.86, 0.87]})
+    assert verdict(check_claims(learnt, chance), ROBUST_PGD)[0] is Verdict.FAIL
+    # no chance level and no floor: judged as before
+    assert verdict(check_claims(unlearnt), ROBUST_PGD)[0] is Verdict.FAIL
+    # a floor set by hand wins over chance
+    low = ClaimSettings(chance=1 / 12, learnt_floor=0.4)
+    assert verdict(check_claims(unlearnt, low), ROBUST_PGD)[0] is Verdict.FAIL
+    v, text = verdict(check_claims(learnt, ClaimSettings(learnt_floor=0.9)), ROBUST_PGD)
+    assert v is Verdict.INCONCLUSIVE and "(the learnt floor)" in text
