@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,22 @@ def _check_folder(folder: Path) -> None:
         raise UsageError(f"{folder}: save folder is not writable ({reason})")
 
 
+def _check_kernel(spec: TrainSpec, device: str) -> None:
+    """An explicit fused robust kernel that cannot run on this device: one line, before any
+    file is written (auto always can: it means the chunked pass where the fused one cannot)."""
+    if spec.method is not Method.ROBUST or spec.settings.robust_kernel != "fused":
+        return
+    from trainers.device import resolve_device
+    from trainers.kernels.fused_ce import availability
+
+    reason = availability(resolve_device(device))
+    if reason is not None:
+        raise UsageError(reason)
+
+
 def run(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
+    _check_kernel(spec, args.device)
     _check_folder(args.save_folder)
     name = model_filename(spec.radius, args.id)
     from trainers.loop import TrainPaths, train  # torch only when training
@@ -107,4 +122,8 @@ def run(args: argparse.Namespace) -> int:
         return 143
     print(f"model {paths.model} (sha256 {result.model_sha256}); {result.steps} steps, "
           f"{result.epochs} epochs, {result.wall_s:.1f}s, final loss {result.final_loss:.4f}")
+    if not math.isfinite(result.final_loss):
+        print(f"drosweep: training diverged (final loss {result.final_loss}): the model is no "
+              f"result; lower the learning rate", file=sys.stderr)
+        return 1
     return 0

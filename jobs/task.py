@@ -10,6 +10,7 @@ with the rest; the task then raises `TaskFailed` so the scheduler records a fail
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class TrialOutcome(enum.StrEnum):
     SKIPPED = "skipped"    # already DONE before this task
     STOPPED = "stopped"    # asked to stop: checkpoint written, not finished
     FAILED = "failed"      # raised: FAILED marker written
+
+
+class TrainingDiverged(RuntimeError):
+    """A trial finished with a loss that is not a number (NaN or infinite): its model is no
+    result, and it is marked failed rather than done."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,13 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
         for trial, result in zip(trials, results, strict=True):
             if not result.finished:
                 out[trial.key] = TrialOutcome.STOPPED
+                continue
+            if not math.isfinite(result.final_loss):
+                diverged = TrainingDiverged(
+                    f"training diverged: final loss {result.final_loss} after {result.steps} "
+                    f"steps (lower training.lr or check the data); the model is not marked done")
+                write_failed(paths, trial, diverged)
+                out[trial.key] = TrialOutcome.FAILED
                 continue
             model = paths.model(trial)
             sha = sha256_file(model)

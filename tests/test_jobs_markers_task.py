@@ -198,3 +198,28 @@ def test_real_training_on_synthetic_data(tmp_path: Path) -> None:
         from common.atomic import sha256_file
         assert marker.model_sha256 == sha256_file(paths.model(t))
         assert marker.precision == "fp32"  # the pinned matmul precision it trained with
+
+
+def test_a_diverged_training_is_failed_not_done(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial that finishes with a NaN loss (e.g. lr 1e30) gets a FAILED marker that says why,
+    and no DONE marker: status and resume never count its model as a result."""
+    from jobs import read_failed
+
+    _, specs = trials(tmp_path)
+
+    def train_pack(specs_: Any, paths: Any, **kw: Any) -> list[TrainResult]:
+        for p in paths:
+            p.model.parent.mkdir(parents=True, exist_ok=True)
+            p.model.write_bytes(b"weights")
+        return [TrainResult(3, 1, 0.1, 0, float("nan"), True, None) for _ in paths]
+
+    monkeypatch.setattr(trainers.loop, "train_pack", train_pack)
+    result = run_pack(TaskPack(root=str(tmp_path), trials=tuple(specs), device="cpu"))
+    assert [o for _, o in result.outcomes] == [TrialOutcome.FAILED] * 4
+    paths = Paths(tmp_path)
+    for t in specs:
+        assert read_done(paths, t) is None
+        failed = read_failed(paths, t)
+        assert failed is not None
+        assert failed.error.startswith("TrainingDiverged: training diverged: final loss nan")

@@ -59,3 +59,17 @@ def test_short_real_avila_training(avila_data_dir: Path, tmp_path: Path) -> None
         acc = (model(data.x_test).argmax(1) == data.y_test).float().mean().item()
     majority = data.y_test.bincount().max().item() / len(data.y_test)
     assert acc > majority + 0.05, (acc, majority)
+
+
+def test_fused_kernel_refused_on_the_cpu(tmp_path: Path) -> None:
+    """Without CUDA (and outside the test interpreter) an explicit fused robust kernel is one
+    line and exit 2, nothing written; the default (auto) trains with the chunked pass."""
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present: the fused kernel runs here")
+    result = _train("-t", "robust", "-r", "0.1", "-s", str(tmp_path / "out"), "-i", "0",
+                    "--dataset", "synthetic", "--robust-kernel", "fused",
+                    env={"TRITON_INTERPRET": "0"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fused robust kernel runs on CUDA" in lines[0]
+    assert not (tmp_path / "out").exists()
