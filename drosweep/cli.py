@@ -16,6 +16,15 @@ from typing import NoReturn
 from drosweep import __version__
 from drosweep.errors import UsageError, input_errors
 
+DESCRIPTION = """\
+Plan, run, resume, reduce and plot the smoothed robust pointwise training study of
+"Distributionally Robust Optimization via Regularized Robust Optimization": a study file
+names the grid (method x radius x trials); drosweep packs it into job arrays (SLURM through
+submitit, or this machine), trains with checkpoints that survive preemption, resubmits only
+what is not done, evaluates every model into one table and draws the paper's figures.
+
+A first run on this machine:  drosweep demo
+A study of your own:          drosweep plan STUDY.toml, then submit, status, reduce, report"""
 MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops", "cmd_doctor")
 # which module registers each command: a command loads only its own module (`status` never
 # imports torch, pandas or matplotlib); any other word (--help, a typo) loads them all
@@ -34,7 +43,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="drosweep", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="drosweep", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"drosweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = (COMMANDS[command],) if command in COMMANDS else MODULES
