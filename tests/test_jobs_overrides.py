@@ -80,9 +80,10 @@ def test_frozen_study_records_overrides_and_resume_checks_science(
     # the file without the override is another study: refused, with the way out
     assert main(["status", str(f)]) == 2
     err = capsys.readouterr().err
-    assert "differs in: training; it was submitted with --set training.epochs=3" in err
+    assert ("differs in: training.epochs: 3 at the root, 1 here; it was submitted with --set "
+            "training.epochs=3") in err
     assert main(["resume", str(f), "--set", "training.epochs=4"]) == 2
-    capsys.readouterr()
+    assert "differs in: training.epochs: 3 at the root, 4 here" in capsys.readouterr().err
     # the same science with another partition: a resume may change where it runs
     assert main(["resume", str(f), "--set", "training.epochs=3",
                  "--set", "cluster.partition=other", "--dry-run"]) == 0
