@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +40,47 @@ def torch_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _forget_unanswered_slurm() -> Iterator[None]:
+    """A SLURM command that did not answer is not asked again for a minute (cluster.slurm_info,
+    cluster.sacct): each test starts without that memory, whatever the one before it saw."""
+    yield
+    import sys
+
+    for name, attr in (("cluster.slurm_info", "_unanswered_at"),
+                       ("cluster.sacct", "_unanswered_since")):
+        module = sys.modules.get(name)
+        if module is not None:
+            setattr(module, attr, None)
+
+
+StubCommand = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def stub_command(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> StubCommand:
+    """stub_command(name, shell body) puts an executable `name` first on PATH; returns its
+    path. For tests that are not about SLURM but reach for its commands."""
+    folder = tmp_path_factory.mktemp("bin")
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def make(name: str, body: str) -> Path:
+        path = folder / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def no_slurm_needed(stub_command: StubCommand) -> None:
+    """Stand-ins for the SLURM commands that submitit and the CLI call besides sbatch: `srun`
+    present (submitit's check), `sacct` knowing no job, `scontrol` not answering (nothing
+    checked). Real or absent SLURM, the test sees the same."""
+    stub_command("srun", "exit 0")
+    stub_command("sacct", "exit 0")
+    stub_command("scontrol", "exit 1")

@@ -467,7 +467,7 @@ def _toml_str(text: str) -> str:
                          for c in text) + '"'
 
 
-def test_python_path_is_quoted(tmp_path: Path) -> None:
+def test_python_path_is_quoted(tmp_path: Path, no_slurm_needed: None) -> None:
     study = load_study(_study_with(tmp_path, tmp_path / "root"))
     ex = SlurmBackend(study, Paths(study.root)).executor(1)
     assert ex.python == shlex.quote(sys.executable)

@@ -139,7 +139,7 @@ def sbatch_params(study: Study, options: ArrayOptions | None, size: int = 10) ->
     return dict(ex.parameters)
 
 
-def test_slurm_parameters(study: Study) -> None:
+def test_slurm_parameters(study: Study, no_slurm_needed: None) -> None:
     p = sbatch_params(study, ArrayOptions(42, 3, ("7", "9")))
     assert p["time"] == 42 and p["array_parallelism"] == 3
     assert p["dependency"] == "afterany:7:9" and p["gpus_per_node"] == "h100:1"

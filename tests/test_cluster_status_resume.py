@@ -63,7 +63,7 @@ class FakeScheduler:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScheduler:
+def fake(monkeypatch: pytest.MonkeyPatch, no_slurm_needed: None) -> FakeScheduler:
     sched = FakeScheduler()
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
