@@ -84,3 +84,19 @@ def no_slurm_needed(stub_command: StubCommand) -> None:
     stub_command("srun", "exit 0")
     stub_command("sacct", "exit 0")
     stub_command("scontrol", "exit 1")
+
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """One line at the very end when SLURM tests were skipped: a green run without them has
+    not tested the cluster side (in CI, and under scripts/test.sh as root, they fail instead)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = [r for r in reporter.stats.get("skipped", [])
+               if "slurm" in getattr(r, "keywords", {})]
+    if skipped:
+        reporter.write_line(
+            f"drosweep: {len(skipped)} SLURM test(s) skipped: no local SLURM cluster (start one "
+            f"with `bash scripts/slurm-up.sh` as root; CI=true makes a skip a failure)",
+            yellow=True, bold=True)
