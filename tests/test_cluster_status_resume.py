@@ -271,6 +271,32 @@ def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
     submit(moved, "slurm", sacct=fake.sacct)
 
 
+def test_a_submission_refused_by_sbatch_leaves_no_trace(tmp_path: Path, fake: FakeScheduler,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch refusing the first array (under the lock, before any job exists): the root is
+    removed again; at a root that holds a study, every file is as it was."""
+    study = make_study(tmp_path)
+    plain_submit, refuse = fake.submit, {"on": True}
+
+    def maybe_refuse(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+        if refuse["on"]:
+            raise ClusterError("sbatch: error: Batch job submission failed: Invalid partition")
+        return plain_submit(backend, packs)
+
+    monkeypatch.setattr(fake, "submit", maybe_refuse)
+    with pytest.raises(ClusterError, match="Invalid partition"):
+        submit(study, "slurm", sacct=fake.sacct)
+    assert not study.root.exists()
+    refuse["on"] = False
+    submit(study, "slurm", sacct=fake.sacct)
+    fake.states = {f"100_{i}": "FAILED" for i in range(4)}
+    before = {p: p.read_bytes() for p in study.root.rglob("*") if p.is_file()}
+    refuse["on"] = True
+    with pytest.raises(ClusterError, match="Invalid partition"):
+        resume(study, "slurm", sacct=fake.sacct)
+    assert {p: p.read_bytes() for p in study.root.rglob("*") if p.is_file()} == before
+
+
 def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DROSWEEP_DATA_DIR", str(tmp_path / "nodata"))
