@@ -47,7 +47,7 @@ RESUME_REGULAR = ("tests/test_trainer_resume_schedules.py::"
                   "test_resume_across_lr_decay_and_temperature_end[regular-epoch-pack]",
                   "tests/test_trainer_resume.py::test_stop_and_resume_is_bit_identical[regular]")
 
-MUTANTS = (
+MUTANTS: tuple[Mutant, ...] = (
     Mutant("loop-scheduler", "trainers/loop.py",
            '            self.scheduler.load_state_dict(ck["scheduler"])\n', "            pass\n",
            RESUME_REGULAR, "the learning-rate schedule restarts at a resume"),
@@ -72,6 +72,11 @@ MUTANTS = (
            ("tests/test_trainer_spec_data.py", "tests/test_trainer_smoothmax.py",
             "tests/test_jobs_study.py"),
            "the default pruning threshold 1e-6 instead of 1e-13"),
+    Mutant("smoothmax-prune-call", "trainers/smoothmax.py",
+           "temperature: float, *, threshold: float = 1e-13,",
+           "temperature: float, *, threshold: float = 1e-6,",
+           ("tests/test_trainer_smoothmax.py", "tests/test_trainer_smoothmax_preselect.py"),
+           "the smoothed max's own pruning threshold 1e-6 instead of 1e-13"),
     Mutant("smoothmax-temperature", "trainers/smoothmax.py",
            "torch.logsumexp(c / temperature, -1) for c in ce]",
            "torch.logsumexp(c, -1) for c in ce]",
