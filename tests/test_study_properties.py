@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli_bad_input import _keys, _with
 
-from jobs import StudyError, parse_study
-from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS
+from jobs import StudyError, expand, parse_study
+from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
 from jobs.radius import radius_tag
 from jobs.study import MAX_CPUS_PER_TASK
 from trainers.spec import MAX_HIDDEN, MAX_RADIUS
@@ -125,3 +125,22 @@ POSITIVE_NUMBERS = [("training", "lr"), ("training", "pgd_step_factor"),
        value=st.one_of(st.floats(), st.floats(min_value=-1e3, max_value=1e3)))
 def test_positive_numbers_within_bounds(key: tuple[str, str], value: float) -> None:
     assert _accepted(*key, value) == (math.isfinite(value) and value > 0)
+
+
+@SETTINGS
+@given(methods=st.lists(st.sampled_from(["regular", "robust", "adversarial", "langevin"]),
+                        min_size=1, max_size=4, unique=True),
+       n_radii=st.integers(min_value=1, max_value=4), trials=st.integers(min_value=1, max_value=5),
+       per_radius=st.booleans())
+def test_grid_size_counts_what_expand_lists(methods: list[str], n_radii: int, trials: int,
+                                            per_radius: bool) -> None:
+    """The limits are checked on `grid_size`, computed without listing the grid: it must be
+    the number of trials `expand` lists, or a bound checks another grid than the one run."""
+    radii = [0.01 * (i + 1) for i in range(n_radii)]
+    text = (_with(_with(_with(_with(BASE, None, "methods", _toml(methods)), None, "radii",
+                              _toml(radii)), None, "trials", str(trials)),
+                  None, "regular_per_radius", _toml(per_radius)))
+    study = parse_study(text, SOURCE)
+    n_regular = methods.count("regular")
+    assert len(expand(study)) == grid_size(n_regular, len(methods) - n_regular, n_radii, trials,
+                                           per_radius)
