@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 
 from cluster.errors import ClusterError
@@ -19,6 +20,11 @@ from cluster.states import JobState
 _JOBID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
 
 SacctRunner = Callable[[list[str]], str]
+# a slurmdbd that does not answer within TIMEOUT_S is not asked again for UNANSWERED_HOLD_S:
+# a command (status polls, resume) waits once, then says so at once
+TIMEOUT_S = 30.0
+UNANSWERED_HOLD_S = 60.0
+_unanswered_since: float | None = None
 
 
 def _expand_range(spec: str) -> list[int]:
@@ -65,11 +71,19 @@ def run_sacct(args: list[str]) -> str:
     if exe is None:
         raise ClusterError("sacct not found on PATH: cannot read job states "
                            "(run on a SLURM login node, or use --executor local)")
+    global _unanswered_since
+    if _unanswered_since is not None \
+            and time.monotonic() - _unanswered_since < UNANSWERED_HOLD_S:
+        raise ClusterError(f"sacct did not answer within {TIMEOUT_S:g} s a moment ago "
+                           f"(slurmdbd down?)")
     try:
-        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,
+        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=TIMEOUT_S,
                               check=False)
     except subprocess.TimeoutExpired:
-        raise ClusterError("sacct did not answer within 120 s (slurmdbd down?)") from None
+        _unanswered_since = time.monotonic()
+        raise ClusterError(f"sacct did not answer within {TIMEOUT_S:g} s (slurmdbd down?)"
+                           ) from None
+    _unanswered_since = None
     if proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip().splitlines()
         raise ClusterError(f"sacct failed (exit {proc.returncode}): "

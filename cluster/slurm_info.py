@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,20 +21,32 @@ from cluster.errors import ClusterError
 from jobs.study import ClusterProfile
 
 Runner = Callable[[Sequence[str]], str | None]
-TIMEOUT_S = 15.0
+# scontrol answers at once when slurmctld is up; one that fails or does not answer within
+# TIMEOUT_S (an unreachable controller: scontrol retries for seconds before it gives up) is
+# not asked again for UNANSWERED_HOLD_S, so a command waits once, not once per call
+TIMEOUT_S = 5.0
+UNANSWERED_HOLD_S = 60.0
 _FIELD_RE = re.compile(r"(\w+)=(\S*)")
+_unanswered_at: float | None = None
 
 
 def run_scontrol(args: Sequence[str]) -> str | None:
     """stdout of `scontrol ARGS`, or None when it is not installed or does not answer."""
+    global _unanswered_at
     if shutil.which("scontrol") is None:
+        return None
+    if _unanswered_at is not None and time.monotonic() - _unanswered_at < UNANSWERED_HOLD_S:
         return None
     try:
         out = subprocess.run(["scontrol", *args], capture_output=True, text=True,
                              timeout=TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is None or out.returncode != 0:
+        _unanswered_at = time.monotonic()
         return None
-    return out.stdout if out.returncode == 0 else None
+    _unanswered_at = None
+    return out.stdout
 
 
 @dataclass(frozen=True)
@@ -170,11 +183,13 @@ def parse_nodes(text: str) -> tuple[Node, ...]:
 
 def read(runner: Runner = run_scontrol) -> SlurmInfo | None:
     """What the cluster offers, or None when `scontrol` does not answer."""
-    config = runner(["show", "config"])
-    partitions = runner(["-o", "show", "partition"])
-    nodes = runner(["-o", "show", "node"])
-    if config is None or partitions is None or nodes is None:
-        return None
+    texts: list[str] = []
+    for args in (["show", "config"], ["-o", "show", "partition"], ["-o", "show", "node"]):
+        text = runner(args)
+        if text is None:  # no answer: the next two would wait as long for nothing
+            return None
+        texts.append(text)
+    config, partitions, nodes = texts
     return SlurmInfo(parse_config(config), parse_partitions(partitions), parse_nodes(nodes))
 
 

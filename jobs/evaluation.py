@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.errors import StudyError
-from trainers.spec import n_ball_samples
+from trainers.spec import MAX_BALL_SAMPLES, n_ball_samples
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ class EvalSettings:
                                       or value < 1):
                 raise StudyError(f"evaluation setting '{name}' must be a positive integer "
                                   f"or unset, got {value!r}")
-        if not isinstance(self.ga_elite, int) or not 0 <= self.ga_elite < self.ga_population:
+        if self.ball_samples is not None and self.ball_samples > MAX_BALL_SAMPLES:
+            raise StudyError(f"evaluation setting 'ball_samples' must be at most "
+                              f"{MAX_BALL_SAMPLES:,}, got {self.ball_samples!r}")
+        if not isinstance(self.ga_elite, int) or isinstance(self.ga_elite, bool) \
+                or not 0 <= self.ga_elite < self.ga_population:
             raise StudyError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
                               f"got {self.ga_elite!r}")
         if self.ga_mutation is not None and (not isinstance(self.ga_mutation, float)

@@ -431,8 +431,8 @@ def test_refused_by_sbatch_leaves_no_parents_or_lock(tmp_path: Path,
 
 def test_every_reserved_sbatch_option_and_its_abbreviations(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]
-                                                            ) -> None:
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            no_slurm_needed: None) -> None:
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     monkeypatch.setattr(SlurmBackend, "submit", _never)
@@ -467,7 +467,7 @@ def _toml_str(text: str) -> str:
                          for c in text) + '"'
 
 
-def test_python_path_is_quoted(tmp_path: Path) -> None:
+def test_python_path_is_quoted(tmp_path: Path, no_slurm_needed: None) -> None:
     study = load_study(_study_with(tmp_path, tmp_path / "root"))
     ex = SlurmBackend(study, Paths(study.root)).executor(1)
     assert ex.python == shlex.quote(sys.executable)

@@ -22,7 +22,8 @@ def study_file(tmp_path: Path) -> Path:
 
 
 def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    no_slurm_needed: None) -> None:
     f = study_file(tmp_path)
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read

@@ -30,14 +30,56 @@ def test_schedule_counts_live_tasks_of_earlier_submissions() -> None:
     assert schedule(1, 8, full) == [(8, ("7",), False)]  # no slot left: wait, then the whole cap
 
 
-def test_cap_holds_over_time() -> None:
-    """Whatever ends when, running tasks never exceed the cap: simulate every order."""
-    cap, live = 4, ["1_0", "1_1", "1_2"]
-    slots = schedule(3, cap, live)
-    # while the live array runs, only the first new array may run: 3 + slots[0][0] <= cap
-    assert len(live) + slots[0][0] <= cap and not slots[0][1]
-    # every later array waits for both the previous new array and the live ones
-    assert all(after_prev and set(after) == {"1"} for _, after, after_prev in slots[1:])
+def _max_running_over_every_order(cap: int, live: list[str], sizes: list[int]) -> int:
+    """The most tasks running at once over every order in which tasks may end, SLURM starting
+    every task its throttle and dependencies (`afterany`) allow as soon as they allow it (the
+    worst case for the cap; live tasks all count as running). Fails on a deadlock."""
+    slots = schedule(len(sizes), cap, live)
+    live_arrays = sorted({j.split("_")[0] for j in live})
+    start_live = tuple(sum(j.split("_")[0] == a for j in live) for a in live_arrays)
+    seen: dict[tuple[tuple[int, ...], tuple[tuple[int, int], ...]], int] = {}
+
+    def fill(lv: tuple[int, ...], new: tuple[tuple[int, int], ...]
+             ) -> tuple[tuple[int, int], ...]:
+        out = list(new)
+        for i, ((pending, running), (throttle, after, after_prev)) in enumerate(
+                zip(out, slots, strict=True)):
+            waits = any(lv[live_arrays.index(a)] for a in after)
+            if after_prev and i > 0:
+                waits = waits or out[i - 1] != (0, 0)
+            if not waits:
+                go = min(pending, throttle - running)
+                out[i] = (pending - go, running + go)
+        return tuple(out)
+
+    def worst(lv: tuple[int, ...], new: tuple[tuple[int, int], ...]) -> int:
+        new = fill(lv, new)
+        key = (lv, new)
+        if key not in seen:
+            now = sum(lv) + sum(r for _, r in new)
+            ends = [((*lv[:a], lv[a] - 1, *lv[a + 1:]), new) for a in range(len(lv)) if lv[a]]
+            ends += [(lv, (*new[:i], (p, r - 1), *new[i + 1:]))
+                     for i, (p, r) in enumerate(new) if r]
+            assert ends or all(p == 0 for p, _ in new), f"deadlock at {key}"
+            seen[key] = max([now, *(worst(*e) for e in ends)])
+        return seen[key]
+
+    return worst(start_live, tuple((n, 0) for n in sizes))
+
+
+@pytest.mark.parametrize("cap", [1, 2, 4])
+@pytest.mark.parametrize("live", [[], ["1_0"], ["1_0", "1_1", "1_2"], ["1_0", "2_0", "2_1", "2_2"]])
+@pytest.mark.parametrize("sizes", [[1], [3], [2, 3], [3, 1, 2]])
+def test_cap_holds_over_time(cap: int, live: list[str], sizes: list[int]) -> None:
+    """Whatever ends when, running tasks never exceed the cap (nor the live tasks, when they
+    alone exceed it): every order of task ends is simulated."""
+    assert _max_running_over_every_order(cap, live, sizes) <= max(cap, len(live))
+
+
+def test_the_simulation_sees_a_broken_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrays side by side, each with the whole cap: the simulation finds the overrun."""
+    monkeypatch.setitem(globals(), "schedule", lambda n, cap, live: [(cap, (), False)] * n)
+    assert _max_running_over_every_order(2, [], [2, 2]) == 4
 
 
 STUDY = """
@@ -97,7 +139,7 @@ def sbatch_params(study: Study, options: ArrayOptions | None, size: int = 10) ->
     return dict(ex.parameters)
 
 
-def test_slurm_parameters(study: Study) -> None:
+def test_slurm_parameters(study: Study, no_slurm_needed: None) -> None:
     p = sbatch_params(study, ArrayOptions(42, 3, ("7", "9")))
     assert p["time"] == 42 and p["array_parallelism"] == 3
     assert p["dependency"] == "afterany:7:9" and p["gpus_per_node"] == "h100:1"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from cluster.errors import ClusterError
 from cluster.sacct import job_states, parse_sacct, run_sacct
 from cluster.states import JobState
+
+StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 
 SAMPLE = """\
 100_0|COMPLETED
@@ -83,3 +89,21 @@ def test_missing_sacct(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ClusterError, match="sacct not found"):
         run_sacct(["-j", "1"])
+
+
+def test_an_unanswering_sacct_is_waited_for_once(stub_command: StubCommand, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import cluster.sacct as sacct
+
+    log = tmp_path / "calls"
+    stub_command("sacct", f'echo x >> "{log}"; exec sleep 30')
+    monkeypatch.setattr(sacct, "TIMEOUT_S", 0.5)
+    with pytest.raises(ClusterError, match=r"did not answer within 0\.5 s \(slurmdbd down\?\)"):
+        run_sacct(["-j", "1"])
+    start = time.monotonic()
+    with pytest.raises(ClusterError, match="a moment ago"):
+        run_sacct(["-j", "1"])
+    assert time.monotonic() - start < 0.4 and log.read_text() == "x\n"
+    stub_command("sacct", "echo '1|RUNNING'")
+    monkeypatch.setattr(sacct, "UNANSWERED_HOLD_S", 0.0)
+    assert run_sacct(["-j", "1"]) == "1|RUNNING\n"

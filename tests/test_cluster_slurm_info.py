@@ -4,7 +4,8 @@ cluster written as scontrol prints it) and checking a profile against it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from cluster.errors import ClusterError
 from cluster.planning import context
 from jobs import parse_study
 from jobs.study import ClusterProfile
+
+StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm"
 
@@ -186,3 +189,43 @@ def test_context_takes_max_array_size_from_the_cluster(tmp_path: Path) -> None:
     assert context(named, info=typed()).rates.device_model == "NVIDIA H100 80GB HBM3"
     # a local or debug run runs here, whatever the profile names
     assert "thread" in str(context(named, "debug", device="cpu").rates.device_model)
+
+
+def test_read_stops_at_the_first_unanswered_call() -> None:
+    calls: list[Sequence[str]] = []
+
+    def down(args: Sequence[str]) -> str | None:
+        calls.append(args)
+        return None
+    assert slurm_info.read(down) is None and len(calls) == 1
+
+
+def test_an_unreachable_controller_costs_one_short_wait(
+        stub_command: StubCommand, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` with an scontrol that hangs: one call, cut at TIMEOUT_S; the next read in the
+    same process does not run scontrol at all."""
+    from drosweep.cli import main
+
+    log = tmp_path / "calls"
+    stub_command("scontrol", f'echo "$*" >> "{log}"; exec sleep 30')
+    monkeypatch.setattr(slurm_info, "TIMEOUT_S", 0.5)
+    study = tmp_path / "s.toml"
+    study.write_text(f'name = "s"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
+                     'methods = ["regular"]\nradii = [0.1]\ntrials = 2\n')
+    start = time.monotonic()
+    assert main(["plan", str(study)]) == 0
+    assert slurm_info.read() is None
+    assert log.read_text().splitlines() == ["show config"]
+    assert time.monotonic() - start < 10  # one 0.5 s wait, not three (or 3 x 15 s before)
+    capsys.readouterr()
+
+
+def test_scontrol_is_asked_again_once_it_answers(stub_command: StubCommand,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    stub_command("scontrol", "exit 1")
+    assert slurm_info.run_scontrol(["show", "config"]) is None
+    stub_command("scontrol", "echo MaxArraySize = 7")
+    assert slurm_info.run_scontrol(["show", "config"]) is None  # within the hold
+    monkeypatch.setattr(slurm_info, "UNANSWERED_HOLD_S", 0.0)
+    assert slurm_info.run_scontrol(["show", "config"]) == "MaxArraySize = 7\n"

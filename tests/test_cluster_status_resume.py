@@ -63,7 +63,7 @@ class FakeScheduler:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScheduler:
+def fake(monkeypatch: pytest.MonkeyPatch, no_slurm_needed: None) -> FakeScheduler:
     sched = FakeScheduler()
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
@@ -180,10 +180,56 @@ def test_resume_resubmits_only_failed_and_missing(tmp_path: Path, fake: FakeSche
     assert records[1]["tasks"][0]["keys"] == list(fake.submitted[1][0].keys)
 
 
-def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeScheduler) -> None:
+class Rendezvous:
+    """Holds every submission until each of `parties` resumes has either reached its own
+    submission or is blocked on the study's lock: without the lock all of them have then read
+    the status before any submits (the worst order, every time); with it, the others wait on
+    the lock and the one holding it goes on."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.reached = 0          # resumes that reached sbatch (now or earlier)
+        self.on_lock = 0          # resumes blocked in the lock's acquire
+        self.cond = threading.Condition()
+
+    def acquiring(self, delta: int) -> None:
+        with self.cond:
+            self.on_lock += delta
+            self.cond.notify_all()
+
+    def submitting(self) -> None:
+        with self.cond:
+            self.reached += 1
+            self.cond.notify_all()
+            if not self.cond.wait_for(lambda: self.reached + self.on_lock >= self.parties,
+                                      timeout=60):
+                raise AssertionError("resumes neither submitted nor waited on the lock")
+
+
+def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeScheduler,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import filelock
+
     study = make_study(tmp_path)
     submit(study, "slurm", sacct=fake.sacct)
     fake.states = {f"100_{i}": "FAILED" for i in range(4)}
+    meet = Rendezvous(3)
+    plain_submit = fake.submit
+
+    def held_submit(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+        meet.submitting()
+        return plain_submit(backend, packs)
+
+    class CountedLock(filelock.FileLock):
+        def acquire(self, *args: Any, **kwargs: Any) -> Any:
+            meet.acquiring(+1)
+            try:
+                return super().acquire(*args, **kwargs)
+            finally:
+                meet.acquiring(-1)
+
+    monkeypatch.setattr(fake, "submit", held_submit)
+    monkeypatch.setattr(filelock, "FileLock", CountedLock)
     errors: list[BaseException] = []
 
     def go() -> None:
@@ -200,6 +246,7 @@ def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeSched
     assert not errors
     resubmitted = [k for sub in fake.submitted[1:] for p in sub for k in p.keys]
     assert sorted(resubmitted) == sorted(t.key for t in expand(study))
+    assert len(fake.submitted) == 2  # one resume submitted; the two others found them live
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, fake: FakeScheduler) -> None:
@@ -222,6 +269,32 @@ def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
     # a change of cluster profile only is the same study
     moved = make_study(tmp_path, STUDY.replace("max_pack = 2", "max_pack = 1"))
     submit(moved, "slurm", sacct=fake.sacct)
+
+
+def test_a_submission_refused_by_sbatch_leaves_no_trace(tmp_path: Path, fake: FakeScheduler,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch refusing the first array (under the lock, before any job exists): the root is
+    removed again; at a root that holds a study, every file is as it was."""
+    study = make_study(tmp_path)
+    plain_submit, refuse = fake.submit, {"on": True}
+
+    def maybe_refuse(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+        if refuse["on"]:
+            raise ClusterError("sbatch: error: Batch job submission failed: Invalid partition")
+        return plain_submit(backend, packs)
+
+    monkeypatch.setattr(fake, "submit", maybe_refuse)
+    with pytest.raises(ClusterError, match="Invalid partition"):
+        submit(study, "slurm", sacct=fake.sacct)
+    assert not study.root.exists()
+    refuse["on"] = False
+    submit(study, "slurm", sacct=fake.sacct)
+    fake.states = {f"100_{i}": "FAILED" for i in range(4)}
+    before = {p: p.read_bytes() for p in study.root.rglob("*") if p.is_file()}
+    refuse["on"] = True
+    with pytest.raises(ClusterError, match="Invalid partition"):
+        resume(study, "slurm", sacct=fake.sacct)
+    assert {p: p.read_bytes() for p in study.root.rglob("*") if p.is_file()} == before
 
 
 def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,

@@ -31,12 +31,13 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("method", list(Method))
 def test_packed_equals_separate(method: Method, tmp_path: Path, torch_one_thread: None) -> None:
-    """regular and adversarial: bit-identical on one CPU thread (each trial's batched GEMM is its
-    own; with many threads, and on CUDA, the reductions split by shape and the weights agree to
-    float rounding: 1.4e-7 with 16 Xeon threads, 2.3e-7 on an H200).
-    robust and langevin: the long reductions of the weight gradient over B*N samples are blocked
-    differently for a batch of k matrices, so the weights agree to float rounding, amplified by
-    1/T as the temperature falls: within 1e-3 relative after these 12 steps (T -> 1e-4)."""
+    """regular, adversarial and langevin: bit-identical on one CPU thread (each trial's batched
+    GEMM is its own; with many threads, and on CUDA, the reductions split by shape and the
+    weights agree to float rounding: 1.4e-7 with 16 Xeon threads, 2.3e-7 on an H200).
+    robust: the long reductions of the weight gradient over B*N samples are blocked differently
+    for a batch of k matrices, so the weights agree to float rounding, amplified by 1/T as the
+    temperature falls: 2.6e-5 relative at most after these 12 steps (T -> 1e-4), checked within
+    1e-4. A trial drawing another trial's samples differs by O(1)."""
     specs = _specs(method)
     packed = train_pack(specs, [_paths(tmp_path / "packed", s.seed) for s in specs],
                         progress=False)
@@ -48,11 +49,11 @@ def test_packed_equals_separate(method: Method, tmp_path: Path, torch_one_thread
         assert list(a) == ["layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias",
                            "layer3.weight", "layer3.bias"]
         for key in a:
-            if method in (Method.REGULAR, Method.ADVERSARIAL):
+            if method is not Method.ROBUST:
                 assert torch.equal(a[key], b[key]), (spec.seed, key)
             else:
                 err = ((a[key] - b[key]).abs().max() / b[key].abs().max()).item()
-                assert err <= 1e-3, (spec.seed, key, err)
+                assert err <= 1e-4, (spec.seed, key, err)
     # trials differ from one another: the pack did not train one model three times
     w = [_load(tmp_path / "packed" / f"model_{s}.pt")["layer1.weight"] for s in SEEDS]
     assert not torch.equal(w[0], w[1])

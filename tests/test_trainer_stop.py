@@ -24,9 +24,10 @@ def test_a_signal_calls_back_and_the_previous_handler_comes_back() -> None:
 
 def test_restored_after_an_error_in_the_block() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(RuntimeError), stop_on_signals(lambda _: None):
+    with pytest.raises(RuntimeError, match="an error in the block"), \
+            stop_on_signals(lambda _: None):
         assert signal.getsignal(signal.SIGTERM) != before
-        raise RuntimeError
+        raise RuntimeError("an error in the block")
     assert signal.getsignal(signal.SIGTERM) == before
 
 

@@ -161,10 +161,13 @@ class TrainSettings:
         if self.hidden > MAX_HIDDEN:
             raise SpecError(f"setting 'hidden' must be <= {MAX_HIDDEN:,} (a {self.hidden:,}-wide "
                             f"MLP has {2 * self.hidden ** 2 / 1e9:.3g} G weights), got {self.hidden!r}")
-        if self.langevin_noise < 0:
-            raise SpecError(f"setting 'langevin_noise' must be >= 0, got {self.langevin_noise!r}")
-        if self.adv_start_epoch < 0:
-            raise SpecError(f"setting 'adv_start_epoch' must be >= 0, got {self.adv_start_epoch!r}")
+        noise = self.langevin_noise
+        if not isinstance(noise, int | float) or isinstance(noise, bool) \
+                or not math.isfinite(noise) or noise < 0:
+            raise SpecError(f"setting 'langevin_noise' must be a finite number >= 0, got {noise!r}")
+        start = self.adv_start_epoch
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            raise SpecError(f"setting 'adv_start_epoch' must be an integer >= 0, got {start!r}")
         if not isinstance(self.allow_tf32_override, bool):
             raise SpecError(f"setting 'allow_tf32_override' must be true or false, "
                             f"got {self.allow_tf32_override!r}")
@@ -174,6 +177,9 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise SpecError(f"setting '{name}' must be a positive integer or unset, got {value!r}")
+        if isinstance(self.max_steps, bool):
+            raise SpecError(f"setting 'max_steps' must be a positive integer or unset, "
+                            f"got {self.max_steps!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

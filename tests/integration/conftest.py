@@ -1,9 +1,10 @@
 """Integration tests against a real single-node SLURM (`scripts/slurm-up.sh`, run as root).
 
-Tests marked `slurm` need it: where it cannot be reached they are skipped with the reason, except
-in CI (`CI=true`) where that is a failure. Studies here are tiny (synthetic data, a few hundred
-optimizer steps) so the whole suite stays within minutes on 2 cores; every study gets a unique
-name so its jobs can be cancelled by name when a test ends, whatever happened.
+Tests marked `slurm` need it: where it cannot be reached they are skipped with the reason (and
+the run's last line says how many), except in CI (`CI=true`) and under `scripts/test.sh` run as
+root (`DROSWEEP_REQUIRE_SLURM=1`), where that is a failure. Studies here are tiny (synthetic
+data, a few hundred optimizer steps) so the whole suite stays within minutes on 2 cores; every
+study gets a unique name so its jobs can be cancelled by name when a test ends, whatever happened.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def slurm_cluster() -> Cluster:
     if problem is not None:
         if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
             pytest.fail(f"CI needs the local SLURM cluster: {problem}")
+        if os.environ.get("DROSWEEP_REQUIRE_SLURM") == "1":  # scripts/test.sh run as root
+            pytest.fail(f"the local SLURM cluster is required (DROSWEEP_REQUIRE_SLURM=1): "
+                        f"{problem}")
         pytest.skip(f"no local SLURM cluster: {problem}; start one with "
                     f"`bash scripts/slurm-up.sh` (as root, Debian)")
     cpus = int(run(["sinfo", "-h", "-o", "%c"]).stdout.split()[0])

@@ -58,7 +58,7 @@ def test_debug_failure_is_marked(make_study: Callable[..., Study], capsys: Any,
     assert "not found" in capsys.readouterr().err  # refused before running: data missing
 
 
-def test_plan_of_the_paper_study_is_quick() -> None:
+def test_plan_of_the_paper_study_is_quick(no_slurm_needed: None) -> None:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "drosweep", "plan",
                            str(REPO / "studies" / "paper.toml")],
