@@ -68,7 +68,11 @@ BOUNDS: dict[tuple[str | None, str], tuple[list[str], list[str]]] = {
     ("training", "checkpoint_every"): POS_INT,
     ("training", "checkpoint_every_s"): POS_NUM,
     ("training", "train_subset"): (["0", "-1", "1.5", '"3"'], ["1", "7"]),
-    ("training", "preselect"): BOOL,
+    # removed: false (what every run computes) is dropped, anything else refused
+    ("training", "preselect"): (["true", '"true"', "1"], ["false"]),
+    ("training", "robust_kernel"): (['"fast"', "1", '""'], ['"auto"', '"chunked"', '"fused"']),
+    ("training", "robust_precision"): (['"fp16"', "1", '"tf32"'],
+                                       ['"ieee"', '"tf32x3"', '"bf16x3"']),
     ("training", "allow_tf32_override"): BOOL,
     ("training", "cuda_graphs"): BOOL,
     # [cluster]
