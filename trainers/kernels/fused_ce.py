@@ -107,13 +107,17 @@ class PackedWeights:
             out[:, :t.shape[1], :t.shape[2]] = t
             return out.contiguous()
 
+        base = {"w1": pad(w1.transpose(1, 2), d, hp), "b1": pad(b1, 1, hp)[:, 0].contiguous(),
+                "w2": pad(w2.transpose(1, 2), hp, hp), "b2": pad(b2, 1, hp)[:, 0].contiguous(),
+                "w3": pad(w3.transpose(1, 2), hp, cp), "b3": pad(b3, 1, cp)[:, 0].contiguous()}
+        if not precision.certified:  # fp32: no bound to compute (the kernel never reads one)
+            empty = w1.new_zeros(1)
+            return cls(**base, m1=empty, m2=empty, m3=empty, const=empty, seg=seg,
+                       classes=classes, a=(0.0, 0.0, 0.0))
         cert = Certificate.build(layers, precision, nonneg_dot_inflation(hidden))
-        return cls(w1=pad(w1.transpose(1, 2), d, hp), b1=pad(b1, 1, hp)[:, 0].contiguous(),
-                   w2=pad(w2.transpose(1, 2), hp, hp), b2=pad(b2, 1, hp)[:, 0].contiguous(),
-                   w3=pad(w3.transpose(1, 2), hp, cp), b3=pad(b3, 1, cp)[:, 0].contiguous(),
-                   m1=pad(cert.m1, d, cp), m2=pad(cert.m2, hp, cp), m3=pad(cert.m3, hp, cp),
-                   const=pad(cert.const, 1, cp)[:, 0].contiguous(), seg=seg, classes=classes,
-                   a=(cert.a1, cert.a2, cert.a3))
+        return cls(**base, m1=pad(cert.m1, d, cp), m2=pad(cert.m2, hp, cp),
+                   m3=pad(cert.m3, hp, cp), const=pad(cert.const, 1, cp)[:, 0].contiguous(),
+                   seg=seg, classes=classes, a=(cert.a1, cert.a2, cert.a3))
 
 
 if triton is not None:
