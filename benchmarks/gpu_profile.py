@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,7 +41,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.robust_step import BATCH, SAMPLE_SEED, load_data, pretrain, reference_fits
+from benchmarks.robust_step import (
+    BATCH,
+    SAMPLE_SEED,
+    load_data,
+    ours_step,
+    pretrain,
+    reference_fits,
+    timed,
+)
 from benchmarks.robust_step import reference_step as one_graph_step
 from cluster import calibration
 from cluster.calibration import Rate
@@ -50,7 +57,7 @@ from cluster.cost import forward_flops, steps_of
 from trainers.device import device_model, pin_precision
 from trainers.kernels import fused_ce
 from trainers.kernels.certificate import Precision
-from trainers.smoothmax import Kernel, SmoothMaxStats, smoothed_max_ce_backward, uniform_ball_source
+from trainers.smoothmax import Kernel, SmoothMaxStats, uniform_ball_source
 from trainers.spec import Method, TrainSettings, TrainSpec, n_ball_samples
 
 # dense (no sparsity) peaks in TFLOP/s from the vendors' data sheets: fp32, tf32, bf16
@@ -85,24 +92,7 @@ def run_variant(variant: str, model: torch.nn.Module, x: torch.Tensor, y: torch.
         samples = torch.cat([source.chunk(c) for c in range(source.n_chunks)], 1)
         one_graph_step(model, samples, y, temp)
         return SmoothMaxStats(samples=BATCH * n, backward_samples=BATCH * n)
-    kernel, precision = variant_kernel(variant)
-    stats = SmoothMaxStats()
-    smoothed_max_ce_backward(model, source, y, temp, kernel=kernel, precision=precision,
-                             stats=stats)
-    return stats
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    _sync(device)
-    t0 = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - t0, out
+    return ours_step(model, x, y, eps, temp, chunk, *variant_kernel(variant))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                 order = cell if r % 2 == 0 else cell[::-1]
                 for v in order:
                     model.zero_grad(set_to_none=True)
-                    seconds, st = timed(partial(run_variant, v, model, x, y, eps, temp, chunk),
-                                        device)
+                    seconds, got = timed(partial(run_variant, v, model, x, y, eps, temp, chunk),
+                                         device)
+                    assert isinstance(got, SmoothMaxStats)
                     if r > 0:
                         times[v].append(seconds)
-                    stats[v] = st
+                    stats[v] = got
                     grads[v] = [q.grad.detach().clone() for q in model.parameters()
                                 if q.grad is not None]
             base = grads.get("chunked")
