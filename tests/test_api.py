@@ -34,11 +34,12 @@ def test_load_plan_submit_status_results(tmp_path: Path, avila_data_dir: Path,
 
 
 def test_import_is_light() -> None:
-    """`import drosweep` (the CLI's first import) loads no torch: the API loads on first use."""
+    """`import drosweep` (the CLI's first import) and the settings (which every light command
+    reads: status, logs, plan) load no torch: the API loads on first use."""
     import subprocess
     import sys
 
-    code = "import sys, drosweep; print('torch' in sys.modules)"
+    code = "import sys, drosweep, trainers.spec; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

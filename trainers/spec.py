@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
-from trainers.kernels.certificate import Precision
+from trainers.kernels.precision import Precision
 
 
 class Method(str, Enum):

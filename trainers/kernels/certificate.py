@@ -11,39 +11,21 @@ Shapes: a pack of k MLPs, layers (weight (k, out, in), bias (k, 1, out)); rows (
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from trainers.kernels.precision import U_TF32, Precision
+
 # units of rounding. The operand splits are ours (round to nearest: cvt.rna.tf32 in Triton's
 # tf32x3, round-to-nearest-even for bf16); the accumulation's order and rounding are the
 # hardware's, so it gets truncation's unit (twice round-to-nearest's)
 U_FP32 = 2.0 ** -24          # the fp32 path (IEEE round-to-nearest)
 U_ACC = 2.0 ** -23           # tensor-core fp32 accumulation
-U_TF32 = 2.0 ** -11          # an fp32 value rounded to tf32 (10 stored mantissa bits)
-U_BF16 = 2.0 ** -8           # an fp32 value rounded to bf16 (7 stored mantissa bits)
 # the bound's own arithmetic (a few fp32 operations on nonnegative terms) and second-order terms
 SLACK = 1 + 2.0 ** -10
-
-
-class Precision(str, enum.Enum):
-    """How the fused pass multiplies layers 2 and 3."""
-
-    IEEE = "ieee"        # fp32 FMA units: the fp32 path up to summation order, no certificate
-    TF32X3 = "tf32x3"    # a = hi + lo in tf32, three tensor-core products, fp32 accumulation
-    BF16X3 = "bf16x3"    # the same split in bf16
-
-    @property
-    def unit(self) -> float:
-        return {Precision.TF32X3: U_TF32, Precision.BF16X3: U_BF16}.get(self, 0.0)
-
-    @property
-    def certified(self) -> bool:
-        """Whether its values need the certificate (a tensor-core variant)."""
-        return self is not Precision.IEEE
 
 
 def gamma(n: int, u: float) -> float:
