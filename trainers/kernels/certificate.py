@@ -19,9 +19,9 @@ from torch import Tensor
 
 from trainers.kernels.precision import U_TF32, Precision
 
-# units of rounding. The operand splits are ours (round to nearest: cvt.rna.tf32 in Triton's
-# tf32x3, round-to-nearest-even for bf16); the accumulation's order and rounding are the
-# hardware's, so it gets truncation's unit (twice round-to-nearest's)
+# units of rounding. The operand splits are the kernel's own, to nearest (their units:
+# trainers/kernels/precision.py); the accumulation's order and rounding are the hardware's, so it
+# gets truncation's unit (twice round-to-nearest's)
 U_FP32 = 2.0 ** -24          # the fp32 path (IEEE round-to-nearest)
 U_ACC = 2.0 ** -23           # tensor-core fp32 accumulation
 # the bound's own arithmetic (a few fp32 operations on nonnegative terms) and second-order terms
