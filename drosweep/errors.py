@@ -10,7 +10,7 @@ class UsageError(ValueError):
 
 
 # (module, class): the packages' own input errors
-_INPUT_ERRORS = (("trainers.spec", "SpecError"), ("trainers.data", "DataError"),
+_INPUT_ERRORS = (("trainers.spec", "SpecError"), ("trainers.datasets.registry", "DataError"),
                  ("common.atomic", "StorageError"),
                  ("jobs.errors", "StudyError"), ("cluster.errors", "ClusterError"),
                  ("reduce.errors", "ReduceError"))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
 ENV_DATA_DIR = "DROSWEEP_DATA_DIR"
 
