@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.executors import EXECUTORS
-from cluster.status import study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.render import (
     format_plan,
@@ -80,10 +79,10 @@ def _add_calibration(p: argparse.ArgumentParser) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from cluster.backends.slurm.info import read as read_cluster
     from cluster.checks import data_problem
     from cluster.planner import plan
     from cluster.planning import context
-    from cluster.slurm_info import read as read_cluster
 
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
@@ -133,6 +132,8 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from cluster.status import study_status, verify_study  # the backends, when it runs
+
     study = study_from_args(args)
     specs = expand(study)  # once: the selection is checked against it and the status built on it
     selection = selection_from(args, study, specs)

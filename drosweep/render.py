@@ -11,7 +11,6 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cluster.detail import format_rows, trial_rows
 from cluster.states import TrialState
 from jobs.radius import radius_tag
 from trainers.spec import Method
@@ -134,10 +133,10 @@ def print_submission(result: SubmitResult, root: str, study: Study | None = None
     print(head + f" in {len(result.plan.tasks)} task(s)")
     if result.dry_run:
         print(format_plan(result.plan, "(to submit)"))
-        if result.executor == "slurm" and study is not None:
-            print_scripts(study, result)
+        if study is not None:
+            print_scripts(result)
         return 0
-    if result.executor == "slurm":
+    if not result.blocking:
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
               f"follow with `drosweep status`")
         if result.chained_job:
@@ -183,6 +182,8 @@ def format_verify(report: VerifyReport) -> str:
 
 def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[str],
                    as_json: bool) -> int:
+    from cluster.detail import format_rows, trial_rows
+
     rows = trial_rows(status, selection=selection, states=[TrialState(s) for s in states])
     if as_json:
         body = status.to_json()
@@ -193,30 +194,26 @@ def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[s
     return 0
 
 
-def print_scripts(study: Study, result: SubmitResult) -> None:
-    """The sbatch script of each array, exactly as `submit` would hand it to sbatch (an array
-    that waits for one not yet submitted names it `<array #i>`)."""
-    from cluster.backends.slurm import SlurmBackend
-    from jobs.paths import Paths
-
-    backend = SlurmBackend(study, Paths(study.root))
-    for i, (array, options) in enumerate(zip(result.plan.arrays, result.options, strict=True)):
+def print_scripts(result: SubmitResult) -> None:
+    """The script of each array, exactly as `submit` hands it to the scheduler (an array that
+    waits for one not yet submitted names it `<array #i>`); nothing where there is no
+    scheduler."""
+    scripts = result.scripts()
+    if scripts is None:
+        return
+    for i, (array, script) in enumerate(zip(result.plan.arrays, scripts, strict=True)):
         print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
-        print(backend.script(len(array.tasks), options).rstrip())
+        print(script.rstrip())
 
 
 def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
-    from cluster.backends.slurm import SlurmBackend
-    from jobs.paths import Paths
-
     body: dict[str, Any] = {
         "study": study.name, "executor": result.executor, "dry_run": result.dry_run,
         "already_done": result.already_done, "already_live": result.already_live,
         "trials": [t.key for t in result.plan.trials], "plan": plan_json(result.plan, study.name),
         "job_ids": list(result.job_ids), "array_ids": list(result.array_ids),
         "chained_job": result.chained_job, "errors": list(result.errors)}
-    if result.dry_run and result.executor == "slurm":
-        backend = SlurmBackend(study, Paths(study.root))
-        body["scripts"] = [backend.script(len(a.tasks), o)
-                           for a, o in zip(result.plan.arrays, result.options, strict=True)]
+    scripts = result.scripts() if result.dry_run else None
+    if scripts is not None:
+        body["scripts"] = list(scripts)
     return body

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cluster.backends.slurm.sacct import job_states, parse_sacct, run_sacct
 from cluster.errors import ClusterError
-from cluster.sacct import job_states, parse_sacct, run_sacct
 from cluster.states import JobState
 
 SAMPLE = """\

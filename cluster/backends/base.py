@@ -1,4 +1,11 @@
-"""What every executor does: submit one array of task packs; blocking ones then run it."""
+"""What every backend does: submit one array of task packs (blocking ones then run it), and
+everything after: the states of its jobs, cancelling them, their log files, the script preview,
+the device model its tasks get. Each backend is named by the CLI's `--executor`; the rest of the
+code asks the backend and never tests its name.
+
+Light on import (status, cancel and logs ask backends too): submitit and tqdm are imported when a
+backend submits or runs.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,14 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import submitit
-from tqdm import tqdm
-
-from cluster.array_map import JobFailed, map_array
+from cluster.backends.submitit_api import job_process
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
-from cluster.slurm_info import SlurmInfo
-from cluster.task import TrainTask
+from cluster.states import JobState
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done
@@ -28,6 +32,13 @@ from jobs.study import Study
 from jobs.task import TaskPack, TaskResult
 from trainers.progress import read_progress
 from trainers.stop import stop_on_signals
+
+if TYPE_CHECKING:
+    import submitit
+
+    from cluster.array_map import JobFailed
+    from cluster.backends.slurm.info import SlurmInfo
+    from jobs.study import ClusterProfile
 
 STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
 
@@ -47,9 +58,49 @@ class Backend(abc.ABC):
     def check(self) -> None:  # noqa: B027 (optional hook: most executors run anywhere)
         """Raise ClusterError when this executor cannot run here (before anything is written)."""
 
+    def check_settings(self) -> None:  # noqa: B027 (optional hook: most take any profile)
+        """Raise ClusterError when the study's cluster settings do not suit this backend (no
+        scheduler call)."""
+
     def cluster_info(self) -> SlurmInfo | None:
         """What the scheduler offers (partitions, nodes, MaxArraySize); None: nothing known."""
         return None
+
+    def device_model(self, profile: ClusterProfile, info: SlurmInfo | None,
+                     device: str | None = None) -> str | None:
+        """The device model its tasks train on (what their DONE markers will record; None:
+        not known before they run). Blocking backends: this machine's."""
+        return local_device_model(device or profile.device, profile.cpus_per_task)
+
+    def scripts(self, sizes: Sequence[int], options: Sequence[ArrayOptions]
+                ) -> tuple[str, ...] | None:
+        """What the scheduler would be handed for arrays of `sizes` tasks (the dry-run
+        preview); None where nothing is handed to a scheduler."""
+        del sizes, options
+        return None
+
+    # ---- after the submission: the jobs this backend ran (names from the ledger)
+
+    tracks_jobs: ClassVar[bool] = False   # a scheduler knows the state of its jobs
+
+    def job_states(self, array_ids: Iterable[str], runner: Any = None) -> dict[str, JobState]:
+        """The scheduler's state of each job of the arrays (by job id); {} where there is no
+        scheduler (heartbeats and markers tell instead). `runner`: the query command, replaced
+        in tests."""
+        del array_ids, runner
+        return {}
+
+    def cancel_jobs(self, job_ids: Sequence[str], runner: Any = None) -> None:
+        """Cancel the scheduler's jobs (each checkpoints on the signal it gets)."""
+        del runner
+        raise ClusterError(f"the {self.name} executor has no jobs to cancel by id "
+                           f"({', '.join(job_ids)})")
+
+    def log_files(self, job_id: str) -> list[Path]:
+        """The files a task wrote its output to that exist, oldest first."""
+        folder = self.paths.logs / self.name / job_id
+        found = list(folder.glob("*_log.out")) + list(folder.glob("*_log.err"))
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
     @abc.abstractmethod
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
@@ -80,7 +131,18 @@ class Backend(abc.ABC):
                   poll_s: float = 15.0) -> Iterator[tuple[int, R | JobFailed]]:
         """`fn` over `items` as one job array of this executor: `(i, result)`, or `(i,
         JobFailed)` for a task that ended without one, as the jobs end (`cluster.array_map`)."""
+        from cluster.array_map import map_array
+
         return map_array(lambda size: self.array_executor(size, job_name), fn, items, poll_s)
+
+
+def local_device_model(device: str, threads: int | None = None) -> str:
+    """The device model of this machine for `device` (auto, cuda or cpu), with the torch threads
+    its tasks train with (`cpus_per_task`; None: torch's default)."""
+    from trainers.device import cpu_threads, device_model, resolve_device  # torch when needed
+
+    with cpu_threads(threads):
+        return device_model(resolve_device(device))
 
 
 class BlockingBackend(Backend):
@@ -116,6 +178,10 @@ class BlockingBackend(Backend):
         """Run the queue, then what was chained after it (`submit_after`); Ctrl-C, SIGTERM or a
         task stopped from outside (`drosweep cancel`) stops every running task with a checkpoint
         and raises `RunStopped` (one line), and nothing chained runs."""
+        from tqdm import tqdm
+
+        from cluster.task import TrainTask
+
         trials = [t for _, pack in self._queue for t in pack.trials]
         waiting = list(self._queue)
         running: list[tuple[str, Any]] = []
@@ -219,7 +285,7 @@ def _was_stopped(job: Any) -> bool:
 def _stop(running: Sequence[tuple[str, Any]]) -> None:
     """SIGTERM to each local task (submitit's watcher forwards it): they checkpoint and end."""
     for _, job in running:
-        process = getattr(job, "_process", None)
+        process = job_process(job)
         if process is not None and process.poll() is None:
             with contextlib.suppress(OSError):
                 process.send_signal(signal.SIGTERM)
@@ -228,7 +294,7 @@ def _stop(running: Sequence[tuple[str, Any]]) -> None:
 def _wait(running: Sequence[tuple[str, Any]], timeout_s: float = STOP_TIMEOUT_S) -> None:
     end = time.monotonic() + timeout_s
     for _, job in running:
-        process = getattr(job, "_process", None)
+        process = job_process(job)
         if process is None:
             continue
         try:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from slurm_helpers import Cluster, run, wait_settled
 
-from cluster import TrialState, plan, slurm_info, submit
+from cluster import TrialState, plan, submit
+from cluster.backends.slurm import info as slurm_info
 from cluster.planning import context
 from cluster.rates import rate_book
 from drosweep.cli import main
