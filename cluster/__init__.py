@@ -4,8 +4,8 @@ API:
 - `plan(specs, profile, rates=BUILTIN) -> Plan`: pack trials into tasks and arrays
   (`Plan.arrays[i].tasks[j].trials`, `.arrays[i].time_limit_min`, `.groups` with each estimate's
   `source`, `.device_hours`, `.gpu_hours`, `.warnings`); `estimate(spec, profile)`.
-- `planning.context(study, executor, info=backend.cluster_info(), calibration=...)`: the profile as
-  the cluster completes it, the rates (`cluster.rates`) and the cluster's objections.
+- `plan_context.context(study, executor, info=backend.cluster_info(), calibration=...)`: the
+  profile as the cluster completes it, the rates (`cluster.rates`) and the cluster's objections.
 - `submit(study, executor="slurm"|"local"|"debug", *, dry_run, progress, device, calibration) ->
   SubmitResult`; `resume(study, ...)` the same for a study already at its root. Both submit only
   trials with no DONE marker and no live job, under a lock; local/debug run to the end.

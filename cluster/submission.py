@@ -26,8 +26,8 @@ from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.checks import check_submission
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
+from cluster.plan_context import PlanContext, context
 from cluster.planner import Plan, plan
-from cluster.planning import PlanContext, context
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status

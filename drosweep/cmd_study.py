@@ -81,8 +81,8 @@ def _add_calibration(p: argparse.ArgumentParser) -> None:
 def run_plan(args: argparse.Namespace) -> int:
     from cluster.backends.slurm.info import read as read_cluster
     from cluster.checks import data_problem
+    from cluster.plan_context import context
     from cluster.planner import plan
-    from cluster.planning import context
 
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)

@@ -11,7 +11,7 @@ import pytest
 
 from cluster.backends.slurm import info as slurm_info
 from cluster.errors import ClusterError
-from cluster.planning import context
+from cluster.plan_context import context
 from jobs import parse_study
 from jobs.study import ClusterProfile
 
