@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cluster.backends.base import BlockingBackend
+from cluster.backends.blocking import BlockingBackend
 
 if TYPE_CHECKING:
     import submitit

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cluster.backends.base import BlockingBackend
+from cluster.backends.blocking import BlockingBackend
 from jobs.paths import Paths
 from jobs.study import Study
 
