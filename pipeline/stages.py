@@ -1,8 +1,9 @@
 """From trained models to the table, figures and report: `drosweep reduce`, the job chained after
 a study's arrays, and `drosweep demo`, all through one "reduce, then render".
 
-`cluster` is imported only where a job array or a submission is asked for, so a reduction in
-this process never loads it.
+`cluster` is imported only where a backend, a job array or a submission is asked for (the
+backend of `run_reduction` says whether it evaluates in this process), and submitit only where a
+job array is submitted.
 """
 
 from __future__ import annotations
