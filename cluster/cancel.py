@@ -10,16 +10,16 @@ the result names them all.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cluster import ledger
+from cluster.backends import SlurmBackend, tracks_jobs
+from cluster.backends.slurm.sacct import SacctRunner, run_sacct
+from cluster.backends.slurm.scancel import ScancelRunner, run_scancel
 from cluster.errors import ClusterError
-from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import study_status
@@ -27,7 +27,6 @@ from jobs.heartbeat import read_beat
 from jobs.paths import Paths
 from jobs.study import Study
 
-ScancelRunner = Callable[[list[str]], None]
 Killer = Callable[[int, int], None]
 
 
@@ -37,18 +36,6 @@ class CancelResult:
     pids: tuple[int, ...]        # local task processes stopped
     keys: tuple[str, ...]        # every trial of those tasks
     unreachable: tuple[str, ...]  # live on another host outside SLURM: not stopped
-
-
-def run_scancel(job_ids: list[str]) -> None:
-    exe = shutil.which("scancel")
-    if exe is None:
-        raise ClusterError("scancel not found on PATH: run on a SLURM login node")
-    proc = subprocess.run([exe, *job_ids], capture_output=True, text=True, timeout=120,
-                          check=False)
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise ClusterError(f"scancel failed (exit {proc.returncode}): "
-                           f"{lines[-1] if lines else 'no message'}")
 
 
 def cancel(study: Study, selection: Selection, *, sacct: SacctRunner = run_sacct,
@@ -67,7 +54,7 @@ def cancel(study: Study, selection: Selection, *, sacct: SacctRunner = run_sacct
         key = t.trial.key
         beat = read_beat(paths, key)
         record = latest.get(key)
-        if record is not None and record[0].executor == "slurm" \
+        if record is not None and tracks_jobs(record[0].executor) \
                 and (t.job_state is None or t.job_state.live):
             jobs[record[1].job_id] = record[1].keys
         elif beat is not None and beat.slurm_job_id:
@@ -82,7 +69,7 @@ def cancel(study: Study, selection: Selection, *, sacct: SacctRunner = run_sacct
                  f"there)") if unreachable else ""
         raise ClusterError(f"nothing live to cancel in study {study.name}{what}{extra}")
     if jobs:
-        scancel(sorted(jobs))
+        SlurmBackend(study, paths).cancel_jobs(sorted(jobs), scancel)
     for pid in sorted(pids):
         try:
             kill(pid, signal.SIGTERM)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from common.errors import InputError
 
-class ClusterError(RuntimeError):
+
+class ClusterError(InputError, RuntimeError):
     """The scheduler cannot be used as asked (sbatch missing, sacct failing, a study that does
     not fit the cluster); the message says what and how to fix it."""

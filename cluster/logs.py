@@ -1,8 +1,8 @@
 """`drosweep logs`: where a trial's task wrote its output, and the traceback of its failure.
 
-The latest submission that included the trial (ledger) names its task; submitit writes that
-task's stdout/stderr under `logs/` (SLURM: `logs/<job>/<job>_0_log.out`; local and debug:
-`logs/<executor>/<task label>/<pid>_0_log.out`).
+The latest submission that included the trial (ledger) names its task and the backend that ran
+it, which knows where that task's stdout/stderr are (`Backend.log_files`; SLURM:
+`logs/<job>/<job>_0_log.out`; local and debug: `logs/<executor>/<task label>/<pid>_0_log.out`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from submitit.core.utils import JobPaths
-
 from cluster import ledger
-from cluster.sacct import SacctRunner, job_states, run_sacct
+from cluster.backends import get_backend, tracks_jobs
+from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.select import make_selection
 from jobs.heartbeat import read_beat
 from jobs.markers import FailedMarker, read_failed
@@ -42,16 +41,8 @@ def trial_logs(study: Study, key: str) -> TrialLogs:
         return TrialLogs(key, None, None, None, (), failed)
     sub, task = record
     return TrialLogs(key, sub.executor, task.job_id, sub.array_id,
-                     tuple(log_files(paths, sub.executor, task.job_id)), failed)
-
-
-def log_files(paths: Paths, executor: str, job_id: str) -> list[Path]:
-    if executor == "slurm":
-        job = JobPaths(paths.logs / "%j", job_id=job_id, task_id=0)
-        return [p for p in (job.stdout, job.stderr) if p.is_file()]
-    folder = paths.logs / executor / job_id
-    found = list(folder.glob("*_log.out")) + list(folder.glob("*_log.err"))
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+                     tuple(get_backend(sub.executor, study, paths).log_files(task.job_id)),
+                     failed)
 
 
 def is_live(study: Study, logs: TrialLogs, sacct: SacctRunner = run_sacct) -> bool:
@@ -59,8 +50,10 @@ def is_live(study: Study, logs: TrialLogs, sacct: SacctRunner = run_sacct) -> bo
     beat = read_beat(Paths(study.root), logs.key)
     if beat is not None and beat.live():
         return True
-    if logs.executor == "slurm" and logs.job_id and logs.array_id:
-        state = job_states([logs.array_id], sacct).get(logs.job_id)
+    if logs.executor is not None and tracks_jobs(logs.executor) and logs.job_id \
+            and logs.array_id:
+        backend = get_backend(logs.executor, study, Paths(study.root))
+        state = backend.job_states([logs.array_id], sacct).get(logs.job_id)
         return state is not None and state.live
     return False
 
@@ -76,14 +69,15 @@ def tail_lines(path: Path, n: int | None) -> str:
 class Follower:
     """New bytes of the task's log files since the last call (files may appear later)."""
 
-    def __init__(self, paths: Paths, logs: TrialLogs) -> None:
-        self.paths, self.logs = paths, logs
+    def __init__(self, study: Study, logs: TrialLogs) -> None:
+        assert logs.executor is not None and logs.job_id is not None
+        self.backend = get_backend(logs.executor, study, Paths(study.root))
+        self.logs, self.job_id = logs, logs.job_id
         self.offsets = {p: p.stat().st_size for p in logs.files}
 
     def poll(self) -> list[tuple[Path, str]]:
-        assert self.logs.executor is not None and self.logs.job_id is not None
         out: list[tuple[Path, str]] = []
-        for path in log_files(self.paths, self.logs.executor, self.logs.job_id):
+        for path in self.backend.log_files(self.job_id):
             start = self.offsets.get(path, 0)
             size = path.stat().st_size
             if size > start:
@@ -98,7 +92,7 @@ def follow(study: Study, logs: TrialLogs, emit: Callable[[Path, str], None],
            every_s: float = 1.0, check_every_s: float = 10.0,
            sacct: SacctRunner = run_sacct) -> None:
     """Print what the task appends until it is no longer live (Ctrl-C stops earlier)."""
-    follower = Follower(Paths(study.root), logs)
+    follower = Follower(study, logs)
     last_check = time.monotonic()
     while True:
         for path, text in follower.poll():

@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,12 @@ import filelock
 
 from cluster import ledger
 from cluster.backends import Backend, get_backend
+from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.checks import check_submission
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
+from cluster.plan_context import PlanContext, context
 from cluster.planner import Plan, plan
-from cluster.planning import PlanContext, context
-from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status
@@ -54,6 +54,19 @@ class SubmitResult:
     dry_run: bool
     chained_job: str | None = None   # the job queued after the arrays (`then`), if any
     options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
+    backend: Backend | None = field(default=None, repr=False, compare=False)  # that submitted
+
+    @property
+    def blocking(self) -> bool:
+        """The backend ran the tasks to the end (local, debug); else a scheduler runs them."""
+        return self.backend is not None and self.backend.blocking
+
+    def scripts(self) -> tuple[str, ...] | None:
+        """What the scheduler is (or would be) handed for each array, as the backend renders
+        it; None where nothing goes to a scheduler."""
+        if self.backend is None:
+            return None
+        return self.backend.scripts([len(a.tasks) for a in self.plan.arrays], self.options)
 
 
 def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
@@ -96,7 +109,8 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         chained = _chain(checked, then, submitted) if then is not None else None
         errors = checked.backend.finish(progress)
     return SubmitResult(executor, planned.plan, planned.done, planned.live, tuple(job_ids),
-                        submitted.array_ids, tuple(errors), False, chained, submitted.options)
+                        submitted.array_ids, tuple(errors), False, chained, submitted.options,
+                        checked.backend)
 
 
 @dataclass(frozen=True)
@@ -141,7 +155,7 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
                          f"use `drosweep submit`")
-    data_dir = check_submission(study, executor)
+    data_dir = check_submission(study, backend)
     ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
                   device=device)
     if ctx.problems:
@@ -167,7 +181,7 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
     options = _array_options(planned.plan, checked.context.profile.time_limit_min,
                              planned.slots, placeholders)
     return SubmitResult(checked.executor, planned.plan, planned.done, planned.live, (), (), (),
-                        True, options=tuple(options))
+                        True, options=tuple(options), backend=checked.backend)
 
 
 def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,

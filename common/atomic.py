@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
+
 VERIFIED_FORMAT = "drosweep-verified/1"
 STALE_TEMP_S = 60.0   # a temp file older than this has no live writer (a write takes milliseconds)
 
 
-class StorageError(OSError):
+class StorageError(InputError, OSError):
     """A write that failed (disk full, quota, I/O error); the message names the file."""
 
     @classmethod

@@ -1,24 +1,15 @@
-"""The operator's commands around a running study: `logs`, `cancel`, and `status --detailed`."""
+"""The operator's commands around a running study: `logs`, `cancel` and `export`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cluster.detail import format_rows, trial_rows
-from cluster.select import Selection
-from cluster.states import TrialState
-from cluster.status import StudyStatus
 from drosweep.args import add_study_arguments, study_from_args
-from drosweep.jsonout import print_json
+from drosweep.render import print_json
 from drosweep.select_args import add_selection_arguments, selection_from
-from jobs import Study
-
-if TYPE_CHECKING:
-    from cluster.submission import SubmitResult
 
 
 def register(sub: Any) -> None:
@@ -66,48 +57,6 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"not exported: {len(result.not_done)} trial(s) not done "
               f"(e.g. {result.not_done[0]}); run `drosweep export` again when they are")
     return 0
-
-
-def print_detailed(status: StudyStatus, selection: Selection, states: Sequence[str],
-                   as_json: bool) -> int:
-    rows = trial_rows(status, selection=selection, states=[TrialState(s) for s in states])
-    if as_json:
-        body = status.to_json()
-        body["trials"] = [r.to_json() for r in rows]
-        print_json(body)
-    else:
-        print(format_rows(rows))
-    return 0
-
-
-def print_scripts(study: Study, result: SubmitResult) -> None:
-    """The sbatch script of each array, exactly as `submit` would hand it to sbatch (an array
-    that waits for one not yet submitted names it `<array #i>`)."""
-    from cluster.backends.slurm import SlurmBackend
-    from jobs.paths import Paths
-
-    backend = SlurmBackend(study, Paths(study.root))
-    for i, (array, options) in enumerate(zip(result.plan.arrays, result.options, strict=True)):
-        print(f"# ---- array #{i}: {len(array.tasks)} task(s), sbatch script ----")
-        print(backend.script(len(array.tasks), options).rstrip())
-
-
-def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
-    from cluster.backends.slurm import SlurmBackend
-    from drosweep.cmd_study import plan_json
-    from jobs.paths import Paths
-
-    body: dict[str, Any] = {
-        "study": study.name, "executor": result.executor, "dry_run": result.dry_run,
-        "already_done": result.already_done, "already_live": result.already_live,
-        "trials": [t.key for t in result.plan.trials], "plan": plan_json(result.plan, study.name),
-        "job_ids": list(result.job_ids), "array_ids": list(result.array_ids),
-        "chained_job": result.chained_job, "errors": list(result.errors)}
-    if result.dry_run and result.executor == "slurm":
-        backend = SlurmBackend(study, Paths(study.root))
-        body["scripts"] = [backend.script(len(a.tasks), o)
-                           for a, o in zip(result.plan.arrays, result.options, strict=True)]
-    return body
 
 
 def run_logs(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from drosweep.args import add_study_arguments, study_from_args
-from drosweep.jsonout import add_json_argument, print_json, render_json, summary_json
+from drosweep.render import add_json_argument, print_json, render_json, summary_json
 from jobs import load_study
 from pipeline import demos, render_study, report_lines, run_reduction, summary_lines
 from plots import ClaimSettings, RenderResult, ResultsError

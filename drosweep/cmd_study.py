@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cluster.executors import EXECUTORS
-from cluster.states import TrialState
-from cluster.status import StudyStatus, study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
-from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
-from drosweep.jsonout import print_json
+from drosweep.render import (
+    format_plan,
+    format_status,
+    format_verify,
+    plan_json,
+    print_detailed,
+    print_json,
+    print_submission,
+)
 from drosweep.select_args import (
     add_selection_arguments,
     add_state_argument,
@@ -19,13 +24,6 @@ from drosweep.select_args import (
     subset_from,
 )
 from jobs import Study, expand
-from jobs.integrity import VerifyReport
-from jobs.radius import radius_tag
-from trainers.spec import Method
-
-if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
-    from cluster.planner import Plan
-    from cluster.submission import SubmitResult
 
 
 def register(sub: Any) -> None:
@@ -80,79 +78,11 @@ def _add_calibration(p: argparse.ArgumentParser) -> None:
                         "device model)")
 
 
-def _hours(h: float) -> str:
-    if h < 0.1:
-        return f"{h:.3f}"
-    return f"{h:.2f}" if h < 10 else f"{h:.0f}" if h >= 1000 else f"{h:.1f}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _eps(method: Method, radius: float) -> str:
-    return "-" if method is Method.REGULAR and radius == 0 else radius_tag(radius)
-
-
-def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
-    return {
-        "study": name, "trials": len(the_plan.trials), "tasks": len(the_plan.tasks),
-        "arrays": [{"index": i, "tasks": len(a.tasks)} for i, a in enumerate(the_plan.arrays)],
-        "groups": [{"method": g.method.value, "radius": g.radius, "trials": g.trials,
-                    "tasks": g.tasks, "trials_per_task": g.trials_per_task,
-                    "hours_per_trial": g.hours_per_trial, "device_hours": g.device_hours,
-                    "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task,
-                    "source": g.source, "samples": g.samples}
-                   for g in the_plan.groups],
-        "device_hours": the_plan.device_hours, "gpu_hours": the_plan.gpu_hours,
-        "time_limits_min": [a.time_limit_min for a in the_plan.arrays],
-        "max_running": the_plan.profile.max_running,
-        "warnings": list(the_plan.warnings), "notes": list(the_plan.notes),
-    }
-
-
-def format_plan(the_plan: Plan, name: str) -> str:
-    p = the_plan.profile
-    unit = "GPU-h" if p.gpus_per_task > 0 else "task-h"
-    lines = [f"study {name}: {len(the_plan.trials)} trials -> {len(the_plan.tasks)} tasks in "
-             f"{len(the_plan.arrays)} array(s) (max array size {p.array_size_cap}, "
-             f"{p.max_running} task(s) of the study at once, {p.time_limit_min} min per task)",
-             f"{'method':<12}{'eps':>6}{'trials':>8}{'tasks':>7}{'per task':>10}"
-             f"{'h/trial':>9}{unit:>9}  estimate from"]
-    for g in the_plan.groups:
-        scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
-        lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
-                     f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
-                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}")
-    total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
-    lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
-                 f"{'':>19}{_hours(total):>9}")
-    lines.append("arrays: " + ", ".join(f"#{i}: {len(a.tasks)} tasks, {a.time_limit_min} min"
-                                        for i, a in enumerate(the_plan.arrays)))
-    lines.extend(f"note: {n}" for n in the_plan.notes)
-    lines.extend(f"warning: {w}" for w in the_plan.warnings)
-    return "\n".join(lines)
-
-
-def _source(source: str, samples: int) -> str:
-    if source == "study":
-        return f"study ({samples} trial{'s' if samples != 1 else ''})"
-    if source in ("calibration", "calibration, other radii"):
-        return f"{source} ({samples} rate{'s' if samples != 1 else ''})"
-    return source
-
-
 def run_plan(args: argparse.Namespace) -> int:
+    from cluster.backends.slurm.info import read as read_cluster
     from cluster.checks import data_problem
+    from cluster.plan_context import context
     from cluster.planner import plan
-    from cluster.planning import context
-    from cluster.slurm_info import read as read_cluster
 
     study = study_from_args(args)
     ctx = context(study, info=read_cluster(), calibration=args.calibration)
@@ -172,37 +102,6 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_submission(result: SubmitResult, root: str, study: Study | None = None,
-                       as_json: bool = False) -> int:
-    if as_json and study is not None:
-        print_json(submission_json(result, study))
-        return 1 if result.errors else 0
-    verb = "would submit" if result.dry_run else "submitted"
-    n = len(result.plan.trials)
-    head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
-            f"{verb} {n} trial(s)")
-    if n == 0:
-        print(head + ": nothing to do")
-        return 0
-    print(head + f" in {len(result.plan.tasks)} task(s)")
-    if result.dry_run:
-        print(format_plan(result.plan, "(to submit)"))
-        if result.executor == "slurm" and study is not None:
-            print_scripts(study, result)
-        return 0
-    if result.executor == "slurm":
-        print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
-              f"follow with `drosweep status`")
-        if result.chained_job:
-            print(f"job {result.chained_job} reduces and reports once the arrays have ended")
-        return 0
-    for line in result.errors:
-        print(line)
-    print(f"{result.executor} run finished: {len(result.errors)} task(s) failed; "
-          f"see `drosweep status` and {root}/logs")
-    return 1 if result.errors else 0
-
-
 def _then(study: Study) -> Callable[[str], Any] | None:
     """The study's `chain_reduce`: reduce and report once the training has ended."""
     if not study.chain_reduce:
@@ -219,7 +118,7 @@ def run_submit(args: argparse.Namespace) -> int:
     result = submit(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), calibration=args.calibration,
                     **subset_from(args, study))
-    return _report_submission(result, str(study.root), study, args.json)
+    return print_submission(result, str(study.root), study, args.json)
 
 
 def run_resume(args: argparse.Namespace) -> int:
@@ -229,30 +128,12 @@ def run_resume(args: argparse.Namespace) -> int:
     result = resume(study, args.executor, dry_run=args.dry_run, progress=not args.no_progress,
                     device=args.device, then=_then(study), calibration=args.calibration,
                     **subset_from(args, study))
-    return _report_submission(result, str(study.root), study, args.json)
-
-
-def format_status(status: StudyStatus) -> str:
-    counts = status.counts
-    lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
-             + ", ".join(f"{s.value} {counts[s]}" for s in TrialState)
-             + f"; ETA {_duration(status.eta_s)}",
-             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in TrialState)
-             + f"{'ETA':>9}"]
-    for g in status.groups:
-        lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}"
-                     + "".join(f"{g.counts[s]:>9}" for s in TrialState)
-                     + f"{_duration(g.eta_s):>9}")
-    failed = [t for t in status.trials if t.state is TrialState.FAILED]
-    for t in failed[:20]:
-        job = f" (job {t.job_id})" if t.job_id else ""
-        lines.append(f"failed {t.trial.key}{job}: {t.detail}")
-    if len(failed) > 20:
-        lines.append(f"... and {len(failed) - 20} more failed (see --json)")
-    return "\n".join(lines)
+    return print_submission(result, str(study.root), study, args.json)
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from cluster.status import study_status, verify_study  # the backends, when it runs
+
     study = study_from_args(args)
     specs = expand(study)  # once: the selection is checked against it and the status built on it
     selection = selection_from(args, study, specs)
@@ -276,15 +157,4 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if report is None or report.ok else 1
 
 
-def format_verify(report: VerifyReport) -> str:
-    lines = [f"verify: {report.checked} DONE model file(s) hashed, "
-             f"{len(report.problems)} not matching their DONE marker"]
-    lines.extend(f"corrupt {key}: {detail}" for key, detail in report.problems)
-    if report.problems:
-        lines.append("a corrupt model is neither evaluated nor trained over: restore it, or "
-                     "delete its DONE.json and run `drosweep resume` to rewrite it from the "
-                     "final checkpoint")
-    return "\n".join(lines)
-
-
-__all__ = ["format_plan", "format_status", "register"]
+__all__ = ["register"]

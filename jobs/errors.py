@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from common.errors import InputError
 
-class StudyError(ValueError):
+
+class StudyError(InputError, ValueError):
     """A study file, study root or trial key that cannot be used; the message names the file,
     the key and what is allowed."""

@@ -16,7 +16,7 @@ API:
 - `summary_lines`, `report_lines`: what the CLI and the jobs print about a reduction and a render.
 """
 
-from pipeline.run import (
+from pipeline.stages import (
     DEMO_EVALUATION,
     DemoResult,
     demo,

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import InputError
+
 REQUIRED = ("method", "radius", "trial", "metric", "value", "key", "failed_training", "settings",
             "settings_hash", "study")
 ERROR_METRIC = "reduce_error"
 QUANTILES = {"q10": 0.10, "q25": 0.25, "median": 0.50, "q75": 0.75, "q90": 0.90}
 
 
-class ResultsError(ValueError):
+class ResultsError(InputError, ValueError):
     """The results table is missing or is not one the figures can be drawn from."""
 
 

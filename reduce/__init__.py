@@ -17,6 +17,7 @@ API:
 
 from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError, ReduceError, WaitTimeout
+from reduce.eval_tasks import EvalTask, EvalUnit, run_eval_task
 from reduce.evaluate import METRICS, evaluate_model
 from reduce.run import (
     ReduceOptions,
@@ -27,7 +28,6 @@ from reduce.run import (
     reduce_study,
     settle,
 )
-from reduce.tasks import EvalTask, EvalUnit, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
 
 __all__ = [

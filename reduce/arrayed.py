@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from reduce.eval_tasks import EvalTask, Row, unit_base
 from reduce.run import Mapper, TaskFn
 from reduce.table import error_rows
-from reduce.tasks import EvalTask, Row, unit_base
 
 # `fn` over the tasks as one array: (task index, its rows or the exception its job ended with)
 ArrayMap = Callable[[TaskFn, Sequence[EvalTask]], Iterable[tuple[int, list[Row] | Exception]]]

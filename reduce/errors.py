@@ -7,8 +7,10 @@ trial only: that trial is recorded as failed-to-reduce and the others go on.
 
 from __future__ import annotations
 
+from common.errors import InputError
 
-class ReduceError(ValueError):
+
+class ReduceError(InputError, ValueError):
     """Bad input for the reduction; the message names the file or option and the fix."""
 
 

@@ -22,6 +22,7 @@ from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.decision_map import write_study_map
 from reduce.errors import ReduceError
+from reduce.eval_tasks import EvalTask, EvalUnit, Row, run_eval_task
 from reduce.evaluate import metrics_of
 from reduce.table import (
     ERROR_METRIC,
@@ -31,7 +32,6 @@ from reduce.table import (
     read_table,
     write_table,
 )
-from reduce.tasks import EvalTask, EvalUnit, Row, run_eval_task
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
 
 TaskFn = Callable[[EvalTask], list[Row]]

@@ -17,7 +17,7 @@ import pytest
 
 from cluster import plan, submit
 from cluster.backends.slurm import SlurmBackend
-from cluster.checks import RESERVED_SBATCH
+from cluster.backends.slurm.sbatch import RESERVED_SBATCH
 from cluster.errors import ClusterError
 from drosweep.cli import main
 from drosweep.errors import input_errors

@@ -12,8 +12,8 @@ import pytest
 
 from cluster import calibration, rates
 from cluster.cost import estimate, pack_seconds
+from cluster.plan_context import context
 from cluster.planner import MIN_TIME_LIMIT_MIN, plan
-from cluster.planning import context
 from cluster.rates import GroupRate, Point, RateBook, Source, rate_book, same_model
 from drosweep.cli import main
 from jobs import Paths, Study, expand, parse_study, write_done

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster.backends.slurm.sacct import job_states, parse_sacct, run_sacct
 from cluster.errors import ClusterError
-from cluster.sacct import job_states, parse_sacct, run_sacct
 from cluster.states import JobState
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster import slurm_info
+from cluster.backends.slurm import info as slurm_info
 from cluster.errors import ClusterError
-from cluster.planning import context
+from cluster.plan_context import context
 from jobs import parse_study
 from jobs.study import ClusterProfile
 

@@ -54,7 +54,7 @@ def test_demo_runs_the_smoke_then_the_moons_study(tmp_path: Path,
 
 
 def test_demos_say_each_study_and_their_claims(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.run as run
+    import pipeline.stages as run
     from jobs import load_study
     from plots import Claim, RenderResult, Verdict
     from reduce import ReduceSummary

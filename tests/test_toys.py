@@ -16,8 +16,7 @@ from drosweep.cli import main
 from jobs import Paths, StudyError, load_study
 from trainers.data import load_dataset
 from trainers.datasets import DataError, get_source, parse_options
-from trainers.datasets.toys import TOY_OPTIONS
-from trainers.toys import draw_toy
+from trainers.datasets.toys import TOY_OPTIONS, draw_toy
 
 TOYS = tuple(TOY_OPTIONS)
 

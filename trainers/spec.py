@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+from common.errors import InputError
 from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
 from trainers.kernels.precision import Precision
 
@@ -30,7 +31,7 @@ class TempSchedule(str, Enum):
     EPOCH = "epoch"
 
 
-class SpecError(ValueError):
+class SpecError(InputError, ValueError):
     """A spec or settings value that cannot be trained; the message names the field and the fix."""
 
 

@@ -1,4 +1,6 @@
-"""Executors: slurm (job arrays), local (this machine) and debug (in-process), all via submitit."""
+"""The backends, by the name `--executor` gives: slurm (job arrays), local (this machine) and debug
+(in-process), all via submitit. This is the one registry; each backend owns its whole lifecycle
+(`base.Backend`). Light on import: submitit loads when a backend submits."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from cluster.errors import ClusterError
 from jobs.paths import Paths
 from jobs.study import Study
 
-BACKENDS: dict[str, type[Backend]] = {"slurm": SlurmBackend, "local": LocalBackend,
-                                      "debug": DebugBackend}
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls
+                                      for cls in (SlurmBackend, LocalBackend, DebugBackend)}
 
 
 def get_backend(name: str, study: Study, paths: Paths) -> Backend:
@@ -23,4 +25,12 @@ def get_backend(name: str, study: Study, paths: Paths) -> Backend:
     return cls(study, paths)
 
 
-__all__ = ["BACKENDS", "Backend", "DebugBackend", "LocalBackend", "SlurmBackend", "get_backend"]
+def tracks_jobs(name: str) -> bool:
+    """Whether the backend `name` (from the ledger) has a scheduler that knows its jobs' states;
+    an unknown name has none."""
+    cls = BACKENDS.get(name)
+    return cls is not None and cls.tracks_jobs
+
+
+__all__ = ["BACKENDS", "Backend", "DebugBackend", "LocalBackend", "SlurmBackend", "get_backend",
+           "tracks_jobs"]

@@ -1,35 +1,32 @@
-"""What every executor does: submit one array of task packs; blocking ones then run it."""
+"""What every backend does: submit one array of task packs (blocking ones then run it), and
+everything after: the states of its jobs, cancelling them, their log files, the script preview,
+the device model its tasks get. Each backend is named by the CLI's `--executor`; the rest of the
+code asks the backend and never tests its name.
+
+Light on import (status, cancel and logs ask backends too): submitit and tqdm are imported when a
+backend submits or runs. Blocking backends (local, debug) share `blocking.BlockingBackend`.
+"""
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import signal
-import subprocess
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import submitit
-from tqdm import tqdm
-
-from cluster.array_map import JobFailed, map_array
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
-from cluster.slurm_info import SlurmInfo
-from cluster.task import TrainTask
-from jobs.grid import TrialSpec
-from jobs.heartbeat import Heartbeat
-from jobs.markers import read_done
+from cluster.states import JobState
 from jobs.paths import Paths
 from jobs.study import Study
-from jobs.task import TaskPack, TaskResult
-from trainers.progress import read_progress
-from trainers.stop import stop_on_signals
+from jobs.task import TaskPack
 
-STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
+if TYPE_CHECKING:
+    import submitit
+
+    from cluster.array_map import JobFailed
+    from cluster.backends.slurm.info import SlurmInfo
+    from jobs.study import ClusterProfile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,9 +44,49 @@ class Backend(abc.ABC):
     def check(self) -> None:  # noqa: B027 (optional hook: most executors run anywhere)
         """Raise ClusterError when this executor cannot run here (before anything is written)."""
 
+    def check_settings(self) -> None:  # noqa: B027 (optional hook: most take any profile)
+        """Raise ClusterError when the study's cluster settings do not suit this backend (no
+        scheduler call)."""
+
     def cluster_info(self) -> SlurmInfo | None:
         """What the scheduler offers (partitions, nodes, MaxArraySize); None: nothing known."""
         return None
+
+    @abc.abstractmethod
+    def device_model(self, profile: ClusterProfile, info: SlurmInfo | None,
+                     device: str | None = None) -> str | None:
+        """The device model its tasks train on (what their DONE markers will record; None:
+        not known before they run)."""
+
+    def scripts(self, sizes: Sequence[int], options: Sequence[ArrayOptions]
+                ) -> tuple[str, ...] | None:
+        """What the scheduler would be handed for arrays of `sizes` tasks (the dry-run
+        preview); None where nothing is handed to a scheduler."""
+        del sizes, options
+        return None
+
+    # ---- after the submission: the jobs this backend ran (names from the ledger)
+
+    tracks_jobs: ClassVar[bool] = False   # a scheduler knows the state of its jobs
+
+    def job_states(self, array_ids: Iterable[str], runner: Any = None) -> dict[str, JobState]:
+        """The scheduler's state of each job of the arrays (by job id); {} where there is no
+        scheduler (heartbeats and markers tell instead). `runner`: the query command, replaced
+        in tests."""
+        del array_ids, runner
+        return {}
+
+    def cancel_jobs(self, job_ids: Sequence[str], runner: Any = None) -> None:
+        """Cancel the scheduler's jobs (each checkpoints on the signal it gets)."""
+        del runner
+        raise ClusterError(f"the {self.name} executor has no jobs to cancel by id "
+                           f"({', '.join(job_ids)})")
+
+    def log_files(self, job_id: str) -> list[Path]:
+        """The files a task wrote its output to that exist, oldest first."""
+        folder = self.paths.logs / self.name / job_id
+        found = list(folder.glob("*_log.out")) + list(folder.glob("*_log.err"))
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
     @abc.abstractmethod
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
@@ -80,176 +117,6 @@ class Backend(abc.ABC):
                   poll_s: float = 15.0) -> Iterator[tuple[int, R | JobFailed]]:
         """`fn` over `items` as one job array of this executor: `(i, result)`, or `(i,
         JobFailed)` for a task that ended without one, as the jobs end (`cluster.array_map`)."""
+        from cluster.array_map import map_array
+
         return map_array(lambda size: self.array_executor(size, job_name), fn, items, poll_s)
-
-
-class BlockingBackend(Backend):
-    """Runs the submitted packs on this machine, `parallelism` at a time, with a progress bar."""
-
-    blocking = True
-    parallelism: int = 1
-
-    def __init__(self, study: Study, paths: Paths) -> None:
-        super().__init__(study, paths)
-        self._queue: list[tuple[str, TaskPack]] = []
-        self._after: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    @abc.abstractmethod
-    def executor(self, job_id: str) -> submitit.Executor:
-        """The submitit executor that runs the task `job_id` (its logs: `logs/<name>/<job_id>`)."""
-
-    def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
-        del options
-        label = f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        ids = [f"{label}_{i}" for i in range(len(packs))]
-        self._queue.extend(zip(ids, packs, strict=True))
-        return ids
-
-    def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
-                     after: Sequence[str]) -> str | None:
-        """Kept until `finish` has run every submitted array (`after` are among them)."""
-        del after
-        self._after.append((fn, tuple(args)))
-        return None
-
-    def finish(self, progress: bool = True) -> list[str]:
-        """Run the queue, then what was chained after it (`submit_after`); Ctrl-C, SIGTERM or a
-        task stopped from outside (`drosweep cancel`) stops every running task with a checkpoint
-        and raises `RunStopped` (one line), and nothing chained runs."""
-        trials = [t for _, pack in self._queue for t in pack.trials]
-        waiting = list(self._queue)
-        running: list[tuple[str, Any]] = []
-        errors: list[str] = []
-        bar = tqdm(total=len(trials), unit="trial", disable=not progress, desc=self.study.name,
-                   dynamic_ncols=True)
-        on_sigterm = contextlib.ExitStack()  # SIGTERM: cancel the tasks here, do not orphan them
-        on_sigterm.enter_context(stop_on_signals(_exit, (signal.SIGTERM,)))
-        stopped = False
-        queued = Heartbeat(self.paths, [t.key for t in trials])  # queued trials are pending
-        try:
-            queued.__enter__()
-            while waiting or running:
-                while waiting and len(running) < self.parallelism and not stopped:
-                    job_id, pack = waiting.pop(0)
-                    queued.release(pack.keys)  # the task's own heartbeat takes over
-                    with _terminal_interrupts_ignored():
-                        job = self.executor(job_id).submit(TrainTask(pack))
-                    running.append((job_id, job))
-                for job_id, job in list(running):
-                    try:
-                        finished = job.done()
-                    except Exception as exc:  # debug jobs raise the task's error here
-                        running.remove((job_id, job))
-                        errors.append(_describe(job_id, exc))
-                        continue
-                    if finished:
-                        running.remove((job_id, job))
-                        errors.extend(_error_line(job_id, job))
-                        stopped = stopped or _was_stopped(job)
-                if stopped and running:
-                    _stop(running)
-                    stopped_jobs = running
-                    running = []
-                    _wait(stopped_jobs)
-                if stopped:
-                    break
-                done = sum(read_done(self.paths, t, retries=0) is not None for t in trials)
-                bar.update(done - bar.n)
-                bar.set_postfix(failed=len(errors), refresh=False)
-                if running:
-                    time.sleep(0.5)
-        except (KeyboardInterrupt, SystemExit):
-            stopped = True
-            _stop(running)
-            _wait(running)
-        except BaseException:
-            _stop(running)
-            raise
-        finally:
-            queued.__exit__(None, None, None)
-            bar.close()
-            on_sigterm.close()
-        self._queue.clear()
-        after, self._after = self._after, []
-        if stopped:
-            raise RunStopped(stopped_line(self.study, self.paths, trials))
-        for fn, args in after:
-            fn(*args)
-        return errors
-
-
-class RunStopped(KeyboardInterrupt):
-    """A blocking run was stopped (Ctrl-C, SIGTERM, `drosweep cancel`); its message is the one
-    line that says what was checkpointed and how to go on."""
-
-
-def stopped_line(study: Study, paths: Paths, trials: Sequence[TrialSpec]) -> str:
-    done = sum(read_done(paths, t, retries=0) is not None for t in trials)
-    started = [p for t in trials if read_done(paths, t, retries=0) is None
-               and (p := read_progress(paths.progress(t))) is not None]
-    steps = f" ({sum(p.step for p in started)} steps in all)" if started else ""
-    return (f"stopped: {done} of {len(trials)} trial(s) done, {len(started)} checkpointed"
-            f"{steps}, {len(trials) - done - len(started)} not started; go on with "
-            f"`drosweep resume {study.source} --executor local`")
-
-
-@contextlib.contextmanager
-def _terminal_interrupts_ignored() -> Iterator[None]:
-    """Task processes started here inherit SIGINT ignored, so Ctrl-C reaches only this runner
-    (and the tasks through their own handler), never as a traceback from submitit's process that
-    watches each task; the runner stops them with SIGTERM, which they checkpoint on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _was_stopped(job: Any) -> bool:
-    try:
-        result = job.result()
-    except Exception:
-        return False
-    return isinstance(result, TaskResult) and result.stopped
-
-
-def _stop(running: Sequence[tuple[str, Any]]) -> None:
-    """SIGTERM to each local task (submitit's watcher forwards it): they checkpoint and end."""
-    for _, job in running:
-        process = getattr(job, "_process", None)
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(OSError):
-                process.send_signal(signal.SIGTERM)
-
-
-def _wait(running: Sequence[tuple[str, Any]], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    end = time.monotonic() + timeout_s
-    for _, job in running:
-        process = getattr(job, "_process", None)
-        if process is None:
-            continue
-        try:
-            process.wait(timeout=max(0.0, end - time.monotonic()))
-        except subprocess.TimeoutExpired:  # its watcher ignores SIGINT (see above)
-            process.kill()
-
-
-def _exit(sig: signal.Signals) -> None:
-    """SIGTERM becomes SystemExit while tasks run here, so they are cancelled, not orphaned."""
-    raise SystemExit(128 + sig)
-
-
-def _error_line(job_id: str, job: Any) -> list[str]:
-    try:
-        exc = job.exception()
-    except Exception as err:  # the job died without a result (killed)
-        exc = err
-    return [] if exc is None else [_describe(job_id, exc)]
-
-
-def _describe(job_id: str, exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"task {job_id}: {type(exc).__name__}: {text[-1] if text else ''}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import submitit
+from typing import TYPE_CHECKING
 
-from cluster.backends.base import BlockingBackend
+from cluster.backends.blocking import BlockingBackend
+
+if TYPE_CHECKING:
+    import submitit
 
 
 class DebugBackend(BlockingBackend):
@@ -13,4 +16,6 @@ class DebugBackend(BlockingBackend):
     trainer_progress = True
 
     def executor(self, job_id: str) -> submitit.Executor:
+        import submitit
+
         return submitit.DebugExecutor(folder=self.paths.logs / "debug" / job_id)

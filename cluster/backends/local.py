@@ -7,12 +7,14 @@ import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import submitit
-
-from cluster.backends.base import BlockingBackend
+from cluster.backends.blocking import BlockingBackend
 from jobs.paths import Paths
 from jobs.study import Study
+
+if TYPE_CHECKING:
+    import submitit
 
 
 def _cuda_count() -> int:
@@ -58,6 +60,8 @@ class LocalBackend(BlockingBackend):
         return devices.pop() if len(devices) == 1 else self.study.cluster.device
 
     def executor(self, job_id: str) -> submitit.Executor:
+        import submitit
+
         p = self.study.cluster
         ex = submitit.LocalExecutor(folder=self.paths.logs / "local" / job_id,
                                     max_num_timeout=p.max_requeue)

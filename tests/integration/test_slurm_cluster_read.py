@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from slurm_helpers import Cluster, run, wait_settled
 
-from cluster import TrialState, plan, slurm_info, submit
-from cluster.planning import context
+from cluster import TrialState, plan, submit
+from cluster.backends.slurm import info as slurm_info
+from cluster.plan_context import context
 from cluster.rates import rate_book
 from drosweep.cli import main
 from jobs import Paths, Study, expand, load_study, read_done

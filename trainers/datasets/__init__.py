@@ -10,8 +10,9 @@ To add a data set, write a module in this package that
 1. declares its settings, if any, as a frozen dataclass subclassing `DataOptions` (fields with
    defaults; a field `seed` gets the study's base_seed; `validate()` raises DataError naming
    `data.<field>`);
-2. writes `load(options, folder) -> trainers.data.Dataset` (standardized float32 tensors; import
-   torch inside the function, so that planning stays torch-free), checking what it reads;
+2. writes `load(options, folder) -> datasets.base.Dataset` (standardized float32 tensors, e.g.
+   by `datasets.base.from_arrays`; import torch and numpy inside the function, so that planning
+   stays torch-free), checking what it reads;
 3. calls `register(DataSource(name=..., description=..., load=..., options=..., ...))` with the
    fixed counts it has (features, classes, rows) or `sizes(options) -> Shape` where they depend
    on the settings, its fixed `files` (with sha256 where known) and `fetch(folder)` when

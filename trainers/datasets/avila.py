@@ -1,17 +1,36 @@
-"""UCI Avila, the paper's data set: its facts (files, rows, classes) and its registration.
+"""UCI Avila, the paper's data set: its facts (files, rows, classes), its reading and its
+registration.
 
-The reading itself (format, verification, standardization) is `trainers.data.load_avila`.
+Avila is read in the UCI text format (no header; a header row is tolerated), features F6 and F10
+(zero-based columns 5 and 9) are dropped, the rest standardized with training-set statistics, and
+the 12 copyists mapped to labels 0..11 in sorted order A..Y. Every load is verified (rows, classes),
+so a wrong or truncated file fails with the file and the problem named, not with a silent mis-fit.
+Torch and numpy are imported when a file is read.
 """
 
 from __future__ import annotations
 
+import io
+import os
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainers.datasets.registry import DataFile, DataOptions, DataSource, register
+from trainers.datasets.base import Dataset
+from trainers.datasets.install import download, install_verified
+from trainers.datasets.registry import (
+    ENV_DATA_DIR,
+    DataError,
+    DataFile,
+    DataOptions,
+    DataSource,
+    register,
+    resolve_data_dir,
+)
 
 if TYPE_CHECKING:
-    from trainers.data import Dataset
+    import numpy as np
+    import torch
 
 AVILA_CLASSES = ("A", "B", "C", "D", "E", "F", "G", "H", "I", "W", "X", "Y")
 AVILA_FILES = {"train": "avila-tr.txt", "test": "avila-ts.txt"}
@@ -27,15 +46,104 @@ AVILA_URL = "https://archive.ics.uci.edu/static/public/459/avila.zip"
 AVILA_FEATURES = 10 - len(DROPPED_COLUMNS)
 
 
-def _load(options: DataOptions, folder: Path | None) -> Dataset:
-    from trainers.data import load_avila
+def _read_avila_file(path: Path, expected_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; get the data with `drosweep data fetch` "
+                        f"or point --data-dir / ${ENV_DATA_DIR} at a folder holding {path.name}")
+    feats: list[list[float]] = []
+    labels: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) != 11:
+                raise DataError(f"{path}:{lineno}: expected 10 features and a class letter "
+                                f"(11 comma-separated fields), found {len(parts)}")
+            try:
+                row = [float(p) for p in parts[:10]]
+            except ValueError:
+                if lineno == 1 and not feats:  # a header row, as some copies add
+                    continue
+                raise DataError(f"{path}:{lineno}: non-numeric feature in {line[:60]!r}") from None
+            if parts[10] not in AVILA_CLASSES:
+                raise DataError(f"{path}:{lineno}: unknown class {parts[10]!r}; "
+                                f"Avila has {', '.join(AVILA_CLASSES)}")
+            feats.append(row)
+            labels.append(parts[10])
+    if len(feats) != expected_rows:
+        raise DataError(f"{path}: {len(feats)} data rows, expected {expected_rows} "
+                        f"(not the UCI Avila file, or truncated)")
+    import numpy as np
 
+    x = np.asarray(feats, dtype=np.float64)
+    y = np.asarray([AVILA_CLASSES.index(c) for c in labels], dtype=np.int64)
+    return x, y
+
+
+def load_avila(data_dir: str | os.PathLike[str] | None = None,
+               dtype: torch.dtype | None = None) -> Dataset:
+    """Both files read, verified and standardized (float32 features unless `dtype` says
+    otherwise)."""
+    import numpy as np
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    folder = resolve_data_dir(data_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: Avila data folder not found; run `drosweep data fetch` "
+                        f"(or `drosweep data fetch --dest DIR` and pass --data-dir DIR / "
+                        f"set ${ENV_DATA_DIR})")
+    x_tr, y_tr = _read_avila_file(folder / AVILA_FILES["train"], AVILA_ROWS["train"])
+    x_ts, y_ts = _read_avila_file(folder / AVILA_FILES["test"], AVILA_ROWS["test"])
+    counts = {c: int((y_tr == i).sum()) for i, c in enumerate(AVILA_CLASSES)}
+    if counts != AVILA_TRAIN_CLASS_COUNTS:
+        raise DataError(f"{folder / AVILA_FILES['train']}: class counts {counts} differ from "
+                        f"the UCI description {AVILA_TRAIN_CLASS_COUNTS}")
+    if len(np.unique(y_ts)) != len(AVILA_CLASSES):
+        raise DataError(f"{folder / AVILA_FILES['test']}: not all 12 classes present")
+    keep = [i for i in range(10) if i not in DROPPED_COLUMNS]
+    x_tr, x_ts = x_tr[:, keep], x_ts[:, keep]
+    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+    std[std == 0] = 1.0
+    x_tr, x_ts = (x_tr - mean) / std, (x_ts - mean) / std
+    return Dataset(torch.as_tensor(x_tr, dtype=dtype), torch.as_tensor(y_tr),
+                   torch.as_tensor(x_ts, dtype=dtype), torch.as_tensor(y_ts), AVILA_CLASSES)
+
+
+def fetch_avila(dest: str | os.PathLike[str] | None = None, url: str = AVILA_URL,
+                timeout: float = 60.0) -> Path:
+    """Download avila.zip from UCI, verify both files (checksums, rows, classes), install them."""
+    folder = resolve_data_dir(dest)
+    payload = download(url, timeout, f"no network? copy avila-tr.txt and avila-ts.txt into "
+                                     f"{folder} by hand")
+    return install_avila_zip(payload, folder)
+
+
+def install_avila_zip(payload: bytes, folder: Path) -> Path:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+    except zipfile.BadZipFile:
+        raise DataError("the download is not a zip archive (UCI changed the address?)") from None
+    found: dict[str, bytes] = {}
+    for info in archive.infolist():
+        base = info.filename.rsplit("/", 1)[-1]
+        if base in AVILA_SHA256:
+            found[base] = archive.read(info)
+    missing = sorted(set(AVILA_SHA256) - set(found))
+    if missing:
+        raise DataError(f"avila.zip lacks {missing}")
+    # verify rows and class counts (as in avila-description.txt) before touching the destination;
+    # the checksums of the reference copy are reported, not enforced (line endings may differ)
+    return install_verified(found, folder, load_avila, ".avila-")
+
+
+def _load(options: DataOptions, folder: Path | None) -> Dataset:
     return load_avila(folder)
 
 
 def _fetch(folder: Path) -> None:
-    from trainers.data import fetch_avila
-
     fetch_avila(folder)
 
 

@@ -22,7 +22,7 @@ from trainers.datasets.tables import read_table
 if TYPE_CHECKING:
     import numpy as np
 
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
 GRID_FILE = "Data_for_UCI_named.csv"
 GRID_FEATURES = ("tau1", "tau2", "tau3", "tau4", "p1", "p2", "p3", "p4", "g1", "g2", "g3", "g4")
@@ -64,7 +64,7 @@ def read_grid(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load(options: DataOptions, folder: Path | None) -> Dataset:
-    from trainers.data import from_arrays
+    from trainers.datasets.base import from_arrays
 
     assert folder is not None
     x, y = read_grid(folder / GRID_FILE)

@@ -22,7 +22,7 @@ from trainers.datasets.registry import DataError, DataFile, DataOptions, DataSou
 if TYPE_CHECKING:
     import numpy as np
 
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
 MNIST_SHA256 = {
     "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -91,7 +91,7 @@ def read_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 def _load(options: DataOptions, folder: Path | None) -> Dataset:
     import torch
 
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
     assert folder is not None
     x_tr, y_tr, x_ts, y_ts = read_mnist(folder)

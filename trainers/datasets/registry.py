@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import InputError
+
 if TYPE_CHECKING:
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
 ENV_DATA_DIR = "DROSWEEP_DATA_DIR"
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """The data set is missing or is not what it claims to be; the message says how to fix it."""
 
 

@@ -28,7 +28,7 @@ from trainers.datasets.tables import Table, read_table, sorted_classes
 if TYPE_CHECKING:
     import numpy as np
 
-    from trainers.data import Dataset
+    from trainers.datasets.base import Dataset
 
 MIN_TRAIN_ROWS = 2
 _PATH = {"path": True}
@@ -160,7 +160,7 @@ def _arrays(table: Table, rows: tuple[int, ...], s: _Split,
 
 
 def _load(options: CsvOptions, folder: Path | None) -> Dataset:
-    from trainers.data import from_arrays
+    from trainers.datasets.base import from_arrays
 
     s = _split_of(options)
     assert options.label_column is not None

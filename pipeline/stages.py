@@ -1,8 +1,9 @@
 """From trained models to the table, figures and report: `drosweep reduce`, the job chained after
 a study's arrays, and `drosweep demo`, all through one "reduce, then render".
 
-`cluster` is imported only where a job array or a submission is asked for, so a reduction in
-this process never loads it.
+`cluster` is imported only where a backend, a job array or a submission is asked for (the
+backend of `run_reduction` says whether it evaluates in this process), and submitit only where a
+job array is submitted.
 """
 
 from __future__ import annotations
@@ -71,16 +72,19 @@ def run_reduction(study: Study, options: ReduceOptions, executor: str = "local")
     """Wait (`options.wait`), then evaluate in this process (local, debug) or as one SLURM job
     array (slurm). Bad evaluation settings and an unusable executor fail before the wait."""
     settings = eval_settings_for(study)
-    mapper: Mapper = _slurm_mapper(study) if executor == "slurm" else in_process
+    mapper = _mapper(study, executor)
     scan = settle(study, options)
     return reduce_study(study, options, settings, mapper=mapper, scan=scan)
 
 
-def _slurm_mapper(study: Study, poll_s: float = REDUCE_POLL_S) -> Mapper:
-    """Evaluation tasks as one SLURM job array, configured like the study's training arrays."""
+def _mapper(study: Study, executor: str, poll_s: float = REDUCE_POLL_S) -> Mapper:
+    """Evaluation tasks in this process with a blocking backend (local, debug), else as one job
+    array of the backend's scheduler, configured like the study's training arrays."""
     from cluster.backends import get_backend
 
-    backend = get_backend("slurm", study, Paths(study.root))
+    backend = get_backend(executor, study, Paths(study.root))
+    if backend.blocking:
+        return in_process
     backend.check()
     job_name = f"drosweep-reduce-{study.name}"
     return array_mapper(lambda fn, tasks: backend.map_array(fn, tasks, job_name=job_name,

@@ -1,4 +1,5 @@
-"""SLURM: each plan array becomes one job array (`executor.batch()`), throttled, requeueable."""
+"""SLURM: each plan array becomes one job array (`executor.batch()`), throttled, requeueable;
+its jobs' states from `sacct`, cancelled with `scancel`, their logs where submitit writes them."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import io
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import submitit
-
-from cluster import slurm_info
 from cluster.backends.base import Backend
+from cluster.backends.slurm import info as slurm_info
+from cluster.backends.slurm.sacct import SacctRunner, job_states, run_sacct
+from cluster.backends.slurm.sbatch import check_sbatch_extra
+from cluster.backends.slurm.scancel import ScancelRunner, run_scancel
+from cluster.backends.submitit_api import sbatch_script
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
-from cluster.task import TrainTask
+from cluster.states import JobState
 from jobs.task import TaskPack
+
+if TYPE_CHECKING:
+    import submitit
+
+    from jobs.study import ClusterProfile
 
 REQUIRED_TOOLS = ("sbatch", "srun", "sacct", "scancel")
 
@@ -44,6 +53,7 @@ def _refusal(what: str, exc: Exception, stderr: list[str]) -> ClusterError:
 
 class SlurmBackend(Backend):
     name = "slurm"
+    tracks_jobs = True
 
     def check(self) -> None:
         missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
@@ -51,10 +61,41 @@ class SlurmBackend(Backend):
             raise ClusterError(f"{', '.join(missing)} not found on PATH: the slurm executor "
                                f"needs a SLURM login node (or use --executor local)")
 
+    def check_settings(self) -> None:
+        check_sbatch_extra(self.study.cluster.sbatch_extra)
+
     def cluster_info(self) -> slurm_info.SlurmInfo | None:
         return slurm_info.read()
 
+    def device_model(self, profile: ClusterProfile, info: slurm_info.SlurmInfo | None,
+                     device: str | None = None) -> str | None:
+        if profile.device_model:
+            return profile.device_model
+        if (device or profile.device) == "cpu":
+            return None
+        return slurm_info.gres_model(profile, info)
+
+    def scripts(self, sizes: Sequence[int], options: Sequence[ArrayOptions]
+                ) -> tuple[str, ...] | None:
+        return tuple(self.script(size, o) for size, o in zip(sizes, options, strict=True))
+
+    def job_states(self, array_ids: Iterable[str], runner: Any = None) -> dict[str, JobState]:
+        sacct: SacctRunner = run_sacct if runner is None else runner
+        return job_states(array_ids, sacct)
+
+    def cancel_jobs(self, job_ids: Sequence[str], runner: Any = None) -> None:
+        scancel: ScancelRunner = run_scancel if runner is None else runner
+        scancel(list(job_ids))
+
+    def log_files(self, job_id: str) -> list[Path]:
+        from submitit.core.utils import JobPaths
+
+        job = JobPaths(self.paths.logs / "%j", job_id=job_id, task_id=0)
+        return [p for p in (job.stdout, job.stderr) if p.is_file()]
+
     def executor(self, size: int, options: ArrayOptions | None = None) -> submitit.SlurmExecutor:
+        import submitit
+
         p = self.study.cluster
         if options is None:
             options = ArrayOptions(p.time_limit_min, p.max_running)
@@ -96,9 +137,11 @@ class SlurmBackend(Backend):
         ex = self.executor(size, options)
         if size > 1:  # what submitit's batch submission sets on its copy of the executor
             ex.parameters["map_count"] = size
-        return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
+        return sbatch_script(ex)
 
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
+        from cluster.task import TrainTask
+
         ex = self.executor(len(packs), options)
         with _sbatch_stderr() as stderr:
             try:
