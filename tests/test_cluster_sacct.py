@@ -93,7 +93,7 @@ def test_missing_sacct(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_unanswering_sacct_is_waited_for_once(stub_command: StubCommand, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import cluster.sacct as sacct
+    import cluster.backends.slurm.sacct as sacct
 
     log = tmp_path / "calls"
     stub_command("sacct", f'echo x >> "{log}"; exec sleep 30')
