@@ -374,6 +374,11 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     evaluation = _evaluation(r, radii)
     base_seed = r.integer("base_seed", 0, 0)
     data_options = _data_options(r, dataset, data.get("data"), base_seed)
+    cluster = _cluster(source, data.get("cluster"))
+    if (settings.robust_kernel == "fused" and cluster.device == "cpu"
+            and Method.ROBUST in methods):
+        raise StudyError(f"{source}: key 'training.robust_kernel': 'fused' runs on CUDA and "
+                         f"cluster.device is 'cpu'; use 'auto' or 'chunked' on the CPU")
     return Study(
         name=name,
         root=Path(root_value).expanduser().absolute(),
@@ -384,7 +389,7 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         base_seed=base_seed,
         regular_per_radius=regular_per_radius,
         settings=settings,
-        cluster=_cluster(source, data.get("cluster")),
+        cluster=cluster,
         data_dir=Path(data_dir).expanduser().absolute() if data_dir else None,
         source=source,
         text=text,

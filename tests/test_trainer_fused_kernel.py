@@ -294,3 +294,17 @@ def test_doctor_check(monkeypatch: pytest.MonkeyPatch) -> None:
     assert report.ok, report.failures
     assert [line.split()[1] for line in lines] == ["ieee", "tf32x3", "bf16x3"]
     assert all("bit-identical" in line and line.endswith(" ok") for line in lines)
+
+
+def test_a_cpu_study_refuses_the_fused_kernel_at_load() -> None:
+    """A study whose tasks run on the CPU (cluster.device = 'cpu') cannot ask for the fused
+    kernel: one line at load, before anything is planned or submitted."""
+    from pathlib import Path
+
+    from jobs import StudyError, load_study
+
+    smoke = Path(__file__).resolve().parents[1] / "studies" / "smoke.toml"
+    with pytest.raises(StudyError, match=r"'training.robust_kernel': 'fused' runs on CUDA"):
+        load_study(smoke, overrides=["training.robust_kernel=\"fused\""])
+    assert load_study(smoke, overrides=["training.robust_kernel=\"chunked\""]).settings \
+        .robust_kernel == "chunked"
