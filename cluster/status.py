@@ -134,6 +134,8 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
             state = TrialState.RUNNING if beat.state is BeatState.TRAINING \
                 else TrialState.PENDING
         detail, host = "", beat.host if beat is not None else None
+        if done[t.key] is None and files.may_hold(t.key, DONE_NAME):
+            detail = _unreadable_done(paths, t)
         if state is TrialState.FAILED:
             marker = failed[t.key]
             detail = marker.error if marker is not None else f"job ended {job_state}"
@@ -143,6 +145,21 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     trials = tuple(by_key[t.key] for t in specs)
     groups, eta = _groups_and_eta(study, trials, done)
     return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
+
+
+def _unreadable_done(paths: Paths, trial: TrialSpec) -> str:
+    """Why a DONE.json that the walk saw does not count ("" when it is gone by now): a torn or
+    empty marker leaves its trial not done, and `status -v` says so instead of a bare state."""
+    path = paths.done(trial)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return f"{path}: DONE marker unreadable ({exc.strerror or exc}); `resume` trains it again"
+    what = "empty" if size == 0 else f"torn or not a DONE marker ({size} bytes)"
+    return (f"{path}: DONE marker unreadable ({what}); `resume` finishes the trial again from "
+            f"its checkpoint")
 
 
 def _live(beat: Beat | None, now: float) -> Beat | None:

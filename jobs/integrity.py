@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.atomic import sha256_file
+from common.atomic import differing_prefixes, sha256_file
 from jobs.grid import TrialSpec
 from jobs.markers import read_done
 from jobs.paths import Paths
@@ -27,8 +27,9 @@ def model_problem(paths: Paths, trial: TrialSpec | str, certified_sha256: str) -
     except OSError as exc:
         return f"{path}: model file unreadable ({exc.strerror or exc})"
     if actual != certified_sha256:
-        return (f"{path}: sha256 {actual[:12]} does not match its DONE marker "
-                f"({certified_sha256[:12]}): altered or corrupted after training")
+        shown, certified = differing_prefixes(actual, certified_sha256)
+        return (f"{path}: sha256 {shown} does not match its DONE marker "
+                f"({certified}): altered or corrupted after training")
     return None
 
 
