@@ -26,7 +26,7 @@ from tqdm import tqdm
 from common.atomic import StorageError, atomic_torch_save, remove_stale_temps, unwritable_reason
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
-from trainers.device import device_model, pin_precision, resolve_device
+from trainers.device import device_model, pin_precision, pin_threads, resolve_device
 from trainers.graphs import StepRunner, default_capture
 from trainers.methods import StepContext, StepStreams, method_parts, temperature
 from trainers.model import build_model
@@ -258,6 +258,7 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
         _check_writable(pa)
     dev = resolve_device(device)
     precision = pin_precision(specs[0].settings.allow_tf32_override)
+    pin_threads()
     with hold_trials([pa.checkpoint for pa in paths]):
         for pa in paths:  # held: any temp file of these paths is left by a killed write
             for path in (pa.model, pa.checkpoint, pa.previous_checkpoint, pa.progress):
