@@ -14,58 +14,10 @@ from cluster.cost import CONTEXT_BYTES, chunk_setting, estimate
 from cluster.errors import ClusterError
 from jobs.errors import StudyError
 from jobs.grid import group_label
+from jobs.sbatch import RESERVED_SBATCH, check_sbatch_extra
 from jobs.study import Study
 from trainers.datasets import DataError, get_source
 from trainers.spec import Method, SpecError, TrainSpec
-
-# sbatch options drosweep sets or relies on, and the study setting that controls each instead
-_OWN = "drosweep sets it for every task"
-RESERVED_SBATCH = {
-    "output": "the task logs go to <root>/logs (choose the root with `root` or --root)",
-    "error": "the task logs go to <root>/logs (choose the root with `root` or --root)",
-    "array": "cluster.max_array_size and cluster.array_parallelism",
-    "chdir": _OWN,
-    "wrap": _OWN,
-    "job-name": "the study's `name` (jobs are named drosweep-<name>)",
-    "signal": "cluster.signal_delay_s",
-    "requeue": "cluster.max_requeue",
-    "no-requeue": "cluster.max_requeue",
-    "dependency": "chain_reduce",
-    "kill-on-invalid-dep": "chain_reduce",
-    "open-mode": _OWN,
-    "parsable": _OWN,
-    "wait": _OWN,
-    "test-only": _OWN,
-    "hold": _OWN,
-    "time": "cluster.time_limit_min",
-    "partition": "cluster.partition",
-    "account": "cluster.account",
-    "qos": "cluster.qos",
-    "constraint": "cluster.constraint",
-    "cpus-per-task": "cluster.cpus_per_task",
-    "mem": "cluster.mem_gb",
-    "mem-per-cpu": "cluster.mem_gb",
-    "mem-per-gpu": "cluster.mem_gb",
-    "gres": "cluster.gpus_per_task",
-    "gpus": "cluster.gpus_per_task",
-    "gpus-per-node": "cluster.gpus_per_task",
-    "gpus-per-task": "cluster.gpus_per_task",
-    "nodes": _OWN + " (one node per task)",
-    "ntasks": _OWN + " (one process per task)",
-    "ntasks-per-node": _OWN + " (one process per task)",
-}
-
-
-def check_sbatch_extra(extra: dict[str, str]) -> None:
-    """Refuse `sbatch_extra` keys that set (or abbreviate: sbatch takes any unambiguous prefix)
-    an option drosweep relies on, naming the setting to use instead."""
-    for key in extra:
-        option = key.replace("_", "-")
-        hits = [name for name in RESERVED_SBATCH if name.startswith(option)]
-        if hits:
-            name = option if option in hits else hits[0]
-            raise ClusterError(f"cluster.sbatch_extra.{key}: --{name} is set by drosweep and must "
-                               f"not be overridden; use {RESERVED_SBATCH[name]}")
 
 
 def check_memory(study: Study) -> None:
@@ -117,20 +69,24 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
     if problem is not None:
         raise StudyError(problem)
     folder = source.folder(data_dir or study.data_dir)
-    from trainers.data import load_dataset  # torch: only when a submission reads the data
+    from trainers.data import check_subset, load_dataset  # torch: only when a submission reads the data
 
     try:
-        load_dataset(study.dataset, folder, options=study.data_options)
+        data = load_dataset(study.dataset, folder, options=study.data_options)
+        check_subset(study.settings.train_subset, len(data.y_train))
     except DataError as exc:
         raise StudyError(f"{study.source}: {exc}") from None
     return str(folder.absolute()) if folder is not None else None
 
 
+__all__ = ["RESERVED_SBATCH", "check_data", "check_memory", "check_sbatch_extra",
+           "check_submission", "data_problem"]
+
+
 def check_submission(study: Study, executor: str) -> str | None:
     """Every check of a submission that needs no scheduler call; raises on the first problem.
     Returns the data folder the tasks read (see `check_data`)."""
-    if executor == "slurm":
-        check_sbatch_extra(study.cluster.sbatch_extra)
+    check_sbatch_extra(study.cluster.sbatch_extra)  # also at load: a frozen study may predate it
     folder = check_data(study)
     check_memory(study)
     return folder

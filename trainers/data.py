@@ -33,7 +33,7 @@ from trainers.datasets.install import download, install_verified
 from trainers.datasets.registry import ENV_DATA_DIR, default_cache_dir
 
 __all__ = ["AVILA_CLASSES", "AVILA_FILES", "AVILA_ROWS", "AVILA_SHA256", "AVILA_TRAIN_CLASS_COUNTS",
-           "AVILA_URL", "DROPPED_COLUMNS", "ENV_DATA_DIR", "DataError", "Dataset",
+           "AVILA_URL", "DROPPED_COLUMNS", "ENV_DATA_DIR", "DataError", "Dataset", "check_subset",
            "default_cache_dir", "fetch_avila", "from_arrays", "install_avila_zip", "load_avila",
            "load_dataset", "make_synthetic", "resolve_data_dir", "subset_train"]
 
@@ -157,9 +157,17 @@ def from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
                    torch.as_tensor(y_test, dtype=torch.int64), classes)
 
 
+def check_subset(n: int | None, rows: int) -> None:
+    if n is not None and n > rows:
+        raise DataError(f"train_subset asks for {n:,} training rows, but the data set has "
+                        f"{rows:,}")
+
+
 def subset_train(data: Dataset, n: int | None, seed: int) -> Dataset:
-    """The first n training rows after a seeded shuffle (test set untouched)."""
-    if n is None or n >= len(data.y_train):
+    """The first n training rows after a seeded shuffle (test set untouched); more rows than the
+    data has is an error naming both numbers."""
+    check_subset(n, len(data.y_train))
+    if n is None or n == len(data.y_train):
         return data
     idx = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed))[:n]
     return Dataset(data.x_train[idx], data.y_train[idx], data.x_test, data.y_test, data.classes)

@@ -37,6 +37,7 @@ class SpecError(ValueError):
 MAX_BALL_SAMPLES = 10**8   # N(eps) per point: the paper's largest radius (0.3) needs ~195,000
 MAX_RADIUS = 1000.0        # the features are standardized: a larger ball covers all the data
 MAX_HIDDEN = 16384         # 8 -> H -> H -> 12: H = 16384 is ~270 M weights already
+MAX_TRAIN_ROWS = 100_000_000  # train_subset: more rows than any data set here has (MNIST: 60,000)
 
 
 class BallSampling(Protocol):
@@ -163,6 +164,9 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise SpecError(f"setting '{name}' must be a positive integer or unset, got {value!r}")
+        if self.train_subset is not None and self.train_subset > MAX_TRAIN_ROWS:
+            raise SpecError(f"setting 'train_subset' must be <= {MAX_TRAIN_ROWS:,} rows, got "
+                            f"{self.train_subset:,}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
