@@ -31,6 +31,7 @@ from cluster.sacct import SacctRunner, run_sacct
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status
+from cluster.trust import check_root_trusted, restrict
 from common.atomic import atomic_write_text
 from jobs.errors import StudyError
 from jobs.frozen import check_frozen
@@ -137,6 +138,7 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     if device is not None and device not in ("auto", "cuda", "cpu"):
         raise ClusterError(f"device must be auto, cuda or cpu, got {device!r}")
     check_root_writable(study.root)
+    check_root_trusted(paths)
     frozen = check_frozen(study, paths)
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
@@ -219,9 +221,13 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
     """The study's lock around one submission, yielding the list its job ids go into: a
     submission refused before its first job leaves no trace (see `_undo`)."""
     created = _first_missing(paths.root)  # the topmost folder this call creates, if any
-    paths.root.mkdir(parents=True, exist_ok=True)
-    lock_existed = paths.lock.exists()
     logs_before = _entries(paths.logs)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    for folder in (paths.root, paths.logs):
+        if created is not None or not folder.exists():  # only what this call creates
+            folder.mkdir(exist_ok=True)
+            restrict(folder)
+    lock_existed = paths.lock.exists()
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
