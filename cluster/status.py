@@ -19,11 +19,11 @@ from typing import Any
 from cluster import ledger
 from cluster.cost import estimate
 from cluster.sacct import SacctRunner, job_states, run_sacct
-from cluster.states import TRIAL_STATES, JobState, TrialState
+from cluster.states import TRIAL_STATES, USUAL_STATES, JobState, TrialState
 from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat
-from jobs.integrity import VerifyReport, verify_models
+from jobs.integrity import VerifyReport, quick_model_problem, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
 from jobs.study import Study
@@ -71,13 +71,16 @@ class StudyStatus:
     def to_json(self) -> dict[str, Any]:
         return {
             "study": self.name, "root": self.root,
-            "counts": {s.value: n for s, n in self.counts.items()},
+            "counts": {s.value: n for s, n in self.counts.items() if n or s in USUAL_STATES},
             "total": len(self.trials), "eta_s": self.eta_s,
             "groups": [{"method": g.method.value, "radius": g.radius,
-                        "counts": {s.value: n for s, n in g.counts.items()}, "eta_s": g.eta_s}
+                        "counts": {s.value: n for s, n in g.counts.items()
+                                   if n or s in USUAL_STATES}, "eta_s": g.eta_s}
                        for g in self.groups],
             "failed": [{"key": t.trial.key, "job_id": t.job_id, "detail": t.detail}
                        for t in self.trials if t.state is TrialState.FAILED],
+            "changed": [{"key": t.trial.key, "detail": t.detail}
+                        for t in self.trials if t.state is TrialState.CHANGED],
         }
 
 
@@ -134,7 +137,11 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
             state = TrialState.RUNNING if beat.state is BeatState.TRAINING \
                 else TrialState.PENDING
         detail, host = "", beat.host if beat is not None else None
-        if done[t.key] is None and files.may_hold(t.key, DONE_NAME):
+        certified = done[t.key]
+        if certified is not None:  # one stat: is the model still the file its marker certifies?
+            detail = quick_model_problem(paths, t, certified) or ""
+            state = TrialState.CHANGED if detail else state
+        elif files.may_hold(t.key, DONE_NAME):
             detail = _unreadable_done(paths, t)
         if state is TrialState.FAILED:
             marker = failed[t.key]

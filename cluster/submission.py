@@ -55,6 +55,8 @@ class SubmitResult:
     dry_run: bool
     chained_job: str | None = None   # the job queued after the arrays (`then`), if any
     options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
+    changed: tuple[str, ...] = ()    # DONE trials whose model file changed: neither submitted
+    #                                  nor counted done (`status --verify`, then resume)
 
 
 def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
@@ -97,7 +99,8 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         chained = _chain(checked, then, submitted) if then is not None else None
         errors = checked.backend.finish(progress)
     return SubmitResult(executor, planned.plan, planned.done, planned.live, tuple(job_ids),
-                        submitted.array_ids, tuple(errors), False, chained, submitted.options)
+                        submitted.array_ids, tuple(errors), False, chained, submitted.options,
+                        planned.changed)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class _Planned:
     done: int
     live: int
     slots: list[tuple[int, tuple[str, ...], bool]]  # per array: cap, waits for, after previous
+    changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,8 @@ def _select_and_plan(checked: _Checked, sacct: SacctRunner, selection: Selection
     specs, done, live = _select(checked.study, status, selection, limit)
     the_plan = plan(specs, checked.context.profile, checked.context.rates)
     return _Planned(the_plan, done, live,
-                    _slots(the_plan, checked.context.profile.max_running, status))
+                    _slots(the_plan, checked.context.profile.max_running, status),
+                    tuple(status.keys_in(TrialState.CHANGED)))
 
 
 def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
@@ -169,7 +174,7 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
     options = _array_options(planned.plan, checked.context.profile.time_limit_min,
                              planned.slots, placeholders)
     return SubmitResult(checked.executor, planned.plan, planned.done, planned.live, (), (), (),
-                        True, options=tuple(options))
+                        True, options=tuple(options), changed=planned.changed)
 
 
 def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,

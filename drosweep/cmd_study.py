@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cluster.executors import EXECUTORS
-from cluster.states import TrialState
+from cluster.states import USUAL_STATES, TrialState
 from cluster.status import StudyStatus, study_status, verify_study
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.cmd_ops import print_detailed, print_scripts, submission_json
@@ -178,6 +178,12 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
         print_json(submission_json(result, study))
         return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
+    if result.changed:
+        print(f"{len(result.changed)} done trial(s) whose model file changed since its DONE "
+              f"marker are neither counted done nor trained over ({', '.join(result.changed[:3])}"
+              f"{', ...' if len(result.changed) > 3 else ''}): run `drosweep status --verify`; "
+              f"restore the file, or delete its DONE.json and resume to rewrite it from the "
+              f"final checkpoint")
     n = len(result.plan.trials)
     head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
             f"{verb} {n} trial(s)")
@@ -234,14 +240,15 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def format_status(status: StudyStatus) -> str:
     counts = status.counts
+    shown = [s for s in TrialState if s in USUAL_STATES or counts[s]]
     lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
-             + ", ".join(f"{s.value} {counts[s]}" for s in TrialState)
+             + ", ".join(f"{s.value} {counts[s]}" for s in shown)
              + f"; ETA {_duration(status.eta_s)}",
-             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in TrialState)
+             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in shown)
              + f"{'ETA':>9}"]
     for g in status.groups:
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}"
-                     + "".join(f"{g.counts[s]:>9}" for s in TrialState)
+                     + "".join(f"{g.counts[s]:>9}" for s in shown)
                      + f"{_duration(g.eta_s):>9}")
     failed = [t for t in status.trials if t.state is TrialState.FAILED]
     for t in failed[:20]:
@@ -249,6 +256,12 @@ def format_status(status: StudyStatus) -> str:
         lines.append(f"failed {t.trial.key}{job}: {t.detail}")
     if len(failed) > 20:
         lines.append(f"... and {len(failed) - 20} more failed (see --json)")
+    changed = [t for t in status.trials if t.state is TrialState.CHANGED]
+    for t in changed[:20]:
+        lines.append(f"changed {t.trial.key}: {t.detail}")
+    if changed:
+        lines.append("a changed model is neither counted done nor trained over: `status "
+                     "--verify` hashes it; restore it, or delete its DONE.json and run `resume`")
     return "\n".join(lines)
 
 

@@ -133,13 +133,15 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                 out[trial.key] = TrialOutcome.STOPPED
                 continue
             model = paths.model(trial)
+            written = model.stat()
             sha = sha256_file(model)
             if result.model_sha256 is not None and sha != result.model_sha256:
                 raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
             write_done(paths, trial, model_sha256=sha, steps=result.steps, epochs=result.epochs,
                        wall_s=result.wall_s, final_loss=result.final_loss,
                        resumed_from=result.resumed_from, precision=result.precision or None,
-                       device_model=model_name, pack=together[result.resumed_from])
+                       device_model=model_name, pack=together[result.resumed_from],
+                       model_stat=written)
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:
