@@ -180,22 +180,22 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
 def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,
                        job_ids: list[str], reason: str) -> _Submitted:
     """Each array to the executor, then into the ledger; the study file is frozen into the root
-    with the first one. Job ids go into `job_ids` as soon as they exist."""
+    just before the first one. Job ids go into `job_ids` as soon as they exist."""
     study, paths = checked.study, checked.paths
     submission_id = uuid.uuid4().hex[:12]
     array_ids: list[str] = []
     packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
                             checked.backend.reraise, checked.backend.trainer_progress)
     options: list[ArrayOptions] = []
+    if not frozen and packs_by_array:  # before any job: a failed write (disk full) submits none
+        atomic_write_text(paths.study_file, study.text)
+        frozen = True
     for i, packs in enumerate(packs_by_array):
         # the array ids it may wait for are known once the previous arrays are submitted
         options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,
                                       planned.slots, array_ids)[i])
         ids = checked.backend.submit(packs, options[-1])
         job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
-        if not frozen:
-            atomic_write_text(paths.study_file, study.text)
-            frozen = True
         array_id = ids[0].split("_")[0]
         ledger.append(paths.ledger, ledger.Submission(
             submission_id=submission_id, executor=checked.executor, array_id=array_id,
@@ -233,6 +233,7 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
             folder.mkdir(exist_ok=True)
             restrict(folder)
     lock_existed = paths.lock.exists()
+    frozen_existed = paths.study_file.exists()
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
@@ -245,6 +246,9 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
     except BaseException:
         if not job_ids:  # refused before anything was submitted: leave no trace
             _undo(paths, lock, created, lock_existed, logs_before)
+            if not frozen_existed:  # frozen by this call, which submitted nothing
+                with contextlib.suppress(OSError):
+                    paths.study_file.unlink()
         raise
     finally:
         if lock.is_locked:
