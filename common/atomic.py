@@ -27,12 +27,15 @@ STALE_TEMP_S = 60.0   # a temp file older than this has no live writer (a write 
 
 
 class StorageError(OSError):
-    """A write that failed (disk full, quota, I/O error); the message names the file."""
+    """A write that failed (disk full, quota, I/O error); the message names the file, `path`
+    holds it (whose write it was: a pack's trial, a study's file)."""
+
+    path: str | None = None
 
     @classmethod
     def of(cls, target: Path, exc: OSError) -> StorageError:
         err = cls(f"{target}: cannot write ({exc.strerror or exc})")
-        err.errno = exc.errno
+        err.errno, err.path = exc.errno, str(target)
         return err
 
 

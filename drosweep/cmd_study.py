@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -202,10 +203,10 @@ def _report_submission(result: SubmitResult, root: str, study: Study | None = No
         if result.chained_job:
             print(f"job {result.chained_job} reduces and reports once the arrays have ended")
         return 0
-    for line in result.errors:
-        print(line)
-    print(f"{result.executor} run finished: {len(result.errors)} task(s) failed; "
-          f"see `drosweep status` and {root}/logs")
+    for line in result.errors:  # each failed trial: its error, naming the file (stderr)
+        print(line, file=sys.stderr)
+    print(f"{result.executor} run finished: {len(result.errors)} failure(s), one line each on "
+          f"stderr; see `drosweep status` and {root}/logs")
     return 1 if result.errors else 0
 
 

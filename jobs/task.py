@@ -13,8 +13,9 @@ import enum
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from common.atomic import atomic_write_json, remove_stale_temps, sha256_file
+from common.atomic import StorageError, atomic_write_json, remove_stale_temps, sha256_file
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, write_done, write_failed
@@ -112,6 +113,21 @@ def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) 
     return TrialOutcome.FAILED
 
 
+class PackStopped(RuntimeError):
+    """A trial of a pack that stopped because another trial's write failed."""
+
+
+def _writer(paths: Paths, trials: list[TrialSpec], exc: Exception) -> TrialSpec | None:
+    """The trial whose file a failed write (`StorageError`, e.g. a full disk) named, if any."""
+    name = exc.path if isinstance(exc, StorageError) else None
+    if not name:
+        return None
+    for trial in trials:
+        if Path(name).parent == paths.trial_dir(trial):
+            return trial
+    return None
+
+
 def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
     from trainers.device import cpu_threads, device_model, resolve_device
@@ -146,5 +162,12 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
         return out
     except Exception as exc:
         failed = [t for t in trials if read_done(paths, t, retries=0) is None]
+        culprit = _writer(paths, failed, exc)
+        if culprit is not None and len(failed) > 1:  # each trial's FAILED names its own story
+            others = [t for t in failed if t is not culprit]
+            _fail(paths, others, PackStopped(f"not finished: its pack stopped when "
+                                              f"{culprit.key} could not write its files; "
+                                              f"free space and resume"), reraise=False)
+            failed = [culprit]
         outcome = _fail(paths, failed, exc, pack.reraise)
         return {t.key: TrialOutcome.DONE if t not in failed else outcome for t in trials}

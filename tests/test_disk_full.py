@@ -75,3 +75,29 @@ def test_full_disk_at_the_first_checkpoint_leaves_no_save_folder(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "eps_0.0_trial_0.ckpt: cannot write" in err
     assert not (tmp_path / "new").exists()
+
+
+def test_full_disk_mid_study_names_each_trial_and_its_own_file_on_stderr(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import trainers.checkpoint
+
+    f = tmp_path / "s.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root").replace("max_steps = 2",
+                                                              "max_steps = 2\ncheckpoint_every = 1"))
+    real = trainers.checkpoint.atomic_torch_save_verified
+
+    def second_trial_full(obj: object, path: Path) -> str:
+        if "trial_1" in str(path):  # the disk fills as the second trial of the pack writes
+            _enospc(path)
+        return real(obj, path)
+
+    monkeypatch.setattr(trainers.checkpoint, "atomic_torch_save_verified", second_trial_full)
+    assert main(["submit", str(f), "--executor", "debug", "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    first = next(x for x in lines if x.startswith("regular/eps_0/trial_0: "))
+    second = next(x for x in lines if x.startswith("regular/eps_0/trial_1: "))
+    assert "trial_1/ckpt.pt: cannot write (No space left on device)" in second
+    assert "ckpt.pt" not in first and "regular/eps_0/trial_1 could not write" in first
+    assert "FailedJobError" not in out + err

@@ -357,7 +357,7 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                          if c.exists()), None)
             kept = f"the last checkpoint {last} is intact" if last else "no checkpoint yet"
             err = StorageError(f"{exc}; {kept}: free space and run again to finish")
-            err.errno = exc.errno
+            err.errno, err.path = exc.errno, exc.path
             raise err from None
     unfinished = [ck for ck in checkpoints if ck is None or not ck.get("finished")]
     stale = [t for t in pack.trials if not t.paths.checkpoint.exists()]

@@ -22,7 +22,7 @@ from cluster.slurm_info import SlurmInfo
 from cluster.task import TrainTask
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
-from jobs.markers import read_done
+from jobs.markers import read_done, read_failed
 from jobs.paths import Paths
 from jobs.study import Study
 from jobs.task import TaskPack, TaskResult
@@ -117,6 +117,7 @@ class BlockingBackend(Backend):
         task stopped from outside (`drosweep cancel`) stops every running task with a checkpoint
         and raises `RunStopped` (one line), and nothing chained runs."""
         trials = [t for _, pack in self._queue for t in pack.trials]
+        packs = dict(self._queue)
         waiting = list(self._queue)
         running: list[tuple[str, Any]] = []
         errors: list[str] = []
@@ -140,11 +141,11 @@ class BlockingBackend(Backend):
                         finished = job.done()
                     except Exception as exc:  # debug jobs raise the task's error here
                         running.remove((job_id, job))
-                        errors.append(_describe(job_id, exc))
+                        errors.extend(_failure_lines(job_id, exc, self.paths, packs[job_id]))
                         continue
                     if finished:
                         running.remove((job_id, job))
-                        errors.extend(_error_line(job_id, job))
+                        errors.extend(_error_line(job_id, job, self.paths, packs[job_id]))
                         stopped = stopped or _was_stopped(job)
                 if stopped and running:
                     _stop(running)
@@ -242,12 +243,20 @@ def _exit(sig: signal.Signals) -> None:
     raise SystemExit(128 + sig)
 
 
-def _error_line(job_id: str, job: Any) -> list[str]:
+def _error_line(job_id: str, job: Any, paths: Paths, pack: TaskPack) -> list[str]:
+    """A failed task: each failed trial's own error (its FAILED marker names the trial and the
+    file), else the task's exception (its log file, where it died without a marker)."""
     try:
         exc = job.exception()
     except Exception as err:  # the job died without a result (killed)
         exc = err
-    return [] if exc is None else [_describe(job_id, exc)]
+    return [] if exc is None else _failure_lines(job_id, exc, paths, pack)
+
+
+def _failure_lines(job_id: str, exc: BaseException, paths: Paths, pack: TaskPack) -> list[str]:
+    markers = [(t.key, read_failed(paths, t, retries=0)) for t in pack.trials]
+    lines = [f"{key}: {m.error}" for key, m in markers if m is not None]
+    return lines or [_describe(job_id, exc)]
 
 
 def _describe(job_id: str, exc: BaseException) -> str:
