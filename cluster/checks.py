@@ -70,10 +70,11 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
     if problem is not None:
         raise StudyError(problem)
     folder = source.folder(data_dir or study.data_dir)
-    from trainers.data import load_dataset  # torch: only when a submission reads the data
+    from trainers.data import check_subset, load_dataset  # torch: only when a submission reads the data
 
     try:
-        load_dataset(study.dataset, folder, options=study.data_options)
+        data = load_dataset(study.dataset, folder, options=study.data_options)
+        check_subset(study.settings.train_subset, len(data.y_train))
     except DataError as exc:
         raise StudyError(f"{study.source}: {exc}") from None
     return str(folder.absolute()) if folder is not None else None

@@ -75,6 +75,9 @@ class TrialState(enum.StrEnum):
     PENDING = "pending"    # submitted, waiting (queued, requeued, or later in a running pack)
     FAILED = "failed"      # FAILED marker, or its job ended without a DONE marker
     MISSING = "missing"    # never submitted, or nothing known about its job
+    CHANGED = "changed"    # DONE marker, but the model file's size or time differ from it
 
 
 TRIAL_STATES: tuple[TrialState, ...] = tuple(TrialState)
+# the states every summary lists; `changed` (a damaged DONE trial) is listed only where it occurs
+USUAL_STATES: tuple[TrialState, ...] = tuple(s for s in TrialState if s is not TrialState.CHANGED)

@@ -20,11 +20,11 @@ from cluster import ledger
 from cluster.backends import get_backend, tracks_jobs
 from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.cost import estimate
-from cluster.states import TRIAL_STATES, JobState, TrialState
+from cluster.states import TRIAL_STATES, USUAL_STATES, JobState, TrialState
 from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat
-from jobs.integrity import VerifyReport, verify_models
+from jobs.integrity import VerifyReport, quick_model_problem, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
 from jobs.study import Study
@@ -72,13 +72,16 @@ class StudyStatus:
     def to_json(self) -> dict[str, Any]:
         return {
             "study": self.name, "root": self.root,
-            "counts": {s.value: n for s, n in self.counts.items()},
+            "counts": {s.value: n for s, n in self.counts.items() if n or s in USUAL_STATES},
             "total": len(self.trials), "eta_s": self.eta_s,
             "groups": [{"method": g.method.value, "radius": g.radius,
-                        "counts": {s.value: n for s, n in g.counts.items()}, "eta_s": g.eta_s}
+                        "counts": {s.value: n for s, n in g.counts.items()
+                                   if n or s in USUAL_STATES}, "eta_s": g.eta_s}
                        for g in self.groups],
             "failed": [{"key": t.trial.key, "job_id": t.job_id, "detail": t.detail}
                        for t in self.trials if t.state is TrialState.FAILED],
+            "changed": [{"key": t.trial.key, "detail": t.detail}
+                        for t in self.trials if t.state is TrialState.CHANGED],
         }
 
 
@@ -139,6 +142,12 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
             state = TrialState.RUNNING if beat.state is BeatState.TRAINING \
                 else TrialState.PENDING
         detail, host = "", beat.host if beat is not None else None
+        certified = done[t.key]
+        if certified is not None:  # one stat: is the model still the file its marker certifies?
+            detail = quick_model_problem(paths, t, certified) or ""
+            state = TrialState.CHANGED if detail else state
+        elif files.may_hold(t.key, DONE_NAME):
+            detail = _unreadable_done(paths, t)
         if state is TrialState.FAILED:
             marker = failed[t.key]
             detail = marker.error if marker is not None else f"job ended {job_state}"
@@ -148,6 +157,21 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     trials = tuple(by_key[t.key] for t in specs)
     groups, eta = _groups_and_eta(study, trials, done)
     return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
+
+
+def _unreadable_done(paths: Paths, trial: TrialSpec) -> str:
+    """Why a DONE.json that the walk saw does not count ("" when it is gone by now): a torn or
+    empty marker leaves its trial not done, and `status -v` says so instead of a bare state."""
+    path = paths.done(trial)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return f"{path}: DONE marker unreadable ({exc.strerror or exc}); `resume` trains it again"
+    what = "empty" if size == 0 else f"torn or not a DONE marker ({size} bytes)"
+    return (f"{path}: DONE marker unreadable ({what}); `resume` finishes the trial again from "
+            f"its checkpoint")
 
 
 def _live(beat: Beat | None, now: float) -> Beat | None:

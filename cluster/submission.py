@@ -31,6 +31,7 @@ from cluster.planner import Plan, plan
 from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status
+from cluster.trust import check_root_trusted, restrict
 from common.atomic import atomic_write_text
 from jobs.errors import StudyError
 from jobs.frozen import check_frozen
@@ -54,6 +55,8 @@ class SubmitResult:
     dry_run: bool
     chained_job: str | None = None   # the job queued after the arrays (`then`), if any
     options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
+    changed: tuple[str, ...] = ()    # DONE trials whose model file changed: neither submitted
+    #                                  nor counted done (`status --verify`, then resume)
     backend: Backend | None = field(default=None, repr=False, compare=False)  # that submitted
 
     @property
@@ -110,7 +113,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         errors = checked.backend.finish(progress)
     return SubmitResult(executor, planned.plan, planned.done, planned.live, tuple(job_ids),
                         submitted.array_ids, tuple(errors), False, chained, submitted.options,
-                        checked.backend)
+                        planned.changed, checked.backend)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class _Planned:
     done: int
     live: int
     slots: list[tuple[int, tuple[str, ...], bool]]  # per array: cap, waits for, after previous
+    changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     if device is not None and device not in ("auto", "cuda", "cpu"):
         raise ClusterError(f"device must be auto, cuda or cpu, got {device!r}")
     check_root_writable(study.root)
+    check_root_trusted(paths)
     frozen = check_frozen(study, paths)
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
@@ -172,7 +177,8 @@ def _select_and_plan(checked: _Checked, sacct: SacctRunner, selection: Selection
     specs, done, live = _select(checked.study, status, selection, limit)
     the_plan = plan(specs, checked.context.profile, checked.context.rates)
     return _Planned(the_plan, done, live,
-                    _slots(the_plan, checked.context.profile.max_running, status))
+                    _slots(the_plan, checked.context.profile.max_running, status),
+                    tuple(status.keys_in(TrialState.CHANGED)))
 
 
 def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
@@ -181,28 +187,29 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
     options = _array_options(planned.plan, checked.context.profile.time_limit_min,
                              planned.slots, placeholders)
     return SubmitResult(checked.executor, planned.plan, planned.done, planned.live, (), (), (),
-                        True, options=tuple(options), backend=checked.backend)
+                        True, options=tuple(options), changed=planned.changed,
+                        backend=checked.backend)
 
 
 def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,
                        job_ids: list[str], reason: str) -> _Submitted:
     """Each array to the executor, then into the ledger; the study file is frozen into the root
-    with the first one. Job ids go into `job_ids` as soon as they exist."""
+    just before the first one. Job ids go into `job_ids` as soon as they exist."""
     study, paths = checked.study, checked.paths
     submission_id = uuid.uuid4().hex[:12]
     array_ids: list[str] = []
     packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
                             checked.backend.reraise, checked.backend.trainer_progress)
     options: list[ArrayOptions] = []
+    if not frozen and packs_by_array:  # before any job: a failed write (disk full) submits none
+        atomic_write_text(paths.study_file, study.text)
+        frozen = True
     for i, packs in enumerate(packs_by_array):
         # the array ids it may wait for are known once the previous arrays are submitted
         options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,
                                       planned.slots, array_ids)[i])
         ids = checked.backend.submit(packs, options[-1])
         job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
-        if not frozen:
-            atomic_write_text(paths.study_file, study.text)
-            frozen = True
         array_id = ids[0].split("_")[0]
         ledger.append(paths.ledger, ledger.Submission(
             submission_id=submission_id, executor=checked.executor, array_id=array_id,
@@ -233,9 +240,14 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
     """The study's lock around one submission, yielding the list its job ids go into: a
     submission refused before its first job leaves no trace (see `_undo`)."""
     created = _first_missing(paths.root)  # the topmost folder this call creates, if any
-    paths.root.mkdir(parents=True, exist_ok=True)
-    lock_existed = paths.lock.exists()
     logs_before = _entries(paths.logs)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    for folder in (paths.root, paths.logs):
+        if created is not None or not folder.exists():  # only what this call creates
+            folder.mkdir(exist_ok=True)
+            restrict(folder)
+    lock_existed = paths.lock.exists()
+    frozen_existed = paths.study_file.exists()
     lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
@@ -248,6 +260,9 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
     except BaseException:
         if not job_ids:  # refused before anything was submitted: leave no trace
             _undo(paths, lock, created, lock_existed, logs_before)
+            if not frozen_existed:  # frozen by this call, which submitted nothing
+                with contextlib.suppress(OSError):
+                    paths.study_file.unlink()
         raise
     finally:
         if lock.is_locked:

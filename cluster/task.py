@@ -20,6 +20,7 @@ from typing import Any
 
 import submitit
 
+from common.determinism import pin_thread_env
 from jobs.task import TaskPack, TaskResult, run_task
 from trainers.stop import stop_on_signals
 
@@ -40,6 +41,7 @@ class TrainTask(submitit.helpers.Checkpointable):
         self._setup(state["pack"])
 
     def __call__(self) -> TaskResult:
+        pin_thread_env()  # the task's process: before its trainer imports torch
         box: dict[str, Any] = {}
 
         def work() -> None:

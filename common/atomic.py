@@ -29,12 +29,15 @@ STALE_TEMP_S = 60.0   # a temp file older than this has no live writer (a write 
 
 
 class StorageError(InputError, OSError):
-    """A write that failed (disk full, quota, I/O error); the message names the file."""
+    """A write that failed (disk full, quota, I/O error); the message names the file, `path`
+    holds it (whose write it was: a pack's trial, a study's file)."""
+
+    path: str | None = None
 
     @classmethod
     def of(cls, target: Path, exc: OSError) -> StorageError:
         err = cls(f"{target}: cannot write ({exc.strerror or exc})")
-        err.errno = exc.errno
+        err.errno, err.path = exc.errno, str(target)
         return err
 
 
@@ -159,6 +162,16 @@ def atomic_torch_save_verified(obj: Any, path: str | os.PathLike[str]) -> str:
     return digest
 
 
+def differing_prefixes(actual: str, recorded: str, minimum: int = 12) -> tuple[str, str]:
+    """Prefixes of two hex digests long enough to differ (at least `minimum` characters): a
+    flipped byte in the stored hash changes a late character, and 12 equal characters on both
+    sides of "does not match" read as a contradiction."""
+    n = minimum
+    while n < max(len(actual), len(recorded)) and actual[:n] == recorded[:n]:
+        n += 4
+    return actual[:n], recorded[:n]
+
+
 def torch_load_verified(path: str | os.PathLike[str]) -> Any:
     """The object `atomic_torch_save_verified` wrote, after checking its sha256.
 
@@ -177,8 +190,9 @@ def torch_load_verified(path: str | os.PathLike[str]) -> Any:
     data = payload.numpy().tobytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
-        raise IntegrityError(f"{path}: content sha256 {actual[:12]} does not match the recorded "
-                             f"{recorded[:12]} (corrupted or altered)")
+        shown, kept = differing_prefixes(actual, recorded)
+        raise IntegrityError(f"{path}: content sha256 {shown} does not match the recorded "
+                             f"{kept} (corrupted or altered)")
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cluster.states import TrialState
+from cluster.states import USUAL_STATES, TrialState
 from jobs.radius import radius_tag
 from trainers.spec import Method
 
@@ -124,6 +125,12 @@ def print_submission(result: SubmitResult, root: str, study: Study | None = None
         print_json(submission_json(result, study))
         return 1 if result.errors else 0
     verb = "would submit" if result.dry_run else "submitted"
+    if result.changed:
+        print(f"{len(result.changed)} done trial(s) whose model file changed since its DONE "
+              f"marker are neither counted done nor trained over ({', '.join(result.changed[:3])}"
+              f"{', ...' if len(result.changed) > 3 else ''}): run `drosweep status --verify`; "
+              f"restore the file, or delete its DONE.json and resume to rewrite it from the "
+              f"final checkpoint")
     n = len(result.plan.trials)
     head = (f"{result.already_done} trial(s) done, {result.already_live} queued or running; "
             f"{verb} {n} trial(s)")
@@ -142,23 +149,24 @@ def print_submission(result: SubmitResult, root: str, study: Study | None = None
         if result.chained_job:
             print(f"job {result.chained_job} reduces and reports once the arrays have ended")
         return 0
-    for line in result.errors:
-        print(line)
-    print(f"{result.executor} run finished: {len(result.errors)} task(s) failed; "
-          f"see `drosweep status` and {root}/logs")
+    for line in result.errors:  # each failed trial: its error, naming the file (stderr)
+        print(line, file=sys.stderr)
+    print(f"{result.executor} run finished: {len(result.errors)} failure(s), one line each on "
+          f"stderr; see `drosweep status` and {root}/logs")
     return 1 if result.errors else 0
 
 
 def format_status(status: StudyStatus) -> str:
     counts = status.counts
+    shown = [s for s in TrialState if s in USUAL_STATES or counts[s]]
     lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
-             + ", ".join(f"{s.value} {counts[s]}" for s in TrialState)
+             + ", ".join(f"{s.value} {counts[s]}" for s in shown)
              + f"; ETA {_duration(status.eta_s)}",
-             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in TrialState)
+             f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in shown)
              + f"{'ETA':>9}"]
     for g in status.groups:
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}"
-                     + "".join(f"{g.counts[s]:>9}" for s in TrialState)
+                     + "".join(f"{g.counts[s]:>9}" for s in shown)
                      + f"{_duration(g.eta_s):>9}")
     failed = [t for t in status.trials if t.state is TrialState.FAILED]
     for t in failed[:20]:
@@ -166,6 +174,12 @@ def format_status(status: StudyStatus) -> str:
         lines.append(f"failed {t.trial.key}{job}: {t.detail}")
     if len(failed) > 20:
         lines.append(f"... and {len(failed) - 20} more failed (see --json)")
+    changed = [t for t in status.trials if t.state is TrialState.CHANGED]
+    for t in changed[:20]:
+        lines.append(f"changed {t.trial.key}: {t.detail}")
+    if changed:
+        lines.append("a changed model is neither counted done nor trained over: `status "
+                     "--verify` hashes it; restore it, or delete its DONE.json and run `resume`")
     return "\n".join(lines)
 
 

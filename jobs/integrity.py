@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.atomic import sha256_file
+from common.atomic import differing_prefixes, sha256_file
 from jobs.grid import TrialSpec
-from jobs.markers import read_done
+from jobs.markers import DoneMarker, read_done
 from jobs.paths import Paths
 
 
@@ -27,8 +27,30 @@ def model_problem(paths: Paths, trial: TrialSpec | str, certified_sha256: str) -
     except OSError as exc:
         return f"{path}: model file unreadable ({exc.strerror or exc})"
     if actual != certified_sha256:
-        return (f"{path}: sha256 {actual[:12]} does not match its DONE marker "
-                f"({certified_sha256[:12]}): altered or corrupted after training")
+        shown, certified = differing_prefixes(actual, certified_sha256)
+        return (f"{path}: sha256 {shown} does not match its DONE marker "
+                f"({certified}): altered or corrupted after training")
+    return None
+
+
+def quick_model_problem(paths: Paths, trial: TrialSpec | str, marker: DoneMarker) -> str | None:
+    """None when the model file has the size and modification time its DONE marker records
+    (or the marker records none), else the reason: the check every `status` makes, one stat and
+    no hashing, that catches truncation, deletion and a swapped file (`--verify` hashes)."""
+    if marker.model_size is None or marker.model_mtime_ns is None:
+        return None
+    path = paths.model(trial)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"{path}: model file missing (its DONE marker certifies {marker.model_size} bytes)"
+    except OSError as exc:
+        return f"{path}: model file unreadable ({exc.strerror or exc})"
+    if st.st_size != marker.model_size:
+        return (f"{path}: {st.st_size} bytes, its DONE marker recorded {marker.model_size}: "
+                f"altered after training")
+    if st.st_mtime_ns != marker.model_mtime_ns:
+        return f"{path}: modified after its DONE marker was written (its time changed)"
     return None
 
 

@@ -58,6 +58,10 @@ class DoneMarker:
     pack: int | None = None          # trials trained with it as one batched model
     # smoothed max: samples kept per step by the finishing call ({"mean", "max", "steps"})
     kept_samples: dict[str, float] | None = None
+    # the model file as written: `status` compares them on every call (a stat, no hashing), so a
+    # truncated, deleted or swapped file shows at once (None: older marker)
+    model_size: int | None = None
+    model_mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,16 @@ def write_done(paths: Paths, trial: TrialSpec, *, model_sha256: str, steps: int,
                wall_s: float, final_loss: float, resumed_from: int,
                precision: str | None = None, device_model: str | None = None,
                pack: int | None = None,
-               kept_samples: dict[str, float] | None = None) -> DoneMarker:
+               kept_samples: dict[str, float] | None = None,
+               model_stat: os.stat_result | None = None) -> DoneMarker:
     marker = DoneMarker(key=trial.key, model_sha256=model_sha256, steps=steps, epochs=epochs,
                         wall_s=wall_s, final_loss=final_loss, resumed_from=resumed_from,
                         host=socket.gethostname(), slurm_job_id=slurm_job_id(),
                         finished_at=_now(), spec=trial.train_spec.to_dict(),
                         precision=precision, device_model=device_model, pack=pack,
-                        kept_samples=kept_samples)
+                        kept_samples=kept_samples,
+                        model_size=model_stat.st_size if model_stat else None,
+                        model_mtime_ns=model_stat.st_mtime_ns if model_stat else None)
     atomic_write_json(paths.done(trial), asdict(marker))
     with contextlib.suppress(FileNotFoundError):
         paths.failed(trial).unlink()

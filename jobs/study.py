@@ -22,9 +22,23 @@ from typing import Any
 
 from jobs.errors import StudyError
 from jobs.evaluation import EvalSettings
-from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
+from jobs.limits import (
+    MAX_ARRAY_SIZE,
+    MAX_GPU_MEM_GB,
+    MAX_GPUS_PER_NODE,
+    MAX_GRID_TRIALS,
+    MAX_MEM_GB,
+    MAX_PACK,
+    MAX_RADII,
+    MAX_REQUEUE,
+    MAX_SIGNAL_DELAY_S,
+    MAX_TIME_LIMIT_MIN,
+    MAX_TRIALS,
+    grid_size,
+)
 from jobs.radius import radius_tag
-from trainers.datasets import DataError, DataOptions, names, parse_options
+from jobs.sbatch import check_sbatch_extra
+from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
 from trainers.spec import MAX_RADIUS, Method, SpecError, TrainSettings, check_ball_samples
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -146,7 +160,7 @@ class _Reader:
         value = self.table.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum \
                 or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum:,}]"
+            bound = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum:,}"
             raise self.fail(key, f"must be an integer {bound}, got {value!r}")
         return value
 
@@ -224,6 +238,20 @@ def _check_grid(r: _Reader, methods: tuple[Method, ...], radii: tuple[float, ...
                 raise r.fail("radii", str(exc)) from None
 
 
+def _check_subset(r: _Reader, dataset: str, options: DataOptions,
+                  settings: TrainSettings) -> None:
+    """A train subset larger than the data is a mistake, named with both numbers: here where the
+    rows are known without reading a file (fixed sets, generated ones); a table's rows are
+    counted when it is read (submit, training: `trainers.data.subset_train`)."""
+    source = get_source(dataset)
+    if settings.train_subset is None or not (source.train_rows is not None or source.generated):
+        return
+    rows = source.shape(options).train_rows
+    if settings.train_subset > rows:
+        raise r.fail("training.train_subset", f"{settings.train_subset:,} rows asked, but data "
+                     f"set '{dataset}' has {rows:,} training rows")
+
+
 def _settings(source: Path, raw: Any) -> TrainSettings:
     if raw is None:
         return TrainSettings()
@@ -299,26 +327,27 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
         raise r.fail("device", f"must be 'auto', 'cuda' or 'cpu', got {device!r}")
     profile = ClusterProfile(
         partition=_optional_str(r, "partition"),
-        gpus_per_node=r.integer("gpus_per_node", d.gpus_per_node, 0),
-        gpus_per_task=r.integer("gpus_per_task", d.gpus_per_task, 0),
-        gpu_mem_gb=r.number("gpu_mem_gb", d.gpu_mem_gb),
+        gpus_per_node=r.integer("gpus_per_node", d.gpus_per_node, 0, MAX_GPUS_PER_NODE),
+        gpus_per_task=r.integer("gpus_per_task", d.gpus_per_task, 0, MAX_GPUS_PER_NODE),
+        gpu_mem_gb=r.number("gpu_mem_gb", d.gpu_mem_gb, maximum=MAX_GPU_MEM_GB),
         cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1, MAX_CPUS_PER_TASK),
-        mem_gb=r.number("mem_gb", d.mem_gb),
-        time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1),
-        max_array_size=(r.integer("max_array_size", 0, 1) if "max_array_size" in raw
+        mem_gb=r.number("mem_gb", d.mem_gb, maximum=MAX_MEM_GB),
+        time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1, MAX_TIME_LIMIT_MIN),
+        max_array_size=(r.integer("max_array_size", 0, 1, MAX_ARRAY_SIZE) if "max_array_size" in raw
                         else None),
-        max_running=r.integer(running_key, d.max_running, 1),
-        max_pack=r.integer("max_pack", d.max_pack, 1),
+        max_running=r.integer(running_key, d.max_running, 1, MAX_GRID_TRIALS),
+        max_pack=r.integer("max_pack", d.max_pack, 1, MAX_PACK),
         fill_fraction=r.number("fill_fraction", d.fill_fraction, maximum=1.0),
-        max_requeue=r.integer("max_requeue", d.max_requeue, 0),
-        signal_delay_s=r.integer("signal_delay_s", d.signal_delay_s, 1),
+        max_requeue=r.integer("max_requeue", d.max_requeue, 0, MAX_REQUEUE),
+        signal_delay_s=r.integer("signal_delay_s", d.signal_delay_s, 1, MAX_SIGNAL_DELAY_S),
         account=_optional_str(r, "account"),
         qos=_optional_str(r, "qos"),
         constraint=_optional_str(r, "constraint"),
         sbatch_extra={k: str(v) for k, v in extra.items()},
         setup=tuple(setup),
         device=device,
-        local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1),
+        local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1,
+                                    MAX_CPUS_PER_TASK),
         device_tflops=r.number("device_tflops", d.device_tflops, minimum=1e-3, maximum=1e6),
         launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms, maximum=1e4),
         gpu_type=_optional_str(r, "gpu_type"),
@@ -333,6 +362,10 @@ def _cluster(source: Path, raw: Any) -> ClusterProfile:
                      f"{profile.gpus_per_node} (cluster.gpus_per_node)")
     if profile.signal_delay_s >= profile.time_limit_min * 60:
         raise r.fail("signal_delay_s", "must be shorter than cluster.time_limit_min")
+    try:  # whatever the executor: `plan` and a local run refuse what sbatch would be given
+        check_sbatch_extra(profile.sbatch_extra)
+    except StudyError as exc:
+        raise StudyError(f"{source}: {exc}") from None
     return profile
 
 
@@ -374,6 +407,7 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     evaluation = _evaluation(r, radii)
     base_seed = r.integer("base_seed", 0, 0)
     data_options = _data_options(r, dataset, data.get("data"), base_seed)
+    _check_subset(r, dataset, data_options, settings)
     cluster = _cluster(source, data.get("cluster"))
     if (settings.robust_kernel == "fused" and cluster.device == "cpu"
             and Method.ROBUST in methods):

@@ -14,8 +14,9 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from common.atomic import atomic_write_json, remove_stale_temps, sha256_file
+from common.atomic import StorageError, atomic_write_json, remove_stale_temps, sha256_file
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, write_done, write_failed
@@ -118,6 +119,21 @@ def _fail(paths: Paths, trials: list[TrialSpec], exc: Exception, reraise: bool) 
     return TrialOutcome.FAILED
 
 
+class PackStopped(RuntimeError):
+    """A trial of a pack that stopped because another trial's write failed."""
+
+
+def _writer(paths: Paths, trials: list[TrialSpec], exc: Exception) -> TrialSpec | None:
+    """The trial whose file a failed write (`StorageError`, e.g. a full disk) named, if any."""
+    name = exc.path if isinstance(exc, StorageError) else None
+    if not name:
+        return None
+    for trial in trials:
+        if Path(name).parent == paths.trial_dir(trial):
+            return trial
+    return None
+
+
 def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
     from trainers.device import cpu_threads, device_model, resolve_device
@@ -146,6 +162,7 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                 out[trial.key] = TrialOutcome.FAILED
                 continue
             model = paths.model(trial)
+            written = model.stat()
             sha = sha256_file(model)
             if result.model_sha256 is not None and sha != result.model_sha256:
                 raise RuntimeError(f"{model}: sha256 changed after training (concurrent writer?)")
@@ -153,10 +170,17 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                        wall_s=result.wall_s, final_loss=result.final_loss,
                        resumed_from=result.resumed_from, precision=result.precision or None,
                        device_model=model_name, pack=together[result.resumed_from],
-                       kept_samples=result.kept)
+                       kept_samples=result.kept, model_stat=written)
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:
         failed = [t for t in trials if read_done(paths, t, retries=0) is None]
+        culprit = _writer(paths, failed, exc)
+        if culprit is not None and len(failed) > 1:  # each trial's FAILED names its own story
+            others = [t for t in failed if t is not culprit]
+            _fail(paths, others, PackStopped(f"not finished: its pack stopped when "
+                                              f"{culprit.key} could not write its files; "
+                                              f"free space and resume"), reraise=False)
+            failed = [culprit]
         outcome = _fail(paths, failed, exc, pack.reraise)
         return {t.key: TrialOutcome.DONE if t not in failed else outcome for t in trials}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common.atomic import sha256_bytes
+from common.atomic import differing_prefixes, sha256_bytes
 from reduce.errors import ModelFileError
 from trainers.model import MLP
 
@@ -33,8 +33,9 @@ def _read(path: Path, expected_sha256: str | None) -> object:
     if expected_sha256 is not None:
         actual = sha256_bytes(data)
         if actual != expected_sha256:
-            raise ModelFileError(f"{path}: sha256 {actual[:12]} does not match its DONE marker "
-                                 f"({expected_sha256[:12]}): altered or corrupted after "
+            shown, certified = differing_prefixes(actual, expected_sha256)
+            raise ModelFileError(f"{path}: sha256 {shown} does not match its DONE marker "
+                                 f"({certified}): altered or corrupted after "
                                  f"training; not evaluated")
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -17,12 +17,12 @@ import pytest
 
 from cluster import plan, submit
 from cluster.backends.slurm import SlurmBackend
-from cluster.backends.slurm.sbatch import RESERVED_SBATCH
 from cluster.errors import ClusterError
 from drosweep.cli import main
 from drosweep.errors import input_errors
 from jobs import Paths, expand, load_study
 from jobs.evaluation import EvalSettings
+from jobs.sbatch import RESERVED_SBATCH
 from jobs.study import ClusterProfile
 from trainers.spec import TrainSettings
 
@@ -349,10 +349,14 @@ def test_stale_temp_files_removed_when_the_trial_starts(tmp_path: Path,
     old = time.time() - 3600
     stale = [trial / ".ckpt.pt.abc123.tmp", trial / ".model.pt.x.tmp", trial / ".DONE.json.q.tmp",
              trial / ".spec.json.z.tmp", trial / ".FAILED.json.y.tmp"]
-    fresh = trial / ".ckpt.pt.live.tmp"  # a concurrent writer's: younger than a minute
+    # the trainer holds its trial (trainers/trial_lock.py): its own temp files go whatever
+    # their age; the task's markers have no lock, so a young one may be a live writer's
+    held = trial / ".ckpt.pt.killed.tmp"
+    stale.append(held)
+    fresh = trial / ".DONE.json.live.tmp"  # a concurrent writer's: younger than a minute
     for f in [*stale, fresh]:
         f.write_bytes(b"partial")
-        if f is not fresh:
+        if f not in (fresh, held):
             os.utime(f, (old, old))
     other = tmp_path / "keep.tmp"
     other.write_bytes(b"x")

@@ -71,7 +71,7 @@ def save_checkpoint(state: dict[str, Any], path: Path, previous: Path) -> None:
         kept = (f"the previous checkpoint {previous} is intact" if previous.exists()
                 else "no earlier checkpoint exists")
         err = StorageError(f"{exc}; {kept}: free space and run again to resume from it")
-        err.errno = exc.errno
+        err.errno, err.path = exc.errno, exc.path
         raise err from None
 
 

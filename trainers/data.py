@@ -24,12 +24,12 @@ from trainers.datasets.avila import (
     install_avila_zip,
     load_avila,
 )
-from trainers.datasets.base import Dataset, from_arrays, subset_train
+from trainers.datasets.base import Dataset, check_subset, from_arrays, subset_train
 from trainers.datasets.registry import default_cache_dir
 from trainers.datasets.synthetic import make_synthetic
 
 __all__ = ["AVILA_CLASSES", "AVILA_FILES", "AVILA_ROWS", "AVILA_SHA256", "AVILA_TRAIN_CLASS_COUNTS",
-           "AVILA_URL", "DROPPED_COLUMNS", "ENV_DATA_DIR", "DataError", "Dataset",
+           "AVILA_URL", "DROPPED_COLUMNS", "ENV_DATA_DIR", "DataError", "Dataset", "check_subset",
            "default_cache_dir", "fetch_avila", "from_arrays", "install_avila_zip", "load_avila",
            "load_dataset", "make_synthetic", "resolve_data_dir", "subset_train"]
 

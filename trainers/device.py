@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import torch
 
+from common.determinism import pin_thread_env
 from trainers.spec import SpecError
 
 
@@ -47,6 +48,18 @@ def device_model(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     threads = torch.get_num_threads()
     return f"{_cpu_name()} ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def pin_threads() -> int:
+    """Fix this process's CPU thread counts where training starts; returns torch's threads.
+
+    `torch.set_num_threads` also switches MKL's dynamic threads off (torch leaves them on until
+    it is called: a plain `drosweep train` never called it), so every matmul and reduction runs
+    on the same number of threads whatever the load (`common.determinism`)."""
+    pin_thread_env()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return threads
 
 
 @contextlib.contextmanager
@@ -105,5 +118,5 @@ def precision_flags() -> dict[str, object]:
 
 
 __all__ = ["FP32", "TF32_OVERRIDE", "TF32_OVERRIDE_ENV", "cpu_threads", "device_model",
-           "pin_precision",
+           "pin_precision", "pin_threads",
            "precision_flags", "resolve_device", "tf32_override"]

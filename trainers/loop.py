@@ -26,7 +26,7 @@ from tqdm import tqdm
 from common.atomic import StorageError, atomic_torch_save, remove_stale_temps, unwritable_reason
 from trainers.checkpoint import environment_change, load_checkpoint, save_checkpoint
 from trainers.data import Dataset, load_dataset, subset_train
-from trainers.device import device_model, pin_precision, resolve_device
+from trainers.device import device_model, pin_precision, pin_threads, resolve_device
 from trainers.graphs import StepRunner, default_capture
 from trainers.methods import StepContext, StepStreams, method_parts, temperature
 from trainers.methods.base import KeptSamples
@@ -35,6 +35,7 @@ from trainers.packed import PackedMLP
 from trainers.progress import write_progress
 from trainers.rng import Purpose, permutation, stream_key
 from trainers.spec import SpecError, TrainSpec, pack_key
+from trainers.trial_lock import hold_trials
 
 
 @dataclass(frozen=True)
@@ -258,11 +259,22 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
     for sp, pa in zip(specs, paths, strict=True):
         sp.validate()
         _check_writable(pa)
-    for pa in paths:  # temp files of a write killed in an earlier run
-        for path in (pa.model, pa.checkpoint, pa.previous_checkpoint):
-            remove_stale_temps(path)
     dev = resolve_device(device)
     precision = pin_precision(specs[0].settings.allow_tf32_override)
+    pin_threads()
+    with hold_trials([pa.checkpoint for pa in paths]):
+        for pa in paths:  # held: any temp file of these paths is left by a killed write
+            for path in (pa.model, pa.checkpoint, pa.previous_checkpoint, pa.progress):
+                if path is not None:
+                    remove_stale_temps(path, older_than_s=0.0)
+        return _train_held(specs, paths, data_dir, dev, precision, resume, progress,
+                           should_stop)
+
+
+def _train_held(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
+                data_dir: str | os.PathLike[str] | None, dev: torch.device, precision: str,
+                resume: bool, progress: bool,
+                should_stop: Callable[[], bool] | None) -> list[TrainResult]:
     checkpoints = [load_checkpoint(pa.checkpoint, pa.previous_checkpoint, sp) if resume else None
                    for sp, pa in zip(specs, paths, strict=True)]
     groups: dict[int, list[int]] = {}
@@ -348,7 +360,7 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                          if c.exists()), None)
             kept = f"the last checkpoint {last} is intact" if last else "no checkpoint yet"
             err = StorageError(f"{exc}; {kept}: free space and run again to finish")
-            err.errno = exc.errno
+            err.errno, err.path = exc.errno, exc.path
             raise err from None
     unfinished = [ck for ck in checkpoints if ck is None or not ck.get("finished")]
     stale = [t for t in pack.trials if not t.paths.checkpoint.exists()]

@@ -42,6 +42,7 @@ MAX_RADIUS = 1000.0        # the features are standardized: a larger ball covers
 ROBUST_KERNELS = ("auto", "chunked", "fused")
 ROBUST_PRECISIONS = tuple(p.value for p in Precision)
 MAX_HIDDEN = 16384         # 8 -> H -> H -> 12: H = 16384 is ~270 M weights already
+MAX_TRAIN_ROWS = 100_000_000  # train_subset: more rows than any data set here has (MNIST: 60,000)
 
 
 class BallSampling(Protocol):
@@ -176,11 +177,12 @@ class TrainSettings:
             raise SpecError(f"setting 'cuda_graphs' must be true or false, got {self.cuda_graphs!r}")
         for name in ("max_steps", "train_subset"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
                 raise SpecError(f"setting '{name}' must be a positive integer or unset, got {value!r}")
-        if isinstance(self.max_steps, bool):
-            raise SpecError(f"setting 'max_steps' must be a positive integer or unset, "
-                            f"got {self.max_steps!r}")
+        if self.train_subset is not None and self.train_subset > MAX_TRAIN_ROWS:
+            raise SpecError(f"setting 'train_subset' must be <= {MAX_TRAIN_ROWS:,} rows, got "
+                            f"{self.train_subset:,}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

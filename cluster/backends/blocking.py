@@ -18,7 +18,7 @@ from cluster.backends.submitit_api import job_process
 from cluster.concurrency import ArrayOptions
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
-from jobs.markers import read_done
+from jobs.markers import read_done, read_failed
 from jobs.paths import Paths
 from jobs.study import ClusterProfile, Study
 from jobs.task import TaskPack, TaskResult
@@ -86,6 +86,7 @@ class BlockingBackend(Backend):
         from cluster.task import TrainTask
 
         trials = [t for _, pack in self._queue for t in pack.trials]
+        packs = dict(self._queue)
         waiting = list(self._queue)
         running: list[tuple[str, Any]] = []
         errors: list[str] = []
@@ -109,11 +110,11 @@ class BlockingBackend(Backend):
                         finished = job.done()
                     except Exception as exc:  # debug jobs raise the task's error here
                         running.remove((job_id, job))
-                        errors.append(_describe(job_id, exc))
+                        errors.extend(_failure_lines(job_id, exc, self.paths, packs[job_id]))
                         continue
                     if finished:
                         running.remove((job_id, job))
-                        errors.extend(_error_line(job_id, job))
+                        errors.extend(_error_line(job_id, job, self.paths, packs[job_id]))
                         stopped = stopped or _was_stopped(job)
                 if stopped and running:
                     _stop(running)
@@ -211,12 +212,20 @@ def _exit(sig: signal.Signals) -> None:
     raise SystemExit(128 + sig)
 
 
-def _error_line(job_id: str, job: Any) -> list[str]:
+def _error_line(job_id: str, job: Any, paths: Paths, pack: TaskPack) -> list[str]:
+    """A failed task: each failed trial's own error (its FAILED marker names the trial and the
+    file), else the task's exception (its log file, where it died without a marker)."""
     try:
         exc = job.exception()
     except Exception as err:  # the job died without a result (killed)
         exc = err
-    return [] if exc is None else [_describe(job_id, exc)]
+    return [] if exc is None else _failure_lines(job_id, exc, paths, pack)
+
+
+def _failure_lines(job_id: str, exc: BaseException, paths: Paths, pack: TaskPack) -> list[str]:
+    markers = [(t.key, read_failed(paths, t, retries=0)) for t in pack.trials]
+    lines = [f"{key}: {m.error}" for key, m in markers if m is not None]
+    return lines or [_describe(job_id, exc)]
 
 
 def _describe(job_id: str, exc: BaseException) -> str:

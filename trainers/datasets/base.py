@@ -8,10 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from common.errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import Tensor
+
+
+class DataError(InputError, RuntimeError):
+    """The data set is missing or is not what it claims to be; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,23 @@ def from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
                    torch.as_tensor(y_test, dtype=torch.int64), classes)
 
 
+def check_subset(n: int | None, rows: int) -> None:
+    """A train subset larger than the data is an error naming both numbers."""
+    if n is not None and n > rows:
+        raise DataError(f"train_subset asks for {n:,} training rows, but the data set has "
+                        f"{rows:,}")
+
+
 def subset_train(data: Dataset, n: int | None, seed: int) -> Dataset:
-    """The first n training rows after a seeded shuffle (test set untouched)."""
+    """The first n training rows after a seeded shuffle (test set untouched); more rows than the
+    data has is an error naming both numbers."""
     import torch
 
-    if n is None or n >= len(data.y_train):
+    check_subset(n, len(data.y_train))
+    if n is None or n == len(data.y_train):
         return data
     idx = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed))[:n]
     return Dataset(data.x_train[idx], data.y_train[idx], data.x_test, data.y_test, data.classes)
 
 
-__all__ = ["Dataset", "from_arrays", "subset_train"]
+__all__ = ["DataError", "Dataset", "check_subset", "from_arrays", "subset_train"]

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError
+from trainers.datasets.base import DataError
 
 if TYPE_CHECKING:
     from trainers.datasets.base import Dataset
 
 ENV_DATA_DIR = "DROSWEEP_DATA_DIR"
-
-
-class DataError(InputError, RuntimeError):
-    """The data set is missing or is not what it claims to be; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from cluster.backends.base import Backend
 from cluster.backends.slurm import info as slurm_info
 from cluster.backends.slurm.sacct import SacctRunner, job_states, run_sacct
-from cluster.backends.slurm.sbatch import check_sbatch_extra
 from cluster.backends.slurm.scancel import ScancelRunner, run_scancel
 from cluster.backends.submitit_api import sbatch_script
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
 from cluster.states import JobState
+from jobs.sbatch import check_sbatch_extra
 from jobs.task import TaskPack
 
 if TYPE_CHECKING:

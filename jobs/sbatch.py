@@ -1,8 +1,12 @@
-"""The `sbatch_extra` options a study may not set: drosweep sets or relies on them."""
+"""The `sbatch` options drosweep sets itself: a study may not set them in `sbatch_extra`.
+
+Checked when the study is read, whatever the executor, so `plan` and a local run refuse what a
+SLURM submission would refuse, with the setting to use instead.
+"""
 
 from __future__ import annotations
 
-from cluster.errors import ClusterError
+from jobs.errors import StudyError
 
 # sbatch options drosweep sets or relies on, and the study setting that controls each instead
 _OWN = "drosweep sets it for every task"
@@ -50,5 +54,8 @@ def check_sbatch_extra(extra: dict[str, str]) -> None:
         hits = [name for name in RESERVED_SBATCH if name.startswith(option)]
         if hits:
             name = option if option in hits else hits[0]
-            raise ClusterError(f"cluster.sbatch_extra.{key}: --{name} is set by drosweep and must "
-                               f"not be overridden; use {RESERVED_SBATCH[name]}")
+            raise StudyError(f"cluster.sbatch_extra.{key}: --{name} is set by drosweep and must "
+                             f"not be overridden; use {RESERVED_SBATCH[name]}")
+
+
+__all__ = ["RESERVED_SBATCH", "check_sbatch_extra"]
