@@ -30,7 +30,7 @@ def test_local_and_debug_produce_the_same_markers(make_study: Callable[..., Stud
         assert main(["submit", str(study.source), "--executor", name, "--root", str(root),
                      "--no-progress"]) == 0, capsys.readouterr()
     out = capsys.readouterr().out
-    assert out.count("run finished: 0 task(s) failed") == 2
+    assert out.count("run finished: 0 failure(s)") == 2
     fields = ("key", "model_sha256", "steps", "epochs", "resumed_from", "spec", "slurm_job_id")
     for trial in expand(study):
         local = read_done(Paths(roots["local"]), trial)
