@@ -65,7 +65,7 @@ def _mnist(tmp_path: Path) -> tuple[str, str]:
 
 
 def _csv(tmp_path: Path) -> tuple[str, str]:
-    write_table(tmp_path / "table.csv", rows=120)
+    write_table(tmp_path / "table.csv", rows=140)  # 105 training rows: train_subset 100 fits
     return "", (f'[data]\ndata_file = "{tmp_path / "table.csv"}"\nlabel_column = "kind"\n'
                 'drop_columns = ["id", "note"]\ntest_fraction = 0.25\n')
 
