@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,22 @@ class StudyStatus:
     def counts(self) -> dict[TrialState, int]:
         c = Counter(t.state for t in self.trials)
         return {s: c.get(s, 0) for s in TRIAL_STATES}
+
+    def narrowed(self, keep: Callable[[TrialSpec], bool]) -> StudyStatus:
+        """The same view of the trials `keep` selects (`status --method robust`): the groups
+        that hold any, their counts over the selected trials; each group keeps its ETA, the
+        study's is the longest of theirs."""
+        trials = tuple(t for t in self.trials if keep(t.trial))
+        groups = []
+        for g in self.groups:
+            mine = Counter(t.state for t in trials
+                           if t.trial.method is g.method and t.trial.radius == g.radius)
+            if mine:
+                groups.append(GroupStatus(g.method, g.radius,
+                                          {s: mine.get(s, 0) for s in TRIAL_STATES}, g.eta_s))
+        etas = [g.eta_s for g in groups if g.eta_s is not None]
+        return StudyStatus(self.name, self.root, trials, tuple(groups),
+                           max(etas) if etas else None, self.files)
 
     def keys_in(self, *states: TrialState) -> list[str]:
         return [t.trial.key for t in self.trials if t.state in states]

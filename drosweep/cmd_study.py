@@ -139,11 +139,13 @@ def run_status(args: argparse.Namespace) -> int:
     selection = selection_from(args, study, specs)
     status = study_status(study, specs=specs)
     report = verify_study(study) if args.verify else None
-    if args.detailed or args.state or not selection.everything:
+    if args.detailed or args.state:
         code = print_detailed(status, selection, args.state, args.json)
         if report is not None:
             print(format_verify(report))
         return code if report is None or report.ok else 1
+    if not selection.everything:  # a filter narrows the view; -v or --state switch it
+        status = status.narrowed(selection.matches)
     if args.json:
         out = status.to_json()
         if report is not None:

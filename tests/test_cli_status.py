@@ -187,6 +187,19 @@ def test_status_detailed_rows_and_filters(tmp_path: Path,
     assert body["trials"][0]["error"] == "RuntimeError: CUDA out of memory"
     assert body["counts"]["failed"] == 1
 
+    # a filter without -v narrows the summary table; it does not switch to the trial list
+    assert main(["status", str(f), "--method", "robust"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    n_robust = sum(t.method.value == "robust" for t in specs)
+    assert out[0].startswith(f"study {study.name} at ") and f": {n_robust} trials;" in out[0]
+    methods = {t.method.value for t in specs}
+    rows = [ln.split()[0] for ln in out[2:] if ln.split() and ln.split()[0] in methods]
+    assert rows and set(rows) == {"robust"} and len(methods) > 1
+    assert main(["status", str(f), "--method", "robust", "--radius", "0.02", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["total"] == sum(t.method.value == "robust" and t.radius == 0.02 for t in specs)
+    assert body["counts"]["failed"] == 1
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--radius", "0.3"], "radius 0.3 is not in study ops"),
