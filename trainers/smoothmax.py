@@ -1,31 +1,16 @@
 """The smoothed max of the cross-entropy over many samples per point: exact and memory-bounded.
 
-For a batch of B points with N samples z_ij each, the loss is mean_i T * logsumexp_j(CE_ij / T).
-N reaches ~2e5 (B*N ~ 2e7 samples), so neither the samples nor their activations may be held at
-once. Two passes over chunks of samples do it:
+For B points with N samples each the loss is mean_i T * logsumexp_j(CE_ij / T); N reaches ~2e5,
+so neither the samples nor their activations may be held at once. Two passes over chunks do it:
+pass 1 without autograd keeps only each sample's CE and the per-point normalizer; pass 2, chunk by
+chunk, back-propagates the detached softmax weights times CE, which is exactly the loss's
+gradient. Between them the host reads once how many samples each chunk keeps (`_select`); pass 2
+regenerates only those (whole chunks, or single samples by (point, index)). Samples below the
+pruning threshold get no backward (the value is never pruned). Pass 1 may instead run as one
+fused kernel (trainers.kernels). A pack of k trials (`PackedMLP`) carries a leading trial axis and
+gets, per trial, the samples and gradient a single run with its seed would.
 
-1. without autograd: the CE of every sample (B*N numbers are kept; samples and activations are
-   not) and from them the per-point normalizer lse_i = logsumexp_j(CE_ij / T);
-2. with autograd, chunk by chunk: backward of sum_ij w_ij * CE_ij with the detached weights
-   w_ij = p_ij / B, p_ij = exp(CE_ij / T - lse_i) the softmax over j. Its gradient is exactly the
-   gradient of the loss, and each block's graph is freed before the next one is built.
-
-Between the passes the host reads, once, how many samples each chunk keeps (`_select`); pass 2
-visits only the chunks that hold any: a chunk where most samples are kept is regenerated whole (a
-source hands out the same chunk every time it is asked; samples are stored only when the whole
-batch's fit a fixed budget, `SAMPLE_CACHE_BYTES`), and of any other chunk only the kept samples
-are drawn, by (point, index). Pass 1 may instead run as one fused kernel, in fp32 or on tensor
-cores with a certificate (see `smoothed_max_ce_backward`).
-
-At low temperature nearly all softmax mass sits on a few samples per point: samples with
-p_ij < threshold get no backward. Each point drops at most N * threshold of its unit mass, so the
-gradient changes by at most N * threshold * max_j |grad CE_ij| / B per point (threshold 1e-13,
-N = 194,796: < 2e-8 of one sample's gradient, below float32 rounding). The value is never pruned.
-
-Everything also works for a pack of k trials trained as one batched model (`PackedMLP`): inputs
-then carry a leading trial axis (x (k, B, d), y (k, B), chunks (k, B, m, d)), the model maps
-(k, R, d) to (k, R, C), and the loss is per trial, (k,). Trial i of a pack draws the samples and
-gets the gradient that a single run with its seed would.
+The passes, the pruning bound and the certificate's proof: docs/NUMERICS.md.
 """
 
 from __future__ import annotations
@@ -448,26 +433,17 @@ def smoothed_max_ce_backward(model: nn.Module, source: SampleSource, y: Tensor,
     with N. y (B,) gives a scalar; y (k, B) (a pack, model mapping (k, R, d) -> (k, R, C)) gives
     the (k,) losses of the trials, and the gradient of their sum.
 
-    threshold: samples with softmax weight p_ij < threshold get no backward; per point the
-    dropped mass is <= N * threshold, so the gradient error is <= N * threshold times the largest
-    per-sample CE gradient, divided by B (0 disables pruning; the value is always exact).
+    threshold: samples with softmax weight p_ij < threshold get no backward (0 disables
+    pruning; the value is always exact); the bound on the gradient error is in docs/NUMERICS.md.
 
     The host waits on the device once per call (`_to_host`: the per-chunk counts of the selected
-    samples); everything else is queued. On CUDA, torch.cuda.set_sync_debug_mode("warn") around
-    a call shows any other wait.
+    samples); everything else is queued.
 
-    kernel: pass 1 in torch chunk by chunk (`chunked`), or as one fused kernel over the ball
-    samples (`fused`: trainers.kernels; ball samples and the MLP only). precision: the fused
-    kernel's layer-2/3 products. A tensor-core precision comes with a per-sample certificate
-    err_ij >= |CE~_ij - CE_ij| against the fp32 path (trainers.kernels.certificate); only the
-    candidates, CE~_ij + err_ij >= max_j (CE~_ij - err_ij) - margin with margin =
-    T ln(1/threshold), are recomputed in fp32, for the normalizer and the backward. A
-    non-candidate has CE_ij < max_j CE_ij - margin, so p_ij < threshold: the fp32 path prunes it
-    too. The non-candidates are left out of the normalizer: lse_i is low by at most
-    log(1 + N threshold) <= N threshold (N = 194,796, threshold 1e-13: 2e-8, below float32
-    rounding), and the kept weights are high by a factor <= 1 + N threshold, inside the pruning
-    bound. Certified only where it can pay (margin <= CERTIFY_MAX_MARGIN); at larger T (T = 1:
-    nothing is pruned) the fused kernel runs in fp32.
+    kernel: pass 1 in torch chunk by chunk (`chunked`) or as one fused kernel over the ball samples
+    (`fused`). precision: the fused kernel's layer-2/3 products; with a tensor-core precision only
+    the samples its certificate cannot rule out are recomputed in fp32 (why the kept set is then
+    the fp32 path's: docs/NUMERICS.md). Certified only where it can pay
+    (margin <= CERTIFY_MAX_MARGIN); at larger T the fused kernel runs in fp32.
     stats: filled with what was done (counts of samples, kept samples, chunk kinds).
     """
     if not temperature > 0:
