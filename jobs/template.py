@@ -15,6 +15,7 @@ from common.atomic import atomic_write_text
 from common.settings import Declared, declared, describe
 from jobs.errors import StudyError
 from jobs.evaluation import EvalSettings
+from jobs.overrides import toml_value
 from jobs.study import ClusterProfile
 from trainers.datasets import get_source, names
 from trainers.spec import Method, TrainSettings
@@ -47,28 +48,17 @@ TABLES: tuple[tuple[str, type, str], ...] = (
 )
 
 
-def toml_value(value: Any) -> str:
+def default_toml(value: Any) -> str:
     """A default as a TOML value (UNSET for None)."""
     if value is None:
         return UNSET
     if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }" \
-            if value else "{}"
-    raise TypeError(f"no TOML form for {value!r}")
+        return toml_value(value.value)
+    return toml_value(list(value) if isinstance(value, tuple) else value)
 
 
 def _key(d: Declared) -> list[str]:
-    return [f"# {d.rule.doc}; {describe(d)}", f"# {d.name} = {toml_value(d.default)}"]
+    return [f"# {d.rule.doc}; {describe(d)}", f"# {d.name} = {default_toml(d.default)}"]
 
 
 def _data_lines() -> list[str]:
@@ -76,7 +66,7 @@ def _data_lines() -> list[str]:
     for name in names():
         fields = declared(get_source(name).options)
         if fields:
-            shown = ", ".join(f"{d.name} = {toml_value(d.default)}" for d in fields
+            shown = ", ".join(f"{d.name} = {default_toml(d.default)}" for d in fields
                               if d.name != "seed")
             lines.append(f"#   {name}: seed, {shown}")
     return lines
