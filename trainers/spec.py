@@ -156,7 +156,6 @@ class TrainSettings:
     checkpoint_every: int = setting(2000, "optimizer steps between checkpoints", minimum=1)
     checkpoint_every_s: float = setting(300.0, "seconds between checkpoints", minimum=0,
                                         above=True)
-    # data: use only the first `train_subset` training rows (after a seeded shuffle) when set
     train_subset: int | None = setting(None, "train on the first this many training rows after "
                                        "a seeded shuffle (unset: all)", minimum=1,
                                        maximum=MAX_TRAIN_ROWS, over=_too_many_rows)
@@ -171,7 +170,6 @@ class TrainSettings:
     robust_precision: str = setting("ieee", "fused kernel's products: ieee (fp32), tf32x3 or "
                                     "bf16x3 (tensor cores, certified against fp32)",
                                     choices=ROBUST_PRECISIONS)
-    # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
     allow_tf32_override: bool = setting(False, "train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE "
                                         "is set (TF32 matmuls)")
     # on CUDA, capture each step's static stage once as a CUDA graph and replay it (bit-identical
