@@ -26,14 +26,14 @@ what is not done, evaluates every model into one table and draws the paper's fig
 
 A first run on this machine:  drosweep demo
 A study of your own:          drosweep plan STUDY.toml, then submit, status, reduce, report"""
-MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops", "cmd_doctor")
+MODULES = ("cmd_train", "cmd_data", "cmd_study", "cmd_reduce", "cmd_ops", "cmd_doctor", "cmd_new")
 # which module registers each command: a command loads only its own module (`status` never
 # imports torch, pandas or matplotlib); any other word (--help, a typo) loads them all
 COMMANDS = {"train": "cmd_train", "data": "cmd_data", "plan": "cmd_study",
             "submit": "cmd_study", "resume": "cmd_study", "status": "cmd_study",
             "reduce": "cmd_reduce", "plot": "cmd_reduce", "report": "cmd_reduce",
             "demo": "cmd_reduce", "logs": "cmd_ops", "cancel": "cmd_ops", "export": "cmd_ops",
-            "doctor": "cmd_doctor"}
+            "doctor": "cmd_doctor", "new": "cmd_new"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.states import USUAL_STATES, TrialState
@@ -231,3 +232,9 @@ def submission_json(result: SubmitResult, study: Study) -> dict[str, Any]:
     if scripts is not None:
         body["scripts"] = list(scripts)
     return body
+
+
+def format_new(path: Path) -> str:
+    """What `drosweep new` says: where the template went and what to do next."""
+    return (f"wrote {path}: every key of a study with its default and doc; set name, root, "
+            f"methods, radii and trials, then `drosweep plan {path}`")

@@ -11,89 +11,81 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from common.settings import Wording, check_fields, read, setting
 from jobs.errors import StudyError
 from trainers.spec import MAX_BALL_SAMPLES, n_ball_samples
 
 
+def _too_many_samples(value: int) -> str:
+    return f"must be at most {MAX_BALL_SAMPLES:,}, got {value!r}"
+
+
+WORDING = Wording(  # how `[evaluation]` refusals read
+    error=StudyError, key=lambda name: f"evaluation setting '{name}'",
+    unknown=lambda unknown, allowed: f"unknown key(s) {unknown}; allowed: {allowed}")
+
+
 @dataclass(frozen=True)
 class EvalSettings:
+    """Every constant of the evaluation; bounds and one-line docs declared on the fields
+    (common.settings), as `TrainSettings`' are."""
+
     # worst-case accuracy: N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)) uniform points in
     # the L-inf ball of each test point (the training formula); `ball_samples` fixes N instead
-    n_base: int = 616
-    n_growth: float = 100.0
-    n_eps_scale: float = 0.24
-    ball_samples: int | None = None
+    n_base: int = setting(616, "worst case: N(eps) = int(n_base * n_growth ** (eps / "
+                          "n_eps_scale)) ball samples per test point", minimum=1)
+    n_growth: float = setting(100.0, "worst case: growth of N(eps) over n_eps_scale of radius",
+                              minimum=0, above=True)
+    n_eps_scale: float = setting(0.24, "worst case: the radius over which N(eps) grows "
+                                 "n_growth-fold", minimum=0, above=True)
+    ball_samples: int | None = setting(None, "worst case: this many ball samples per test point "
+                                       "at every radius (unset: N(eps))", minimum=1,
+                                       maximum=MAX_BALL_SAMPLES, over=_too_many_samples)
     # mean accuracy: fraction correct over the first `mean_samples` draws of each point's stream
     # (the same draws the worst case starts with); None: all N(eps) draws (no early stop)
-    mean_samples: int | None = 1000
+    mean_samples: int | None = setting(1000, "mean accuracy over the first this many draws of "
+                                       "each point (unset: all N(eps))", minimum=1)
     # PGD accuracy: L-inf, sign steps of absolute size pgd_step, start uniform in the ball
-    pgd_steps: int = 30
-    pgd_step: float = 0.02
-    pgd_random_start: bool = True
+    pgd_steps: int = setting(30, "PGD accuracy: L-inf sign steps per test point", minimum=1)
+    pgd_step: float = setting(0.02, "PGD accuracy: absolute size of each step", minimum=0,
+                              above=True)
+    pgd_random_start: bool = setting(True, "PGD accuracy: start uniform in the ball (false: "
+                                     "at the point)")
     # Lipschitz search over ReLU activation patterns: a genetic algorithm, then an ascent polish
-    ga_population: int = 100
-    ga_generations: int = 3200
-    ga_elite: int = 4
-    ga_tournament: int = 3
-    ga_mutation: float | None = None  # bit-flip probability; None: 1 / number of hidden units
-    ga_polish: bool = True
+    ga_population: int = setting(100, "Lipschitz search: patterns per generation of the genetic "
+                                 "algorithm", minimum=1)
+    ga_generations: int = setting(3200, "Lipschitz search: generations", minimum=1)
+    ga_elite: int = setting(4, "Lipschitz search: best patterns kept as they are each "
+                            "generation", minimum=0, bounds="[0, ga_population)")
+    ga_tournament: int = setting(3, "Lipschitz search: patterns per selection tournament",
+                                 minimum=1)
+    ga_mutation: float | None = setting(None, "Lipschitz search: bit-flip probability (unset: "
+                                        "1 / hidden units)", minimum=0, above=True, maximum=1,
+                                        below=True)
+    ga_polish: bool = setting(True, "Lipschitz search: polish the best pattern by ascent")
     # false: no Lipschitz estimates at all (for a study whose claims do not concern them: the
     # search is the costliest metric of a small model)
-    lipschitz: bool = True
-    # evaluate on the first `test_subset` test points after a seeded shuffle (None: all)
-    test_subset: int | None = None
-    # memory bounds: ball points per forward pass; test points per PGD / Jacobian block
-    chunk_size: int = 131072
-    batch_size: int = 1024
-    seed: int = 0
-    # evaluate even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse)
-    allow_tf32_override: bool = False
+    lipschitz: bool = setting(True, "estimate Lipschitz constants (false: skip the costliest "
+                              "metric)")
+    test_subset: int | None = setting(None, "evaluate on the first this many test points after a "
+                                      "seeded shuffle (unset: all)", minimum=1)
+    chunk_size: int = setting(131072, "ball points per forward pass (bounds memory)", minimum=1)
+    batch_size: int = setting(1024, "test points per PGD / Jacobian block (bounds memory)",
+                              minimum=1)
+    seed: int = setting(0, "seed of the evaluation's draws", minimum=0)
+    allow_tf32_override: bool = setting(False, "evaluate even when "
+                                        "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls)")
 
     def validate(self) -> None:
-        positive_int = ["n_base", "pgd_steps", "ga_population", "ga_generations",
-                        "ga_tournament", "chunk_size", "batch_size"]
-        for name in positive_int:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise StudyError(f"evaluation setting '{name}' must be a positive integer, "
-                                  f"got {value!r}")
-        for name in ("n_growth", "n_eps_scale", "pgd_step"):
-            value = getattr(self, name)
-            if (not isinstance(value, int | float) or isinstance(value, bool)
-                    or not math.isfinite(value) or value <= 0):
-                raise StudyError(f"evaluation setting '{name}' must be a positive number, "
-                                  f"got {value!r}")
-        for name in ("ball_samples", "mean_samples", "test_subset"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < 1):
-                raise StudyError(f"evaluation setting '{name}' must be a positive integer "
-                                  f"or unset, got {value!r}")
-        if self.ball_samples is not None and self.ball_samples > MAX_BALL_SAMPLES:
-            raise StudyError(f"evaluation setting 'ball_samples' must be at most "
-                              f"{MAX_BALL_SAMPLES:,}, got {self.ball_samples!r}")
-        if not isinstance(self.ga_elite, int) or isinstance(self.ga_elite, bool) \
-                or not 0 <= self.ga_elite < self.ga_population:
+        """StudyError naming the first setting its declaration refuses; `ga_elite` must also
+        stay below `ga_population`."""
+        check_fields(self, WORDING)
+        if self.ga_elite >= self.ga_population:
             raise StudyError(f"evaluation setting 'ga_elite' must be in [0, ga_population), "
-                              f"got {self.ga_elite!r}")
-        if self.ga_mutation is not None and (not isinstance(self.ga_mutation, float)
-                                             or not 0 < self.ga_mutation < 1):
-            raise StudyError(f"evaluation setting 'ga_mutation' must be in (0, 1) or unset, "
-                              f"got {self.ga_mutation!r}")
-        if not isinstance(self.allow_tf32_override, bool):
-            raise StudyError(f"evaluation setting 'allow_tf32_override' must be true or false, "
-                              f"got {self.allow_tf32_override!r}")
-        for name in ("pgd_random_start", "ga_polish", "lipschitz"):
-            if not isinstance(getattr(self, name), bool):
-                raise StudyError(f"evaluation setting '{name}' must be true or false, "
-                                  f"got {getattr(self, name)!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise StudyError(f"evaluation setting 'seed' must be an integer >= 0, "
-                              f"got {self.seed!r}")
+                             f"got {self.ga_elite!r}")
 
     def n_worst(self, radius: float) -> int:
         """Ball samples per test point for the worst-case accuracy at `radius`."""
@@ -124,18 +116,8 @@ class EvalSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "evaluation settings") -> EvalSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise StudyError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-        values = dict(data)
-        for name in ("n_growth", "n_eps_scale", "pgd_step", "ga_mutation"):
-            value = values.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                values[name] = float(value)
-        settings = cls(**values)
         try:
-            settings.validate()
+            settings: EvalSettings = read(cls, data, WORDING)
         except StudyError as exc:
             raise StudyError(f"{source}: {exc}") from None
         return settings

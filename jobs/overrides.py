@@ -58,7 +58,8 @@ def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else json.dumps(k)
 
 
-def _value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """One value as TOML (what `dump_toml` and the study template write)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -70,15 +71,15 @@ def _value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v)  # JSON string escapes are TOML basic-string escapes
     if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise StudyError(f"cannot write {v!r} ({type(v).__name__}) as TOML")
 
 
 def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
     """TOML for what tomllib reads from a study file (no dates: a study has none)."""
-    plain = [f"{_key(k)} = {_value(v)}\n" for k, v in data.items() if not isinstance(v, dict)]
+    plain = [f"{_key(k)} = {toml_value(v)}\n" for k, v in data.items() if not isinstance(v, dict)]
     tables = [(k, v) for k, v in data.items() if isinstance(v, dict)]
     out = "".join(plain)
     for k, v in tables:

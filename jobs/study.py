@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from common.settings import Wording, read, setting
 from jobs.errors import StudyError
 from jobs.evaluation import EvalSettings
 from jobs.limits import (
@@ -48,41 +49,86 @@ MAX_CPUS_PER_TASK = 4096          # more than any node has: also what torch thre
 _BAD_PATH = re.compile(r"[%\x00-\x1f\x7f]")  # expanded by SLURM (%j ...) or not in a file name
 
 
+def _unknown_cluster_key(unknown: list[str], allowed: list[str]) -> str:
+    return f"key 'cluster.{unknown[0]}': unknown key; allowed: {', '.join(allowed)}"
+
+
+CLUSTER_WORDING = Wording(  # how `[cluster]` refusals read: bounds spelled out
+    error=StudyError, key=lambda name: f"key 'cluster.{name}':", unknown=_unknown_cluster_key,
+    spelled=True, as_given=True, one_line="must be a single line",
+    items="must be a list of one-line shell commands",
+    table="must be a table of sbatch option = value")
+_OLD_CLUSTER_KEYS = {"array_parallelism": "max_running"}
+
+
 @dataclass(frozen=True)
 class ClusterProfile:
-    """Where and how the tasks run. Defaults suit a generic GPU cluster; a study overrides them."""
+    """Where and how the tasks run. Defaults suit a generic GPU cluster; a study overrides them.
+    Bounds and one-line docs are declared on the fields (common.settings)."""
 
-    partition: str | None = None
-    gpus_per_node: int = 1          # hardware: GPUs of one node
-    gpus_per_task: int = 1          # what each task asks for (0: CPU-only tasks)
-    gpu_mem_gb: float = 16.0        # memory of one GPU: no packed task may need more
-    cpus_per_task: int = 4
-    mem_gb: float = 16.0
-    time_limit_min: int = 720       # per task; longer trials are checkpointed and requeued
-    max_array_size: int | None = None  # MaxArraySize (caps the array index + 1); None: the
-    #                                    cluster's (`scontrol show config`), else 1001
-    max_running: int = 64           # tasks of the whole study running at once, all arrays
-    max_pack: int = 8               # at most this many trials per task
-    fill_fraction: float = 0.5      # share of the time limit a packed task is planned to use
-    max_requeue: int = 30           # preemptions/timeouts a task survives (max_num_timeout)
-    signal_delay_s: int = 120       # USR2 this long before the time limit (checkpoint, requeue)
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    sbatch_extra: dict[str, str] = field(default_factory=dict)  # more `#SBATCH --key=value`
-    setup: tuple[str, ...] = ()     # shell lines run before the task (module load ...)
-    device: str = "auto"            # torch device inside a task: auto, cuda or cpu
-    local_parallelism: int = 1      # tasks at once with the local executor
-    device_tflops: float = 15.0     # cost model: sustained fp32 throughput of one task's device
-    launch_overhead_ms: float = 0.3  # cost model: fixed time of one sequential pass
-    gpu_type: str | None = None     # gres type to request (`--gpus-per-node=TYPE:N`)
-    device_model: str | None = None  # what the tasks run on, for estimates (default: gres type)
-    calibration: str | None = None  # calibration file of measured rates (cluster.calibration)
+    partition: str | None = setting(None, "SLURM partition (unset: the cluster's default)")
+    gpus_per_node: int = setting(1, "GPUs of one node (hardware)", minimum=0,
+                                 maximum=MAX_GPUS_PER_NODE)
+    gpus_per_task: int = setting(1, "GPUs each task asks for (0: CPU-only tasks)", minimum=0,
+                                 maximum=MAX_GPUS_PER_NODE)
+    gpu_mem_gb: float = setting(16.0, "memory of one GPU: no packed task may need more",
+                                minimum=0, above=True, maximum=MAX_GPU_MEM_GB)
+    cpus_per_task: int = setting(4, "CPUs of each task", minimum=1, maximum=MAX_CPUS_PER_TASK)
+    mem_gb: float = setting(16.0, "memory of each task", minimum=0, above=True,
+                            maximum=MAX_MEM_GB)
+    time_limit_min: int = setting(720, "time limit of each task; longer trials are "
+                                  "checkpointed and requeued", minimum=1,
+                                  maximum=MAX_TIME_LIMIT_MIN)
+    max_array_size: int | None = setting(None, "MaxArraySize, caps the array index + 1 (unset: "
+                                         "`scontrol show config`'s, else 1001)", minimum=1,
+                                         maximum=MAX_ARRAY_SIZE)
+    max_running: int = setting(64, "tasks of the whole study running at once, all arrays "
+                               "(old name: array_parallelism)", minimum=1,
+                               maximum=MAX_GRID_TRIALS)
+    max_pack: int = setting(8, "at most this many trials per task", minimum=1, maximum=MAX_PACK)
+    fill_fraction: float = setting(0.5, "share of the time limit a packed task is planned to "
+                                   "use", minimum=0, above=True, maximum=1.0)
+    max_requeue: int = setting(30, "preemptions and timeouts a task survives", minimum=0,
+                               maximum=MAX_REQUEUE)
+    signal_delay_s: int = setting(120, "USR2 this long before the time limit (checkpoint, "
+                                  "requeue)", minimum=1, maximum=MAX_SIGNAL_DELAY_S)
+    account: str | None = setting(None, "SLURM account to charge")
+    qos: str | None = setting(None, "SLURM quality of service")
+    constraint: str | None = setting(None, "SLURM node features (--constraint)")
+    sbatch_extra: dict[str, str] = setting(doc="more `#SBATCH --key=value` lines, e.g. "
+                                           "{ exclude = \"node1\" }", factory=dict)
+    setup: tuple[str, ...] = setting((), "shell lines run before each task (module load ...)")
+    device: str = setting("auto", "torch device inside a task", choices=("auto", "cuda", "cpu"))
+    local_parallelism: int = setting(1, "tasks at once with the local executor", minimum=1,
+                                     maximum=MAX_CPUS_PER_TASK)
+    device_tflops: float = setting(15.0, "cost model: sustained fp32 TFLOP/s of one task's "
+                                   "device", minimum=1e-3, above=True, maximum=1e6)
+    launch_overhead_ms: float = setting(0.3, "cost model: fixed time of one sequential pass",
+                                        minimum=0, above=True, maximum=1e4)
+    gpu_type: str | None = setting(None, "gres type to request (--gpus-per-node=TYPE:N)")
+    device_model: str | None = setting(None, "what the tasks run on, for estimates (unset: "
+                                       "gpu_type)")
+    calibration: str | None = setting(None, "calibration file of measured rates "
+                                      "(cluster.calibration)")
 
     @property
     def array_size_cap(self) -> int:
         """Tasks per array: `max_array_size`, else SLURM's default MaxArraySize."""
         return self.max_array_size if self.max_array_size is not None else DEFAULT_MAX_ARRAY_SIZE
+
+    def validate(self) -> None:
+        """What involves more than one field, or more than a bound (a message without the file:
+        the reader adds it)."""
+        if self.gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.gpu_type):
+            raise StudyError(f"key 'cluster.gpu_type': must be a gres type name (e.g. 'h100'), "
+                             f"got {self.gpu_type!r}")
+        if self.gpus_per_task > self.gpus_per_node:
+            raise StudyError(f"key 'cluster.gpus_per_task': asks for {self.gpus_per_task} GPUs "
+                             f"but a node has {self.gpus_per_node} (cluster.gpus_per_node)")
+        if self.signal_delay_s >= self.time_limit_min * 60:
+            raise StudyError("key 'cluster.signal_delay_s': must be shorter than "
+                             "cluster.time_limit_min")
+        check_sbatch_extra(self.sbatch_extra)  # `plan` and a local run refuse what sbatch would be given
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -163,15 +209,6 @@ class _Reader:
             bound = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum:,}"
             raise self.fail(key, f"must be an integer {bound}, got {value!r}")
         return value
-
-    def number(self, key: str, default: float, *, minimum: float = 0.0,
-               maximum: float = math.inf) -> float:
-        value = self.table.get(key, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) \
-                or not math.isfinite(value) or not minimum < value <= maximum:
-            bound = f"in ({minimum:g}, {maximum:g}]" if math.isfinite(maximum) else f"> {minimum:g}"
-            raise self.fail(key, f"must be a number {bound}, got {value!r}")
-        return float(value)
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.table.get(key, default)
@@ -261,8 +298,6 @@ def _settings(source: Path, raw: Any) -> TrainSettings:
         return TrainSettings.from_dict(raw)
     except SpecError as exc:
         raise StudyError(f"{source}: table 'training': {exc}") from None
-    except TypeError as exc:  # a value of the wrong type that from_dict did not catch
-        raise StudyError(f"{source}: table 'training': {exc}") from None
 
 
 def _evaluation(r: _Reader, radii: tuple[float, ...]) -> EvalSettings | None:
@@ -282,6 +317,8 @@ def _evaluation(r: _Reader, radii: tuple[float, ...]) -> EvalSettings | None:
             except SpecError as exc:
                 raise StudyError(f"{source}: {exc} (or set ball_samples)") from None
     return settings
+
+
 def _data_options(r: _Reader, dataset: str, raw: Any, base_seed: int) -> DataOptions:
     """The data set's own settings (`[data]`); seeds default to the study's base_seed."""
     if raw is not None and not isinstance(raw, dict):
@@ -292,78 +329,34 @@ def _data_options(r: _Reader, dataset: str, raw: Any, base_seed: int) -> DataOpt
         raise StudyError(f"{r.source}: {exc}") from None
 
 
-def _optional_str(r: _Reader, key: str) -> str | None:
-    value = r.string(key)
-    if value is not None and any(c in value for c in "\n\r"):
-        raise r.fail(key, "must be a single line")
-    return value
+def _sbatch_extra(value: Any) -> dict[str, str]:
+    """`cluster.sbatch_extra` with its values as sbatch is given them (strings)."""
+    if not isinstance(value, dict):
+        raise StudyError("key 'cluster.sbatch_extra': must be a table of sbatch option = value")
+    for key, item in value.items():
+        if not _SBATCH_KEY_RE.match(key) or not isinstance(item, str | int) \
+                or isinstance(item, bool) or any(c in str(item) for c in "\n\r"):
+            raise StudyError(f"key 'cluster.sbatch_extra.{key}': must be an sbatch long option "
+                             "name (lowercase, e.g. exclude) with a one-line string or integer "
+                             "value")
+    return {k: str(v) for k, v in value.items()}
 
 
 def _cluster(source: Path, raw: Any) -> ClusterProfile:
+    """The `[cluster]` table, read by its declarations (`ClusterProfile`'s fields)."""
     if raw is None:
         return ClusterProfile()
     if not isinstance(raw, dict):
         raise StudyError(f"{source}: key 'cluster': must be a table")
-    r = _Reader(source, raw, "cluster.")
-    d = ClusterProfile()
-    r.check_keys([f.name for f in fields(ClusterProfile)] + ["array_parallelism"])
-    if "array_parallelism" in raw and "max_running" in raw:
-        raise r.fail("array_parallelism", "is the old name of cluster.max_running: give one")
-    running_key = "array_parallelism" if "array_parallelism" in raw else "max_running"
-    extra = r.get("sbatch_extra", {})
-    if not isinstance(extra, dict):
-        raise r.fail("sbatch_extra", "must be a table of sbatch option = value")
-    for key, value in extra.items():
-        if not _SBATCH_KEY_RE.match(key) or not isinstance(value, str | int) \
-                or isinstance(value, bool) or any(c in str(value) for c in "\n\r"):
-            raise r.fail(f"sbatch_extra.{key}", "must be an sbatch long option name "
-                         "(lowercase, e.g. exclude) with a one-line string or integer value")
-    setup = r.get("setup", [])
-    if not isinstance(setup, list) or not all(isinstance(s, str) and "\n" not in s
-                                              for s in setup):
-        raise r.fail("setup", "must be a list of one-line shell commands")
-    device = r.get("device", d.device)
-    if device not in ("auto", "cuda", "cpu"):
-        raise r.fail("device", f"must be 'auto', 'cuda' or 'cpu', got {device!r}")
-    profile = ClusterProfile(
-        partition=_optional_str(r, "partition"),
-        gpus_per_node=r.integer("gpus_per_node", d.gpus_per_node, 0, MAX_GPUS_PER_NODE),
-        gpus_per_task=r.integer("gpus_per_task", d.gpus_per_task, 0, MAX_GPUS_PER_NODE),
-        gpu_mem_gb=r.number("gpu_mem_gb", d.gpu_mem_gb, maximum=MAX_GPU_MEM_GB),
-        cpus_per_task=r.integer("cpus_per_task", d.cpus_per_task, 1, MAX_CPUS_PER_TASK),
-        mem_gb=r.number("mem_gb", d.mem_gb, maximum=MAX_MEM_GB),
-        time_limit_min=r.integer("time_limit_min", d.time_limit_min, 1, MAX_TIME_LIMIT_MIN),
-        max_array_size=(r.integer("max_array_size", 0, 1, MAX_ARRAY_SIZE) if "max_array_size" in raw
-                        else None),
-        max_running=r.integer(running_key, d.max_running, 1, MAX_GRID_TRIALS),
-        max_pack=r.integer("max_pack", d.max_pack, 1, MAX_PACK),
-        fill_fraction=r.number("fill_fraction", d.fill_fraction, maximum=1.0),
-        max_requeue=r.integer("max_requeue", d.max_requeue, 0, MAX_REQUEUE),
-        signal_delay_s=r.integer("signal_delay_s", d.signal_delay_s, 1, MAX_SIGNAL_DELAY_S),
-        account=_optional_str(r, "account"),
-        qos=_optional_str(r, "qos"),
-        constraint=_optional_str(r, "constraint"),
-        sbatch_extra={k: str(v) for k, v in extra.items()},
-        setup=tuple(setup),
-        device=device,
-        local_parallelism=r.integer("local_parallelism", d.local_parallelism, 1,
-                                    MAX_CPUS_PER_TASK),
-        device_tflops=r.number("device_tflops", d.device_tflops, minimum=1e-3, maximum=1e6),
-        launch_overhead_ms=r.number("launch_overhead_ms", d.launch_overhead_ms, maximum=1e4),
-        gpu_type=_optional_str(r, "gpu_type"),
-        device_model=_optional_str(r, "device_model"),
-        calibration=_optional_str(r, "calibration"),
-    )
-    if profile.gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", profile.gpu_type):
-        raise r.fail("gpu_type", f"must be a gres type name (e.g. 'h100'), got "
-                     f"{profile.gpu_type!r}")
-    if profile.gpus_per_task > profile.gpus_per_node:
-        raise r.fail("gpus_per_task", f"asks for {profile.gpus_per_task} GPUs but a node has "
-                     f"{profile.gpus_per_node} (cluster.gpus_per_node)")
-    if profile.signal_delay_s >= profile.time_limit_min * 60:
-        raise r.fail("signal_delay_s", "must be shorter than cluster.time_limit_min")
-    try:  # whatever the executor: `plan` and a local run refuse what sbatch would be given
-        check_sbatch_extra(profile.sbatch_extra)
+    try:
+        if "array_parallelism" in raw and "max_running" in raw:
+            raise StudyError("key 'cluster.array_parallelism': is the old name of "
+                             "cluster.max_running: give one")
+        table = dict(raw)
+        if "sbatch_extra" in table:
+            table["sbatch_extra"] = _sbatch_extra(table["sbatch_extra"])
+        profile: ClusterProfile = read(ClusterProfile, table, CLUSTER_WORDING,
+                                       old=_OLD_CLUSTER_KEYS)
     except StudyError as exc:
         raise StudyError(f"{source}: {exc}") from None
     return profile

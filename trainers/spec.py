@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from common.errors import InputError
+from common.settings import Wording, check_fields, read, setting
 from trainers.datasets import DataError, DataOptions, get_source, names, parse_options
 from trainers.kernels.precision import Precision
 
@@ -83,106 +84,102 @@ def check_ball_samples(radius: float, settings: BallSampling, what: str = "N(eps
                     f"limit {MAX_BALL_SAMPLES:,}; {fix}")
 
 
+def _too_wide(hidden: int) -> str:
+    return (f"must be <= {MAX_HIDDEN:,} (a {hidden:,}-wide MLP has {2 * hidden ** 2 / 1e9:.3g} G "
+            f"weights), got {hidden!r}")
+
+
+def _too_many_rows(rows: int) -> str:
+    return f"must be <= {MAX_TRAIN_ROWS:,} rows, got {rows:,}"
+
+
+WORDING = Wording(  # how `[training]` refusals read
+    error=SpecError, key=lambda name: f"setting '{name}'", finite_apart=True,
+    unknown=lambda unknown, allowed: f"unknown training setting(s) {unknown}; "
+                                     f"allowed: {allowed}")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
+    """Every constant of training, with the paper's value as default; bounds, choices and the
+    one-line doc of each are declared on its field (common.settings), where the study reader, the
+    checks and the study template (`drosweep new`) all read them."""
+
     # optimisation (all methods)
-    epochs: int = 1500
-    batch_size: int = 100
-    lr: float = 0.2
-    lr_step_size: int = 50000
-    lr_gamma: float = 0.1
-    hidden: int = 200
+    epochs: int = setting(1500, "passes over the training rows", minimum=1)
+    batch_size: int = setting(100, "training rows per optimizer step", minimum=1)
+    lr: float = setting(0.2, "SGD learning rate", minimum=0, above=True)
+    lr_step_size: int = setting(50000, "optimizer steps between learning-rate decays", minimum=1)
+    lr_gamma: float = setting(0.1, "factor of each learning-rate decay", minimum=0, above=True,
+                              maximum=1)
+    hidden: int = setting(200, "units of each of the MLP's two hidden layers", minimum=1,
+                          maximum=MAX_HIDDEN, over=_too_wide)
     # robust: N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)) uniform points in the ball
-    n_base: int = 616
-    n_growth: float = 100.0
-    n_eps_scale: float = 0.24
+    n_base: int = setting(616, "robust: N(eps) = int(n_base * n_growth ** (eps / n_eps_scale)) "
+                          "ball samples per point", minimum=1)
+    n_growth: float = setting(100.0, "robust: growth of N(eps) over n_eps_scale of radius",
+                              minimum=0, above=True)
+    n_eps_scale: float = setting(0.24, "robust: the radius over which N(eps) grows n_growth-fold",
+                                 minimum=0, above=True)
     # smoothed max (robust, langevin): T decays linearly temp_start -> temp_end over temp_steps
-    temp_start: float = 1.0
-    temp_end: float = 1e-4
-    temp_steps: int = 1500
-    temp_schedule: TempSchedule = TempSchedule.STEP
+    temp_start: float = setting(1.0, "smoothed max: first temperature T", minimum=0, above=True)
+    temp_end: float = setting(1e-4, "smoothed max: last temperature T", minimum=0, above=True)
+    temp_steps: int = setting(1500, "smoothed max: steps (or epochs) of the linear decay of T",
+                              minimum=1)
+    temp_schedule: TempSchedule = setting(TempSchedule.STEP, "what counts temp_steps: "
+                                          "optimizer steps (the paper's) or epochs")
     # samples per chunk of the smoothed max: bounds its memory, whatever N is. On the CPU
     # `chunk_size`; on CUDA `cuda_chunk_size`, larger because a GPU needs big launches to be busy
     # (robust eps=0.3 on an H200: 2.5x faster at 2^20 than at 2^16, ~3 GiB). Samples do not
     # depend on either (trainers.rng); the loss only up to float rounding.
-    chunk_size: int = 65536
-    cuda_chunk_size: int = 1 << 20
+    chunk_size: int = setting(65536, "samples per chunk of the smoothed max on the CPU "
+                              "(bounds memory; no result depends on it)", minimum=1)
+    cuda_chunk_size: int = setting(1 << 20, "samples per chunk of the smoothed max on CUDA",
+                                   minimum=1)
     # a sample whose softmax weight is below this gets no backward (dropped mass <= N * threshold)
-    prune_threshold: float = 1e-13
+    prune_threshold: float = setting(1e-13, "samples of softmax weight below this get no "
+                                     "backward (dropped mass <= N * threshold)", minimum=0,
+                                     maximum=1e-3, below=True, bounds="[0, 1e-3)")
     # adversarial: L-inf PGD, step = pgd_step_factor * eps / pgd_steps, from adv_start_epoch on
-    pgd_steps: int = 40
-    pgd_step_factor: float = 2.5
-    adv_start_epoch: int = 3
+    pgd_steps: int = setting(40, "adversarial: L-inf PGD steps per batch", minimum=1)
+    pgd_step_factor: float = setting(2.5, "adversarial: PGD step = pgd_step_factor * eps / "
+                                     "pgd_steps", minimum=0, above=True)
+    adv_start_epoch: int = setting(3, "adversarial: first epoch trained on PGD points", minimum=0)
     # langevin: trajectory of langevin_points points, step = langevin_step_factor * eps
-    langevin_points: int = 400
-    langevin_step_factor: float = 4.0 / 50.0
-    langevin_noise: float = 0.5
+    langevin_points: int = setting(400, "langevin: points of each trajectory", minimum=1)
+    langevin_step_factor: float = setting(4.0 / 50.0, "langevin: step = langevin_step_factor * "
+                                          "eps", minimum=0, above=True)
+    langevin_noise: float = setting(0.5, "langevin: noise of each step", minimum=0)
     # stopping and checkpoints
-    max_steps: int | None = None
-    checkpoint_every: int = 2000
-    checkpoint_every_s: float = 300.0
-    # data: use only the first `train_subset` training rows (after a seeded shuffle) when set
-    train_subset: int | None = None
+    max_steps: int | None = setting(None, "stop after this many optimizer steps (unset: all "
+                                    "epochs)", minimum=1)
+    checkpoint_every: int = setting(2000, "optimizer steps between checkpoints", minimum=1)
+    checkpoint_every_s: float = setting(300.0, "seconds between checkpoints", minimum=0,
+                                        above=True)
+    train_subset: int | None = setting(None, "train on the first this many training rows after "
+                                       "a seeded shuffle (unset: all)", minimum=1,
+                                       maximum=MAX_TRAIN_ROWS, over=_too_many_rows)
     # robust step's pass 1: "chunked" (torch, every device), "fused" (one Triton kernel over the
     # ball samples, CUDA), "auto" (the measured best for the device: today "chunked" everywhere,
     # until a GPU measurement in this repository shows the fused kernel faster)
-    robust_kernel: str = "auto"
+    robust_kernel: str = setting("auto", "robust step's pass 1: chunked (torch, any device), "
+                                 "fused (Triton, CUDA) or auto (the device's measured best)",
+                                 choices=ROBUST_KERNELS)
     # the fused kernel's products: "ieee" (fp32), "tf32x3" or "bf16x3" (tensor cores; every
     # sample the certificate cannot rule out is recomputed in fp32: the fp32 path's kept set)
-    robust_precision: str = "ieee"
-    # train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set (TF32 matmuls; off: refuse to start)
-    allow_tf32_override: bool = False
+    robust_precision: str = setting("ieee", "fused kernel's products: ieee (fp32), tf32x3 or "
+                                    "bf16x3 (tensor cores, certified against fp32)",
+                                    choices=ROBUST_PRECISIONS)
+    allow_tf32_override: bool = setting(False, "train even when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE "
+                                        "is set (TF32 matmuls)")
     # on CUDA, capture each step's static stage once as a CUDA graph and replay it (bit-identical
     # to eager: trainers.graphs); false runs every step eagerly. Changes no result.
-    cuda_graphs: bool = True
+    cuda_graphs: bool = setting(True, "on CUDA, replay each step's static stage as a CUDA graph "
+                                "(bit-identical to eager)")
 
     def validate(self) -> None:
-        positive_int = ["epochs", "batch_size", "lr_step_size", "hidden", "n_base", "temp_steps",
-                        "chunk_size", "cuda_chunk_size", "pgd_steps", "langevin_points", "checkpoint_every"]
-        for name in positive_int:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SpecError(f"setting '{name}' must be a positive integer, got {value!r}")
-        positive = ["lr", "n_growth", "n_eps_scale", "temp_start", "temp_end",
-                    "pgd_step_factor", "langevin_step_factor", "checkpoint_every_s"]
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-                raise SpecError(f"setting '{name}' must be a positive number, got {value!r}")
-            if not math.isfinite(value):
-                raise SpecError(f"setting '{name}' must be finite, got {value!r}")
-        if not 0 < self.lr_gamma <= 1:
-            raise SpecError(f"setting 'lr_gamma' must be in (0, 1], got {self.lr_gamma!r}")
-        if not 0 <= self.prune_threshold < 1e-3:
-            raise SpecError(f"setting 'prune_threshold' must be in [0, 1e-3), got {self.prune_threshold!r}")
-        for name, allowed in (("robust_kernel", ROBUST_KERNELS),
-                              ("robust_precision", ROBUST_PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise SpecError(f"setting '{name}' must be one of {list(allowed)}, "
-                                f"got {getattr(self, name)!r}")
-        if self.hidden > MAX_HIDDEN:
-            raise SpecError(f"setting 'hidden' must be <= {MAX_HIDDEN:,} (a {self.hidden:,}-wide "
-                            f"MLP has {2 * self.hidden ** 2 / 1e9:.3g} G weights), got {self.hidden!r}")
-        noise = self.langevin_noise
-        if not isinstance(noise, int | float) or isinstance(noise, bool) \
-                or not math.isfinite(noise) or noise < 0:
-            raise SpecError(f"setting 'langevin_noise' must be a finite number >= 0, got {noise!r}")
-        start = self.adv_start_epoch
-        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-            raise SpecError(f"setting 'adv_start_epoch' must be an integer >= 0, got {start!r}")
-        if not isinstance(self.allow_tf32_override, bool):
-            raise SpecError(f"setting 'allow_tf32_override' must be true or false, "
-                            f"got {self.allow_tf32_override!r}")
-        if not isinstance(self.cuda_graphs, bool):
-            raise SpecError(f"setting 'cuda_graphs' must be true or false, got {self.cuda_graphs!r}")
-        for name in ("max_steps", "train_subset"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise SpecError(f"setting '{name}' must be a positive integer or unset, got {value!r}")
-        if self.train_subset is not None and self.train_subset > MAX_TRAIN_ROWS:
-            raise SpecError(f"setting 'train_subset' must be <= {MAX_TRAIN_ROWS:,} rows, got "
-                            f"{self.train_subset:,}")
+        """SpecError naming the first setting its declaration refuses."""
+        check_fields(self, WORDING)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -202,26 +199,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        data = _without_removed(data)
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise SpecError(f"unknown training setting(s) {unknown}; allowed: {sorted(names)}")
-        values = dict(data)
-        if "temp_schedule" in values:
-            try:
-                values["temp_schedule"] = TempSchedule(values["temp_schedule"])
-            except ValueError:
-                raise SpecError(
-                    f"setting 'temp_schedule' must be one of {[s.value for s in TempSchedule]}, "
-                    f"got {values['temp_schedule']!r}") from None
-        for name in ("lr", "n_growth", "n_eps_scale", "temp_start", "temp_end", "lr_gamma",
-                     "pgd_step_factor", "langevin_step_factor", "langevin_noise",
-                     "checkpoint_every_s", "prune_threshold"):
-            if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
-                values[name] = float(values[name])
-        settings = cls(**values)
-        settings.validate()
+        settings: TrainSettings = read(cls, _without_removed(data), WORDING)
         return settings
 
 

@@ -7,15 +7,14 @@ import torch and numpy only when they run.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.settings import Wording, read
 from trainers.datasets.base import DataError
 
 if TYPE_CHECKING:
@@ -200,54 +199,23 @@ def option_error(key: str, message: str) -> DataError:
     return DataError(f"key 'data.{key}': {message}")
 
 
-def _convert(key: str, kind: Any, value: Any, path: bool) -> Any:
-    optional = isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind)
-    if optional:
-        if value is None:
-            return None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise option_error(key, f"must be true or false, got {value!r}")
-        return value
-    if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise option_error(key, f"must be an integer, got {value!r}")
-        return value
-    if kind is float:
-        if not isinstance(value, int | float) or isinstance(value, bool) \
-                or not math.isfinite(value):
-            raise option_error(key, f"must be a finite number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str) or not value.strip() or any(c in value for c in "\n\r"):
-            raise option_error(key, f"must be a non-empty one-line string, got {value!r}")
-        return str(Path(value).expanduser().absolute()) if path else value
-    if typing.get_origin(kind) is tuple:
-        if not isinstance(value, list | tuple) or \
-                not all(isinstance(v, str) and v for v in value):
-            raise option_error(key, f"must be a list of non-empty strings, got {value!r}")
-        return tuple(value)
-    raise TypeError(f"data option 'data.{key}': unsupported type {kind!r}")
+def _wording(name: str) -> Wording:
+    """How `[data]` refusals read: the key and its type; ranges are each data set's `validate`."""
+    def unknown(keys: list[str], allowed: list[str]) -> str:
+        return (f"key 'data.{keys[0]}': unknown setting of data set '{name}'; allowed: "
+                f"{', '.join(allowed) or 'none'}")
+
+    return Wording(error=DataError, key=lambda key: f"key 'data.{key}':", unknown=unknown,
+                   text="must be a non-empty one-line string",
+                   items="must be a list of non-empty strings, got {value!r}")
 
 
 def parse_options(name: str, table: dict[str, Any] | None, seed: int = 0) -> DataOptions:
-    """The typed settings of data set `name` from a `[data]` table (or a spec's "data" dict);
-    raises DataError (one line, naming `data.<key>`) on an unknown key or a bad value."""
-    source = get_source(name)
-    table = dict(table or {})
-    cls = source.options
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        allowed = ", ".join(sorted(fields)) or "none"
-        raise option_error(unknown[0], f"unknown setting of data set '{name}'; allowed: {allowed}")
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        values[key] = _convert(key, hints[key], value, bool(fields[key].metadata.get("path")))
-    if "seed" in fields and "seed" not in values:
-        values["seed"] = seed
-    options = cls(**values)
-    options.validate()
+    """The typed settings of data set `name` from a `[data]` table (or a spec's "data" dict),
+    read by the fields' types (common.settings); raises DataError (one line, naming
+    `data.<key>`) on an unknown key or a bad value."""
+    cls = get_source(name).options
+    has_seed = any(f.name == "seed" for f in dataclasses.fields(cls))
+    options: DataOptions = read(cls, table or {}, _wording(name),
+                                fixed={"seed": seed} if has_seed else None)
     return options
