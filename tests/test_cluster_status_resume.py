@@ -159,7 +159,7 @@ def test_failed_marker_and_requeued_job(tmp_path: Path, fake: FakeScheduler,
 
 def test_resume_resubmits_only_failed_and_missing(tmp_path: Path, fake: FakeScheduler) -> None:
     study = make_study(tmp_path)
-    with pytest.raises(StudyError, match="use `drosweep submit`"):
+    with pytest.raises(StudyError, match=f"use `drosweep submit {study.source}`"):
         resume(study, "slurm", sacct=fake.sacct)
     assert not study.root.exists()
     submit(study, "slurm", sacct=fake.sacct)
