@@ -32,10 +32,10 @@ from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status
 from cluster.trust import check_root_trusted, restrict
-from common.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes, atomic_write_text
 from jobs.commands import study_command
 from jobs.errors import StudyError
-from jobs.frozen import check_frozen, freeze, union_text
+from jobs.frozen import check_frozen, to_freeze, union_text
 from jobs.grid import TrialSpec, expand
 from jobs.paths import Paths, check_root_writable
 from jobs.study import Study
@@ -203,8 +203,9 @@ def _submit_and_record(checked: _Checked, planned: _Planned, job_ids: list[str],
     packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
                             checked.backend.reraise, checked.backend.trainer_progress)
     options: list[ArrayOptions] = []
-    if packs_by_array:  # before any job: a failed write (disk full) submits none
-        freeze(study, paths)  # the study, or the union of a grid that grew
+    text = to_freeze(study, paths) if packs_by_array else None
+    if text is not None:  # before any job: a failed write (disk full) submits none
+        atomic_write_text(paths.study_file, text)  # the study, or the union of a grown grid
     for i, packs in enumerate(packs_by_array):
         # the array ids it may wait for are known once the previous arrays are submitted
         options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,

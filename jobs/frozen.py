@@ -5,7 +5,7 @@
 what only decides where the trials run or how they are evaluated (the cluster profile, the
 evaluation) may change. The grid (methods, radii, trials) may change too: seeds derive from the
 base seed and the key alone, so a larger grid adds trials (the frozen copy becomes the union of
-both grids, `freeze`) and a smaller one is a selection of the root's trials.
+both grids, `to_freeze`) and a smaller one is a selection of the root's trials.
 
 The frozen copy also records how the root was launched: the `--set` overrides in its comment
 header (`recorded_overrides`), which every later command applies (`load_at_root`).
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_write_text
 from jobs.errors import StudyError
 from jobs.overrides import dump_toml
 from jobs.paths import Paths
@@ -125,13 +124,12 @@ def union_text(study: Study, paths: Paths) -> str | None:
     return text
 
 
-def freeze(study: Study, paths: Paths) -> None:
-    """Write the study into the root (first submit) or the union of both grids (a grid that
-    grew); nothing when the root holds it already. Atomic: a crash leaves one or the other."""
+def to_freeze(study: Study, paths: Paths) -> str | None:
+    """What a submission writes into the root (atomically, before its first job): the study at
+    the first submit, the union of both grids when the grid grew; None when the root holds it."""
     if not paths.study_file.exists():
-        atomic_write_text(paths.study_file, study.text)
-    elif (text := union_text(study, paths)) is not None:
-        atomic_write_text(paths.study_file, text)
+        return study.text
+    return union_text(study, paths)
 
 
 def science_diff(frozen: dict[str, Any], mine: dict[str, Any], prefix: str = "") -> list[str]:
