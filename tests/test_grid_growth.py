@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from cluster import ledger
 from drosweep.cli import main
@@ -108,3 +109,28 @@ def test_a_union_of_two_grids_is_frozen_when_neither_holds_the_other(
     assert tomllib.loads(frozen)["radii"] == [0.01, 0.02]
     code, out, _ = run(capsys, "status", "--root", str(paths.root), "--json")
     assert json.loads(out)["counts"]["done"] == 2
+
+
+def test_a_table_from_before_the_grid_could_grow_is_still_read(tmp_path: Path) -> None:
+    """Rows carrying the fingerprint with the grid (what tables held before) are the same
+    study's; any other fingerprint is another study's."""
+    from jobs import load_study
+    from reduce.errors import ReduceError
+    from reduce.table import StudyIdentity, empty_table, read_table
+
+    study = load_study(write(tmp_path / "study.toml", "[0.01]", 1))
+    assert study.grid_fingerprint != study.fingerprint
+    row = {c: None for c in empty_table().columns}
+    row.update(method="regular", radius=0.01, trial=0, metric="clean_accuracy", value=0.5,
+               key=FIRST, study=study.name, study_fingerprint=study.grid_fingerprint, format=1,
+               failed_training=False, error="")
+    table = tmp_path / "metrics.parquet"
+    pd.DataFrame([row]).to_parquet(table)
+    identity = StudyIdentity(study.name, study.fingerprint, (study.grid_fingerprint,))
+    assert len(read_table(table, identity)) == 1
+    other_file = write(tmp_path / "other.toml", "[0.01]", 1)
+    other_file.write_text(other_file.read_text().replace("max_steps = 2", "max_steps = 3"))
+    other = load_study(other_file)
+    with pytest.raises(ReduceError, match="belongs to another study"):
+        read_table(table, StudyIdentity(other.name, other.fingerprint,
+                                        (other.grid_fingerprint,)))

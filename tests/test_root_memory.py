@@ -69,6 +69,11 @@ def test_a_local_root_works_without_its_flags(tmp_path: Path, capsys: Any,
     done = json.loads(Paths(root).done(keys[1]).read_text())
     assert done["steps"] == 3  # trained with the root's override, not the file's max_steps = 2
 
+    # cancel from the root alone takes its words as keys (nothing live here: said in one line)
+    assert main(["cancel", "--root", str(root), keys[0]]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "nothing live to cancel in study remembered" in err[0]
+
     # an explicit --set of another value: refused in one line naming key and both values
     assert main(["status", str(f), "--root", str(root), "--set", "training.max_steps=4"]) == 2
     err = capsys.readouterr().err.splitlines()
