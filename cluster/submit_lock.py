@@ -73,11 +73,11 @@ def holder_line(paths: Paths) -> str:
     """Who holds the root's submit lock, in words, for a caller that could not take it."""
     holder = read_holder(paths)
     if holder is None:
-        return f"the submit lock {paths.lock} is held by another process (it recorded no holder)"
+        return "held by another process (it recorded no holder)"
     if holder.ended():
-        return (f"the submit lock {paths.lock} is held by another process (the last recorded "
-                f"holder, pid {holder.pid} on host {holder.host} since {holder.since}, has ended)")
-    return f"the submit lock {paths.lock} is {holder.describe()}"
+        return (f"held by another process (the last recorded holder, pid {holder.pid} on host "
+                f"{holder.host} since {holder.since}, has ended)")
+    return holder.describe()
 
 
 def _say(line: str) -> None:
@@ -92,12 +92,14 @@ def acquire(paths: Paths, timeout_s: float,
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        say(f"{holder_line(paths)}; waiting up to {timeout_s:g} s")
+        say(f"the submit lock {paths.lock} is {holder_line(paths)}; waiting up to "
+            f"{timeout_s:g} s")
         try:
             lock.acquire()
         except filelock.Timeout:
-            raise ClusterError(f"another submit/resume holds {paths.lock} ({holder_line(paths)}); "
-                               f"try again when it has finished") from None
+            raise ClusterError(f"another submit/resume holds {paths.lock} after {timeout_s:g} s "
+                               f"of waiting ({holder_line(paths)}); try again when it has "
+                               f"finished") from None
     try:
         atomic_write_text(paths.lock_holder, json.dumps(asdict(Holder.me()), sort_keys=True))
     except BaseException:
