@@ -69,6 +69,10 @@ def test_a_local_root_works_without_its_flags(tmp_path: Path, capsys: Any,
     done = json.loads(Paths(root).done(keys[1]).read_text())
     assert done["steps"] == 3  # trained with the root's override, not the file's max_steps = 2
 
+    # report before reduce: the command that writes the table, complete
+    assert main(["report", "--root", str(root)]) == 2
+    assert f"run `drosweep reduce --root {root}` first" in capsys.readouterr().err
+
     # cancel from the root alone takes its words as keys (nothing live here: said in one line)
     assert main(["cancel", "--root", str(root), keys[0]]) == 2
     err = capsys.readouterr().err.splitlines()
