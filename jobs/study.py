@@ -94,7 +94,8 @@ class ClusterProfile:
 
 @dataclass(frozen=True)
 class Study:
-    """A validated study file. `fingerprint` covers what is trained, not where it runs."""
+    """A validated study file. `fingerprint` covers what each trial trains: not where it runs,
+    nor the grid (which may grow at one root)."""
 
     name: str
     root: Path
