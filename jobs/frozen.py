@@ -71,7 +71,8 @@ def _fixed(study: Study) -> dict[str, Any]:
 
 def load_at_root(path: str | Path | None, root: str | Path | None,
                  overrides: Sequence[str] = ()) -> tuple[Study, tuple[str, ...]]:
-    """The study a command works on, and the root's recorded overrides it applied unasked.
+    """The study a command works on, and the root's recorded overrides it applied unasked
+    (none when they change nothing).
 
     With a study file: the file with the `--set` overrides its root was submitted with, but for
     the keys given again, then the given ones (a given one that changes the science is refused
@@ -91,7 +92,9 @@ def load_at_root(path: str | Path | None, root: str | Path | None,
     unasked = tuple(o for o in recorded_overrides(text or "") if _key(o) not in given)
     if not unasked:
         return study, ()
-    return load_study(path, root, (*unasked, *overrides)), unasked
+    applied = load_study(path, root, (*unasked, *overrides))
+    same = tomllib.loads(applied.text) == tomllib.loads(study.text)  # the file agrees already
+    return applied, () if same else unasked
 
 
 def _key(item: str) -> str:

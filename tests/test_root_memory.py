@@ -15,6 +15,7 @@ from cluster import ledger
 from drosweep.cli import main
 from jobs import Paths, expand, load_study
 from jobs.commands import study_command
+from jobs.frozen import load_at_root
 
 STUDY = """
 name = "remembered"
@@ -82,6 +83,19 @@ def test_a_local_root_works_without_its_flags(tmp_path: Path, capsys: Any,
     assert main(["status", str(f), "--root", str(root), "--set", "training.max_steps=4"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "training.max_steps: 3 at the root, 4 here" in err[0]
+
+
+def test_the_roots_overrides_are_said_only_when_they_change_something(tmp_path: Path) -> None:
+    f = tmp_path / "study.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root"))
+    paths = Paths(tmp_path / "root")
+    paths.root.mkdir()
+    paths.study_file.write_text(load_study(f, overrides=["training.max_steps=3"]).text)
+    study, said = load_at_root(f, None)
+    assert said == ("training.max_steps=3",) and study.settings.max_steps == 3
+    f.write_text(f.read_text().replace("max_steps = 2", "max_steps = 3"))
+    study, said = load_at_root(f, None)
+    assert said == () and study.settings.max_steps == 3
 
 
 def test_resume_from_a_root_without_submissions_defaults_to_slurm(
