@@ -7,8 +7,10 @@ API:
 - `plan_context.context(study, executor, info=backend.cluster_info(), calibration=...)`: the
   profile as the cluster completes it, the rates (`cluster.rates`) and the cluster's objections.
 - `submit(study, executor="slurm"|"local"|"debug", *, dry_run, progress, device, calibration) ->
-  SubmitResult`; `resume(study, ...)` the same for a study already at its root. Both submit only
-  trials with no DONE marker and no live job, under a lock; local/debug run to the end.
+  SubmitResult`; `resume(study, ...)` the same for a study already at its root (with the
+  executor of its last submission unless given). Both submit only trials with no DONE marker and
+  no live job, under a lock (`submit_lock`: a second caller is told who holds it); local/debug
+  run to the end.
 - `study_status(study) -> StudyStatus` (`.counts`, `.groups`, `.trials`, `.eta_s`,
   `.to_json()`): markers first, then one `sacct` call for all arrays.
 - `ledger.read(Paths(root).ledger) -> [Submission]`: every submission (array id, task → keys).

@@ -142,3 +142,10 @@ def latest_tasks(submissions: list[Submission]) -> dict[str, tuple[Submission, T
                 latest[key] = (sub, task)
     return latest
 
+
+
+def last_executor(path: Path) -> str | None:
+    """The executor of the root's latest submission (what `resume` uses unless told), None
+    before the first."""
+    submissions = read(path)
+    return submissions[-1].executor if submissions else None

@@ -20,7 +20,7 @@ from typing import Any
 
 import filelock
 
-from cluster import ledger
+from cluster import ledger, submit_lock
 from cluster.backends import Backend, get_backend
 from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.checks import check_submission
@@ -32,9 +32,10 @@ from cluster.select import ALL, Selection
 from cluster.states import TrialState
 from cluster.status import StudyStatus, study_status
 from cluster.trust import check_root_trusted, restrict
-from common.atomic import atomic_write_text
+from common.atomic import atomic_write_bytes, atomic_write_text
+from jobs.commands import study_command
 from jobs.errors import StudyError
-from jobs.frozen import check_frozen
+from jobs.frozen import check_frozen, to_freeze, union_text
 from jobs.grid import TrialSpec, expand
 from jobs.paths import Paths, check_root_writable
 from jobs.study import Study
@@ -105,9 +106,9 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
     if dry_run:
         return _dry_run(checked, _select_and_plan(checked, sacct, selection, limit))
     with _locked(checked.paths) as job_ids:
-        frozen = check_frozen(study, checked.paths)  # again, under the lock
+        check_frozen(study, checked.paths)  # again, under the lock
         planned = _select_and_plan(checked, sacct, selection, limit)
-        submitted = _submit_and_record(checked, planned, frozen, job_ids,
+        submitted = _submit_and_record(checked, planned, job_ids,
                                        reason="resume" if resume else "submit")
         chained = _chain(checked, then, submitted) if then is not None else None
         errors = checked.backend.finish(progress)
@@ -157,9 +158,10 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     check_root_writable(study.root)
     check_root_trusted(paths)
     frozen = check_frozen(study, paths)
+    union_text(study, paths)  # a grid that grows stays within the limits
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
-                         f"use `drosweep submit`")
+                         f"use `{study_command('submit', study)}`")
     data_dir = check_submission(study, backend)
     ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
                   device=device)
@@ -191,8 +193,8 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
                         backend=checked.backend)
 
 
-def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,
-                       job_ids: list[str], reason: str) -> _Submitted:
+def _submit_and_record(checked: _Checked, planned: _Planned, job_ids: list[str],
+                       reason: str) -> _Submitted:
     """Each array to the executor, then into the ledger; the study file is frozen into the root
     just before the first one. Job ids go into `job_ids` as soon as they exist."""
     study, paths = checked.study, checked.paths
@@ -201,9 +203,9 @@ def _submit_and_record(checked: _Checked, planned: _Planned, frozen: bool,
     packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
                             checked.backend.reraise, checked.backend.trainer_progress)
     options: list[ArrayOptions] = []
-    if not frozen and packs_by_array:  # before any job: a failed write (disk full) submits none
-        atomic_write_text(paths.study_file, study.text)
-        frozen = True
+    text = to_freeze(study, paths) if packs_by_array else None
+    if text is not None:  # before any job: a failed write (disk full) submits none
+        atomic_write_text(paths.study_file, text)  # the study, or the union of a grown grid
     for i, packs in enumerate(packs_by_array):
         # the array ids it may wait for are known once the previous arrays are submitted
         options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,
@@ -247,26 +249,38 @@ def _locked(paths: Paths) -> Iterator[list[str]]:
             folder.mkdir(exist_ok=True)
             restrict(folder)
     lock_existed = paths.lock.exists()
-    frozen_existed = paths.study_file.exists()
-    lock = filelock.FileLock(str(paths.lock), timeout=LOCK_TIMEOUT_S)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise ClusterError(f"another submit/resume holds {paths.lock}; try again when it "
-                           f"has finished") from None
+    lock = submit_lock.acquire(paths, LOCK_TIMEOUT_S)
+    frozen_before = _frozen_bytes(paths)  # under the lock: no other call rewrites it now
     job_ids: list[str] = []
     try:
         yield job_ids
     except BaseException:
         if not job_ids:  # refused before anything was submitted: leave no trace
+            _restore_frozen(paths, frozen_before)
             _undo(paths, lock, created, lock_existed, logs_before)
-            if not frozen_existed:  # frozen by this call, which submitted nothing
-                with contextlib.suppress(OSError):
-                    paths.study_file.unlink()
         raise
     finally:
         if lock.is_locked:
-            lock.release()
+            submit_lock.release(paths, lock)
+
+
+def _frozen_bytes(paths: Paths) -> bytes | None:
+    try:
+        return paths.study_file.read_bytes()
+    except OSError:
+        return None
+
+
+def _restore_frozen(paths: Paths, before: bytes | None) -> None:
+    """The frozen study as it was before a submission that submitted nothing (it may have
+    frozen the study, or grown its grid)."""
+    if _frozen_bytes(paths) == before:
+        return
+    with contextlib.suppress(OSError):
+        if before is None:
+            paths.study_file.unlink()
+        else:
+            atomic_write_bytes(paths.study_file, before)
 
 
 def _slots(the_plan: Plan, max_running: int, status: StudyStatus
@@ -311,7 +325,7 @@ def _undo(paths: Paths, lock: filelock.FileLock, created: Path | None, lock_exis
     submitit left in logs/ and the lock file it created (the lock is still held, so no other
     submission is inside the root meanwhile)."""
     if created is not None:
-        lock.release()
+        submit_lock.release(paths, lock)
         shutil.rmtree(created, ignore_errors=True)
         return
     if logs_before is None:
@@ -327,15 +341,18 @@ def _undo(paths: Paths, lock: filelock.FileLock, created: Path | None, lock_exis
     if not lock_existed:
         with contextlib.suppress(OSError):
             paths.lock.unlink()
-    lock.release()
+    submit_lock.release(paths, lock)
 
 
-def resume(study: Study, executor: str = "slurm", *, dry_run: bool = False,
+def resume(study: Study, executor: str | None = None, *, dry_run: bool = False,
            progress: bool = True, device: str | None = None,
            then: Callable[[str], Any] | None = None,
            sacct: SacctRunner = run_sacct, calibration: str | None = None,
            selection: Selection = ALL, limit: int | None = None) -> SubmitResult:
-    """Resubmit exactly the trials with no DONE marker and no live job, re-planned."""
+    """Resubmit exactly the trials with no DONE marker and no live job, re-planned; with the
+    executor of the root's last submission unless given (slurm before any)."""
+    if executor is None:
+        executor = ledger.last_executor(Paths(study.root).ledger) or "slurm"
     return submit(study, executor, dry_run=dry_run, progress=progress, device=device,
                   resume=True, then=then, sacct=sacct, calibration=calibration,
                   selection=selection, limit=limit)

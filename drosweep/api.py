@@ -24,12 +24,13 @@ if TYPE_CHECKING:  # the heavy packages load on first use, as in the CLI
     from jobs import Study
 
 
-def load(path: str | Path, *, overrides: Sequence[str] = (),
+def load(path: str | Path | None, *, overrides: Sequence[str] = (),
          root: str | Path | None = None) -> Study:
-    """The study file at `path`, with `--set`-style overrides ("training.epochs=2")."""
-    from jobs import load_study
+    """The study file at `path`, with `--set`-style overrides ("training.epochs=2") after those
+    its root was submitted with; `path=None`: the study submitted at `root`."""
+    from jobs.frozen import load_at_root
 
-    return load_study(path, root=root, overrides=overrides)
+    return load_at_root(path, root, overrides)[0]
 
 
 def plan(study: Study, *, executor: str = "slurm", calibration: str | None = None) -> Plan:

@@ -10,6 +10,7 @@ from typing import Any
 from drosweep.args import add_study_arguments, study_from_args
 from drosweep.render import print_json
 from drosweep.select_args import add_selection_arguments, selection_from
+from jobs.commands import study_command
 
 
 def register(sub: Any) -> None:
@@ -55,7 +56,8 @@ def run_export(args: argparse.Namespace) -> int:
           f"{result.dest}; manifest {result.manifest}")
     if result.not_done:
         print(f"not exported: {len(result.not_done)} trial(s) not done "
-              f"(e.g. {result.not_done[0]}); run `drosweep export` again when they are")
+              f"(e.g. {result.not_done[0]}); run "
+              f"`{study_command('export', study, '--to', str(result.dest))}` again when they are")
     return 0
 
 
@@ -90,6 +92,9 @@ def run_logs(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from cluster.cancel import cancel
 
+    if args.root is not None and args.study is not None and "/trial_" in args.study \
+            and not Path(args.study).exists():  # `cancel --root DIR KEY...`: no study file
+        args.keys, args.study = [args.study, *args.keys], None
     study = study_from_args(args)
     result = cancel(study, selection_from(args, study))
     if args.json:
@@ -103,7 +108,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     if result.pids:
         what.append(f"{len(result.pids)} local process(es) (pid {_short(map(str, result.pids))})")
     print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) checkpoint and stop; "
-          f"`drosweep resume {args.study}` trains them on")
+          f"`{study_command('resume', study)}` trains them on")
     if result.unreachable:
         print(f"not stopped: {len(result.unreachable)} trial(s) train on another host outside "
               f"SLURM: {_short(result.unreachable)}")

@@ -40,9 +40,12 @@ def register(sub: Any) -> None:
             ("resume", run_resume, "resubmit the trials with no DONE marker and no live job")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_study_arguments(p)
-        p.add_argument("--executor", default="slurm", choices=sorted(EXECUTORS),
+        p.add_argument("--executor", default="slurm" if name == "submit" else None,
+                       choices=sorted(EXECUTORS),
                        help="slurm: job arrays (returns at once); local: this machine; "
-                            "debug: in this process (pdb on errors). Default: slurm")
+                            "debug: in this process (pdb on errors). Default: "
+                            + ("slurm" if name == "submit" else
+                               "the executor of the root's last submission, else slurm"))
         p.add_argument("--dry-run", action="store_true", help="plan only: write and submit nothing")
         p.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
                        help="torch device of the tasks (default: cluster.device of the study)")
@@ -142,7 +145,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.detailed or args.state:
         code = print_detailed(status, selection, args.state, args.json)
         if report is not None:
-            print(format_verify(report))
+            print(format_verify(report, study))
         return code if report is None or report.ok else 1
     if not selection.everything:  # a filter narrows the view; -v or --state switch it
         status = status.narrowed(selection.matches)
@@ -153,9 +156,9 @@ def run_status(args: argparse.Namespace) -> int:
                              "problems": [{"key": k, "detail": d} for k, d in report.problems]}
         print_json(out)
     else:
-        print(format_status(status))
+        print(format_status(status, study))
         if report is not None:
-            print(format_verify(report))
+            print(format_verify(report, study))
     return 0 if report is None or report.ok else 1
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.states import USUAL_STATES, TrialState
+from jobs.commands import study_command
 from jobs.radius import radius_tag
 from trainers.spec import Method
 
@@ -120,6 +121,19 @@ def _source(source: str, samples: int) -> str:
     return source
 
 
+def print_root_overrides(study: Study, applied: Sequence[str]) -> None:
+    """The root's recorded overrides a command applied without being given them (stderr)."""
+    print(f"drosweep: {study.root} was submitted with --set {' --set '.join(applied)}: "
+          f"applied", file=sys.stderr)
+
+
+def _hint(verb: str, study: Study | None, *extra: str) -> str:
+    """A command to paste: complete when the study is known."""
+    if study is None:
+        return " ".join(["drosweep", verb, *extra])
+    return study_command(verb, study, *extra)
+
+
 def print_submission(result: SubmitResult, root: str, study: Study | None = None,
                        as_json: bool = False) -> int:
     if as_json and study is not None:
@@ -129,7 +143,8 @@ def print_submission(result: SubmitResult, root: str, study: Study | None = None
     if result.changed:
         print(f"{len(result.changed)} done trial(s) whose model file changed since its DONE "
               f"marker are neither counted done nor trained over ({', '.join(result.changed[:3])}"
-              f"{', ...' if len(result.changed) > 3 else ''}): run `drosweep status --verify`; "
+              f"{', ...' if len(result.changed) > 3 else ''}): run "
+              f"`{_hint('status --verify', study)}`; "
               f"restore the file, or delete its DONE.json and resume to rewrite it from the "
               f"final checkpoint")
     n = len(result.plan.trials)
@@ -146,18 +161,18 @@ def print_submission(result: SubmitResult, root: str, study: Study | None = None
         return 0
     if not result.blocking:
         print(f"array(s) {', '.join(result.array_ids)} on SLURM; logs in {root}/logs; "
-              f"follow with `drosweep status`")
+              f"follow with `{_hint('status', study)}`")
         if result.chained_job:
             print(f"job {result.chained_job} reduces and reports once the arrays have ended")
         return 0
     for line in result.errors:  # each failed trial: its error, naming the file (stderr)
         print(line, file=sys.stderr)
     print(f"{result.executor} run finished: {len(result.errors)} failure(s), one line each on "
-          f"stderr; see `drosweep status` and {root}/logs")
+          f"stderr; see `{_hint('status', study)}` and {root}/logs")
     return 1 if result.errors else 0
 
 
-def format_status(status: StudyStatus) -> str:
+def format_status(status: StudyStatus, study: Study | None = None) -> str:
     counts = status.counts
     shown = [s for s in TrialState if s in USUAL_STATES or counts[s]]
     lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
@@ -179,19 +194,20 @@ def format_status(status: StudyStatus) -> str:
     for t in changed[:20]:
         lines.append(f"changed {t.trial.key}: {t.detail}")
     if changed:
-        lines.append("a changed model is neither counted done nor trained over: `status "
-                     "--verify` hashes it; restore it, or delete its DONE.json and run `resume`")
+        lines.append(f"a changed model is neither counted done nor trained over: "
+                     f"`{_hint('status --verify', study)}` hashes it; restore it, or delete "
+                     f"its DONE.json and run `{_hint('resume', study)}`")
     return "\n".join(lines)
 
 
-def format_verify(report: VerifyReport) -> str:
+def format_verify(report: VerifyReport, study: Study | None = None) -> str:
     lines = [f"verify: {report.checked} DONE model file(s) hashed, "
              f"{len(report.problems)} not matching their DONE marker"]
     lines.extend(f"corrupt {key}: {detail}" for key, detail in report.problems)
     if report.problems:
-        lines.append("a corrupt model is neither evaluated nor trained over: restore it, or "
-                     "delete its DONE.json and run `drosweep resume` to rewrite it from the "
-                     "final checkpoint")
+        lines.append(f"a corrupt model is neither evaluated nor trained over: restore it, or "
+                     f"delete its DONE.json and run `{_hint('resume', study)}` to rewrite it "
+                     f"from the final checkpoint")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.atomic import atomic_write_bytes, atomic_write_text
+from jobs.commands import study_command
 from jobs.errors import StudyError
 from jobs.grid import evaluation_radii, expand
 from jobs.markers import read_done
@@ -68,7 +69,7 @@ def export_original(study: Study, dest: Path) -> ExportResult:
             rows.append((spec.key, rel.as_posix(), sha, spec_json))
     if not rows:
         raise StudyError(f"nothing to export: no trial of study {study.name} is done "
-                         f"(see `drosweep status`)")
+                         f"(see `{study_command('status', study)}`)")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("key", "file", "sha256", "spec"))

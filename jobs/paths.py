@@ -60,6 +60,11 @@ class Paths:
         return self.root / ".submit.lock"
 
     @property
+    def lock_holder(self) -> Path:
+        """Who holds the submit lock (host, pid, command, since), written as it is taken."""
+        return self.root / ".submit.lock.json"
+
+    @property
     def reduce_lock(self) -> Path:
         """Held by a reduction while it reads and rewrites the results table."""
         return self.results / ".reduce.lock"

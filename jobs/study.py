@@ -140,7 +140,8 @@ class ClusterProfile:
 
 @dataclass(frozen=True)
 class Study:
-    """A validated study file. `fingerprint` covers what is trained, not where it runs."""
+    """A validated study file. `fingerprint` covers what each trial trains: not where it runs,
+    nor the grid (which may grow at one root)."""
 
     name: str
     root: Path
@@ -161,7 +162,14 @@ class Study:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.science(), sort_keys=True).encode()).hexdigest()
+        """The science without the grid: a root's study keeps it when trials are added."""
+        return _digest({k: v for k, v in self.science().items() if k not in GRID_KEYS})
+
+    @property
+    def grid_fingerprint(self) -> str:
+        """The science with the grid: what `fingerprint` was before a grid could grow (results
+        tables written then carry it)."""
+        return _digest(self.science())
 
     def science(self) -> dict[str, Any]:
         """The part of the study that decides what is trained (same science = same study)."""
@@ -172,6 +180,13 @@ class Study:
                 "training": self.settings.to_dict(),
                 # only for data sets with settings: Avila studies keep their fingerprint
                 **({"data": d} if (d := self.data_options.to_dict()) else {})}
+
+
+GRID_KEYS = ("methods", "radii", "trials")  # of `Study.science()`: may grow at one root
+
+
+def _digest(science: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
 
 
 _TOP_KEYS = ("name", "root", "dataset", "data_dir", "methods", "radii", "trials", "base_seed",

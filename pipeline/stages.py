@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jobs import Paths, Study, expand, load_study
+from jobs.commands import study_command
 from plots import ClaimSettings, RenderResult, ResultsError, render
 from reduce import (
     EvalSettings,
@@ -101,6 +102,9 @@ def render_study(study: Study, *, report: bool = True, include_failed: bool = Fa
     when there is no table or nothing in it to draw. The claims' learnt floor follows the data
     set's chance level unless the settings give one."""
     paths = Paths(study.root)
+    if not paths.metrics_parquet.exists():  # the command that writes it, to paste
+        raise ResultsError(f"{paths.metrics_parquet}: no results table; run "
+                           f"`{study_command('reduce', study)}` first")
     claim_settings = claim_settings or ClaimSettings()
     if claim_settings.chance is None:
         claim_settings = replace(claim_settings, chance=chance_for(study))

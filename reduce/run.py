@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from jobs import Paths, Study, TrialSpec, evaluation_radii, expand, read_done
+from jobs.commands import study_command
 from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.decision_map import write_study_map
@@ -130,13 +131,15 @@ def settle(study: Study, options: ReduceOptions) -> MarkerScan:
     paths, trials = Paths(study.root), expand(study)
     if options.wait:
         scan = wait_for_markers(paths, trials, timeout_s=options.timeout_s,
-                                poll_s=options.poll_s, progress=options.progress)
+                                poll_s=options.poll_s, progress=options.progress,
+                                status_command=study_command("status", study))
     else:
         scan = scan_markers(paths, trials)
     if not scan.complete and not options.partial:
         raise ReduceError(f"study {study.name!r} is incomplete: {len(scan.done)} of {len(trials)} "
                           f"trials done, {len(scan.failed)} failed, {len(scan.missing)} not "
-                          f"finished; wait with --wait, finish with `drosweep resume`, or reduce "
+                          f"finished; wait with --wait, finish with "
+                          f"`{study_command('resume', study)}`, or reduce "
                           f"what is there with --partial")
     return scan
 
@@ -165,8 +168,9 @@ def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
 def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings, mapper: Mapper,
                    scan: MarkerScan, start: float) -> ReduceSummary:
     paths, trials = Paths(study.root), expand(study)
-    identity = StudyIdentity(study.name, study.fingerprint)
+    identity = StudyIdentity(study.name, study.fingerprint, (study.grid_fingerprint,))
     existing = read_table(paths.metrics_parquet, identity)
+    existing["study_fingerprint"] = study.fingerprint  # a table from before the grid could grow
     units = _units(study, paths, trials, scan.done)
     current = {(u.key, u.model_sha256) for u in units}
     # a cached row is trusted only while the model file still matches its DONE marker; one that
@@ -177,7 +181,9 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in
                                zip(existing["key"], existing["model_sha256"], strict=True)],
                               index=existing.index, dtype=bool)
-    keep = existing[still_current & (existing["settings_hash"] == settings.digest)]
+    # rows of trials the file does not list (a selection of the root's grid) stay as they are
+    outside = ~existing["key"].isin({t.key for t in trials})
+    keep = existing[(still_current & (existing["settings_hash"] == settings.digest)) | outside]
     data_dir = options.data_dir or (str(study.data_dir) if study.data_dir else None)
     tasks = [EvalTask(units=chunk, settings=settings, dataset=study.dataset, data_dir=data_dir,
                       data_options=study.data_options,

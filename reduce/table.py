@@ -52,6 +52,7 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
 class StudyIdentity:
     name: str
     fingerprint: str
+    earlier: tuple[str, ...] = ()    # fingerprints its rows may carry from before (`migrate`)
 
 
 def read_table(path: Path, identity: StudyIdentity) -> pd.DataFrame:
@@ -74,7 +75,8 @@ def read_table(path: Path, identity: StudyIdentity) -> pd.DataFrame:
                               f"drosweep reads ({FORMAT}); upgrade drosweep")
         studies = sorted({str(s) for s in df["study"].unique()})
         prints = sorted({str(s) for s in df["study_fingerprint"].unique()})
-        if studies != [identity.name] or prints != [identity.fingerprint]:
+        if studies != [identity.name] \
+                or not set(prints) <= {identity.fingerprint, *identity.earlier}:
             raise ReduceError(f"{path}: results table belongs to another study ({studies[0]!r}, "
                               f"fingerprint {prints[0][:12]}) than {identity.name!r} "
                               f"(fingerprint {identity.fingerprint[:12]}); reduce into another "

@@ -49,9 +49,10 @@ def _listing(keys: Sequence[str], limit: int = 5) -> str:
 def wait_for_markers(paths: Paths, trials: Sequence[TrialSpec], *, timeout_s: float | None,
                      poll_s: float = 10.0, progress: bool = True,
                      clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> MarkerScan:
-    """Poll until every trial is DONE or FAILED; `WaitTimeout` (listing what is missing) after
-    `timeout_s` seconds (None: wait forever)."""
+                     sleep: Callable[[float], None] = time.sleep,
+                     status_command: str = "drosweep status") -> MarkerScan:
+    """Poll until every trial is DONE or FAILED; `WaitTimeout` (listing what is missing and
+    naming `status_command`) after `timeout_s` seconds (None: wait forever)."""
     start = clock()
     bar = tqdm(total=len(trials), desc="waiting for trials", unit="trial", disable=not progress,
                dynamic_ncols=True)
@@ -68,7 +69,7 @@ def wait_for_markers(paths: Paths, trials: Sequence[TrialSpec], *, timeout_s: fl
                 raise WaitTimeout(f"timed out after {elapsed:.0f}s: {len(scan.missing)} of "
                                   f"{len(trials)} trial(s) not finished "
                                   f"({_listing(scan.missing)}); {len(scan.failed)} failed; "
-                                  f"see `drosweep status`")
+                                  f"see `{status_command}`")
             remaining = poll_s if timeout_s is None else min(poll_s, timeout_s - elapsed)
             sleep(max(0.0, remaining))
     finally:

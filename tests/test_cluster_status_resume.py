@@ -159,7 +159,7 @@ def test_failed_marker_and_requeued_job(tmp_path: Path, fake: FakeScheduler,
 
 def test_resume_resubmits_only_failed_and_missing(tmp_path: Path, fake: FakeScheduler) -> None:
     study = make_study(tmp_path)
-    with pytest.raises(StudyError, match="use `drosweep submit`"):
+    with pytest.raises(StudyError, match=f"use `drosweep submit {study.source}`"):
         resume(study, "slurm", sacct=fake.sacct)
     assert not study.root.exists()
     submit(study, "slurm", sacct=fake.sacct)
@@ -260,8 +260,8 @@ def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
     study = make_study(tmp_path)
     submit(study, "slurm", sacct=fake.sacct)
     ledger_before = Paths(study.root).ledger.read_bytes()
-    other = make_study(tmp_path, STUDY.replace("trials = 3", "trials = 4"))
-    with pytest.raises(StudyError, match=r"already holds a different study.*trials"):
+    other = make_study(tmp_path, STUDY.replace("epochs = 1", "epochs = 2"))
+    with pytest.raises(StudyError, match=r"already holds a different study.*training\.epochs"):
         submit(other, "slurm", sacct=fake.sacct)
     with pytest.raises(StudyError, match="different study"):
         study_status(other, sacct=fake.sacct)

@@ -77,13 +77,15 @@ def test_frozen_study_records_overrides_and_resume_checks_science(
     assert "# drosweep --set training.epochs=3" in frozen
     assert tomllib.loads(frozen)["training"]["epochs"] == 3
     capsys.readouterr()
-    # the file without the override is another study: refused, with the way out
-    assert main(["status", str(f)]) == 2
-    err = capsys.readouterr().err
-    assert ("differs in: training.epochs: 3 at the root, 1 here; it was submitted with --set "
-            "training.epochs=3") in err
+    # the file without the override: the root's applies, said in one line on stderr
+    assert main(["status", str(f)]) == 0
+    assert capsys.readouterr().err == (f"drosweep: {tmp_path / 'root'} was submitted with --set "
+                                       f"training.epochs=3: applied\n")
+    # another value of the same key is another study: refused, with the way out
     assert main(["resume", str(f), "--set", "training.epochs=4"]) == 2
-    assert "differs in: training.epochs: 3 at the root, 4 here" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert ("differs in: training.epochs: 3 at the root, 4 here; it was submitted with --set "
+            "training.epochs=3") in err and len(err.splitlines()) == 1
     # the same science with another partition: a resume may change where it runs
     assert main(["resume", str(f), "--set", "training.epochs=3",
                  "--set", "cluster.partition=other", "--dry-run"]) == 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.backends.base import Backend
 from cluster.backends.submitit_api import job_process
 from cluster.concurrency import ArrayOptions
+from jobs.commands import study_command
 from jobs.grid import TrialSpec
 from jobs.heartbeat import Heartbeat
 from jobs.markers import read_done, read_failed
@@ -160,7 +161,7 @@ def stopped_line(study: Study, paths: Paths, trials: Sequence[TrialSpec]) -> str
     steps = f" ({sum(p.step for p in started)} steps in all)" if started else ""
     return (f"stopped: {done} of {len(trials)} trial(s) done, {len(started)} checkpointed"
             f"{steps}, {len(trials) - done - len(started)} not started; go on with "
-            f"`drosweep resume {study.source} --executor local`")
+            f"`{study_command('resume', study, '--executor', 'local')}`")
 
 
 @contextlib.contextmanager
