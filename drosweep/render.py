@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster.states import USUAL_STATES, TrialState
 from jobs.radius import radius_tag
+from trainers.datasets.fingerprint import DATA_CHANGED
 from trainers.spec import Method
 
 if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
@@ -180,6 +181,9 @@ def format_status(status: StudyStatus) -> str:
     if changed:
         lines.append("a changed model is neither counted done nor trained over: `status "
                      "--verify` hashes it; restore it, or delete its DONE.json and run `resume`")
+    if any(t.detail.startswith(DATA_CHANGED) for t in changed):
+        lines.append("changed data: restore the file, or delete the trial's folder under runs/ "
+                     "and run `resume` to train it on the data as it is now")
     return "\n".join(lines)
 
 
