@@ -124,7 +124,7 @@ def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec], done: Iterab
                               trained_radius=trial.radius,
                               radii=tuple(float(r) for r in evaluation_radii(study, trial)),
                               model_path=str(paths.model(trial)),
-                              model_sha256=marker.model_sha256))
+                              model_sha256=marker.model_sha256, axes=trial.axes))
     return units
 
 
