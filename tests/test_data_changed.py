@@ -115,7 +115,7 @@ def test_markers_record_the_table_and_an_edit_makes_the_trials_changed(
     assert all(reason.startswith(f"data changed: {csv}") for _, reason in summary.errors)
 
 
-def test_the_same_bytes_rewritten_and_older_markers_stay_done(trained: Path,
+def test_the_same_bytes_rewritten_a_file_not_found_and_older_markers_stay_done(trained: Path,
                                                               tmp_path: Path) -> None:
     f, csv = _copy(trained, tmp_path)
     study = load_study(f)
@@ -124,6 +124,9 @@ def test_the_same_bytes_rewritten_and_older_markers_stay_done(trained: Path,
     csv.write_bytes(csv.read_bytes())
     os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert {t.state for t in study_status(study).trials} == {TrialState.DONE}
+    moved = csv.rename(csv.with_suffix(".away"))  # not found from here: unknown, not changed
+    assert {t.state for t in study_status(study).trials} == {TrialState.DONE}
+    moved.rename(csv)
 
     key = expand(study)[0].key
     data = json.loads(paths.done(key).read_text())

@@ -51,13 +51,14 @@ def data_fingerprint(dataset: str, options: DataOptions,
 
 
 def data_change(recorded: dict[str, str] | None) -> str | None:
-    """None when every recorded file still has its sha256 (or nothing was recorded: a marker
-    written before fingerprints is unknown, not changed), else the reason."""
+    """None when every recorded file still has its sha256, else the reason. What cannot be
+    compared is unknown, not changed: a marker written before fingerprints, and a file not found
+    or not readable from here (a node's local copy of the data; reading the data says more)."""
     for path, sha in sorted((recorded or {}).items()):
         try:
             now = file_digest(path)
         except OSError:
-            return f"{DATA_CHANGED}: {path} (missing or unreadable since training)"
+            continue
         if now != sha:
             return f"{DATA_CHANGED}: {path} (its content differs from what the trial trained on)"
     return None
