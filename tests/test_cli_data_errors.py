@@ -52,3 +52,6 @@ def test_bad_table_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert str(csv) in err
     assert ("'kindd'" in err) if fault == "mistyped label" else ("not found" in err)
     assert not (tmp_path / "root").exists()  # nothing written
+    if command[0] in ("plan", "submit"):  # as submit says it: the study file, and the key
+        assert err.startswith(f"drosweep {command[0]}: error: {f}: ")
+        assert fault == "mistyped label" or "key 'data.data_file'" in err
