@@ -20,9 +20,9 @@ from cluster.backends.slurm import info as slurm_info
 from cluster.backends.slurm.info import SlurmInfo
 from cluster.checks import data_problem
 from cluster.rates import RateBook, rate_book
+from jobs.errors import StudyError
 from jobs.grid import expand
 from jobs.paths import Paths
-from jobs.errors import StudyError
 from jobs.study import ClusterProfile, Study
 from trainers.datasets import DataError, get_source
 
