@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cluster.states import USUAL_STATES, TrialState
+from jobs.axes import value_tag
 from jobs.radius import radius_tag
 from trainers.datasets.fingerprint import DATA_CHANGED
 from trainers.spec import Method
@@ -80,7 +81,8 @@ def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
                     "tasks": g.tasks, "trials_per_task": g.trials_per_task,
                     "hours_per_trial": g.hours_per_trial, "device_hours": g.device_hours,
                     "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task,
-                    "source": g.source, "samples": g.samples}
+                    "source": g.source, "samples": g.samples,
+                    **({"axes": dict(g.axes)} if g.axes else {})}
                    for g in the_plan.groups],
         "device_hours": the_plan.device_hours, "gpu_hours": the_plan.gpu_hours,
         "time_limits_min": [a.time_limit_min for a in the_plan.arrays],
@@ -101,7 +103,8 @@ def format_plan(the_plan: Plan, name: str) -> str:
         scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
                      f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
-                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}")
+                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}"
+                     + "".join(f"  {k}={value_tag(v)}" for k, v in g.axes))
     total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
     lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
                  f"{'':>19}{_hours(total):>9}")

@@ -190,3 +190,25 @@ def test_plots_group_by_method_and_swept_values() -> None:
     assert list(grouped["median"]) == pytest.approx([0.6, 0.85])
     plain = df.drop(columns="training.lr")
     assert by_swept_values(plain) is plain
+
+
+def test_the_plan_packs_each_combination_apart(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from cluster.planner import plan
+
+    s = study(TEXT.replace("trials = 2", "trials = 3"),
+              sweep='[sweep]\n"training.hidden" = [8, 400]\n')
+    the_plan = plan(expand(s), s.cluster)
+    assert [(g.method.value, g.axes) for g in the_plan.groups] == [
+        ("regular", (("hidden", 8),)), ("regular", (("hidden", 400),)),
+        ("robust", (("hidden", 8),)), ("robust", (("hidden", 400),))]
+    for task in the_plan.tasks:  # one setting per task: its trials train as one model
+        assert len({t.axes for t in task.trials}) == 1
+    costs = {g.axes: g.hours_per_trial for g in the_plan.groups if g.method is Method.ROBUST}
+    assert costs[(("hidden", 400),)] > costs[(("hidden", 8),)]
+    f = tmp_path / "s.toml"
+    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root"))
+                 + '[sweep]\n"training.hidden" = [8, 400]\n')
+    assert main(["plan", str(f)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("robust") and line.endswith("  hidden=400") for line in lines) == 1
