@@ -26,7 +26,7 @@ from jobs.axes import AXIS_RE, canonical_number, value_tag
 from jobs.errors import StudyError
 from jobs.radius import radius_tag
 from jobs.study import Study
-from trainers.spec import Method, TrainSpec
+from trainers.spec import Method, TrainSettings, TrainSpec
 
 KEY_RE = re.compile(rf"^({'|'.join(re.escape(m.value) for m in Method)})"
                     r"/eps_([0-9][0-9.e+-]*)/((?:[a-z][a-z0-9_]*_[A-Za-z0-9][A-Za-z0-9.+-]*/)*)"
@@ -107,20 +107,30 @@ def key_axes(key: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def sweep_combinations(study: Study) -> list[Axes]:
+    """Every combination of the swept values, in the study file's order (one empty one without
+    a sweep)."""
+    names = [name for name, _ in study.sweep]
+    return [tuple(zip(names, values, strict=True))
+            for values in itertools.product(*(v for _, v in study.sweep))]
+
+
+def settings_for(study: Study, axes: Axes) -> TrainSettings:
+    """The study's training settings with the swept values of one combination."""
+    return dataclasses.replace(study.settings, **dict(axes)) if axes else study.settings
+
+
 def expand(study: Study) -> list[TrialSpec]:
     """All trials of the study, in a stable order: method, radius, swept values (in the study
     file's order), trial."""
-    names = [name for name, _ in study.sweep]
-    combos: list[Axes] = [tuple(zip(names, values, strict=True))
-                          for values in itertools.product(*(v for _, v in study.sweep))]
+    combos = sweep_combinations(study)
     specs: list[TrialSpec] = []
     for method in study.methods:
         radii = (0.0,) if method is Method.REGULAR and not study.regular_per_radius \
             else study.radii
         for radius in radii:
             for axes in combos:
-                settings = dataclasses.replace(study.settings, **dict(axes)) if axes \
-                    else study.settings
+                settings = settings_for(study, axes)
                 for trial in range(study.trials):
                     key = trial_key(method, radius, trial, axes)
                     spec = TrainSpec(method=method, radius=radius,

@@ -212,3 +212,15 @@ def test_the_plan_packs_each_combination_apart(tmp_path: Path,
     assert main(["plan", str(f)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("robust") and line.endswith("  hidden=400") for line in lines) == 1
+
+
+def test_submit_checks_the_memory_of_every_swept_value(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root")) + 'dataset = "synthetic"\n'
+                 + '[sweep]\n"training.hidden" = [8, 16000]\n'
+                 + '[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = "cpu"\nmem_gb = 1\n')
+    assert main(["submit", str(f), "--executor", "local", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hidden=16000: one trial needs" in err
+    assert not (tmp_path / "root").exists()
