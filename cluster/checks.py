@@ -85,7 +85,8 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
 
     try:
         data = load_dataset(study.dataset, folder, options=study.data_options)
-        check_subset(study.settings.train_subset, len(data.y_train))
+        for axes in sweep_combinations(study):  # a swept train_subset: each of its values
+            check_subset(settings_for(study, axes).train_subset, len(data.y_train))
     except DataError as exc:
         raise StudyError(f"{study.source}: {exc}") from None
     return str(folder.absolute()) if folder is not None else None

@@ -224,3 +224,19 @@ def test_submit_checks_the_memory_of_every_swept_value(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hidden=16000: one trial needs" in err
     assert not (tmp_path / "root").exists()
+
+
+def test_submit_checks_a_swept_train_subset_against_the_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataset_files import write_table
+
+    csv = write_table(tmp_path / "t.csv", rows=60)  # 48 training rows
+    f = tmp_path / "s.toml"
+    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root")) + 'dataset = "csv"\n'
+                 + '[sweep]\n"training.train_subset" = [10, 100]\n'
+                 + '[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = "cpu"\n'
+                 + f'[data]\ndata_file = "{csv}"\nlabel_column = "kind"\n'
+                 + 'drop_columns = ["id", "note"]\n')
+    assert main(["submit", str(f), "--executor", "local", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train_subset asks for 100 training rows" in err
