@@ -471,8 +471,8 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     data_options = _data_options(r, dataset, data.get("data"), base_seed)
     _check_subset(r, dataset, data_options, settings)
     cluster = _cluster(source, data.get("cluster"))
-    if (settings.robust_kernel == "fused" and cluster.device == "cpu"
-            and Method.ROBUST in methods):
+    kernels = {settings.robust_kernel, *dict(sweep).get("robust_kernel", ())}  # swept too
+    if "fused" in kernels and cluster.device == "cpu" and Method.ROBUST in methods:
         raise StudyError(f"{source}: key 'training.robust_kernel': 'fused' runs on CUDA and "
                          f"cluster.device is 'cpu'; use 'auto' or 'chunked' on the CPU")
     return Study(

@@ -240,3 +240,11 @@ def test_submit_checks_a_swept_train_subset_against_the_table(
     assert main(["submit", str(f), "--executor", "local", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train_subset asks for 100 training rows" in err
+
+
+def test_a_swept_fused_kernel_on_a_cpu_is_refused() -> None:
+    with pytest.raises(StudyError, match="'fused' runs on CUDA"):
+        study(sweep='[sweep]\n"training.robust_kernel" = ["chunked", "fused"]\n'
+                    '[cluster]\ndevice = "cpu"\n')
+    study(sweep='[sweep]\n"training.robust_kernel" = ["chunked", "auto"]\n'
+                '[cluster]\ndevice = "cpu"\n')
