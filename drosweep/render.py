@@ -181,12 +181,13 @@ def format_status(status: StudyStatus) -> str:
     changed = [t for t in status.trials if t.state is TrialState.CHANGED]
     for t in changed[:20]:
         lines.append(f"changed {t.trial.key}: {t.detail}")
-    if changed:
+    if any(not t.detail.startswith(DATA_CHANGED) for t in changed):
         lines.append("a changed model is neither counted done nor trained over: `status "
                      "--verify` hashes it; restore it, or delete its DONE.json and run `resume`")
     if any(t.detail.startswith(DATA_CHANGED) for t in changed):
-        lines.append("changed data: restore the file, or delete the trial's folder under runs/ "
-                     "and run `resume` to train it on the data as it is now")
+        lines.append("changed data: a trial is neither counted done nor trained over; restore "
+                     "the file, or delete the trial's folder under runs/ and run `resume` to "
+                     "train it on the data as it is now")
     return "\n".join(lines)
 
 

@@ -100,6 +100,7 @@ def test_markers_record_the_table_and_an_edit_makes_the_trials_changed(
     assert main(["status", str(f)]) == 0
     out = capsys.readouterr().out
     assert f"changed {keys[0]}: data changed: {csv}" in out and "changed data:" in out
+    assert "a changed model" not in out  # its advice (delete DONE.json) would hide the change
     assert main(["status", str(f), "--verify"]) == 1
     assert f"data changed: {csv}" in capsys.readouterr().out
     assert main(["resume", str(f), "--executor", "debug", "--no-progress"]) == 0
