@@ -137,3 +137,13 @@ def test_the_same_bytes_rewritten_a_file_not_found_and_older_markers_stay_done(t
     states = {t.trial.key: t.state for t in study_status(study).trials}
     assert states[key] is TrialState.DONE
     assert set(states.values()) == {TrialState.DONE, TrialState.CHANGED}
+
+
+def test_the_fingerprint_of_a_fetched_set_is_its_verified_files(avila_data_dir: Path) -> None:
+    from trainers.data import AVILA_SHA256
+    from trainers.datasets import get_source
+    from trainers.datasets.fingerprint import data_fingerprint
+
+    avila = data_fingerprint("avila", get_source("avila").options(), avila_data_dir)
+    assert {Path(p).name: sha for p, sha in avila.items()} == AVILA_SHA256
+    assert data_fingerprint("synthetic", get_source("synthetic").options(), None) == {}
