@@ -96,7 +96,7 @@ def key_axes(key: str) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for segment in key.split("/")[2:-1]:
         match = AXIS_RE.match(segment)
-        if match is None:
+        if match is None or match.group(1) == "trial":  # a trial's folder, never a value's
             raise StudyError(f"invalid trial key {key!r}: bad axis {segment!r}")
         name, text = match.groups()
         canonical = canonical_number(text)

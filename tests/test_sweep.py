@@ -67,7 +67,8 @@ def test_key_round_trip(axes: tuple) -> None:
                                  "robust/eps_0.1/../trial_0", "robust/eps_0.1/lr_../trial_0",
                                  "robust/eps_0.1/lr_0.1/../../trial_0",
                                  "robust/eps_0.1/lr_0.1/x/trial_0", "robust/eps_0.1/Lr_1/trial_0",
-                                 "robust/eps_0.1/lr_0.1//trial_0", "robust/eps_0.1/lr_-1/trial_0"])
+                                 "robust/eps_0.1/lr_0.1//trial_0", "robust/eps_0.1/lr_-1/trial_0",
+                                 "robust/eps_0.1/trial_1/trial_0"])
 def test_parse_key_refuses_escapes_and_other_forms_of_a_number(key: str) -> None:
     with pytest.raises(StudyError, match="invalid trial key"):
         parse_key(key)
