@@ -172,7 +172,8 @@ def test_the_table_keeps_a_column_per_swept_setting() -> None:
 
     rows = empty_table().to_dict("records") + [
         {"method": "robust", "radius": 0.1, "trial": 0, "metric": "clean_accuracy", "value": v,
-         "key": f"robust/eps_0.1/lr_{lr}/trial_0", "training.lr": lr, "format": 1}
+         "key": f"robust/eps_0.1/lr_{lr}/trial_0", "training.lr": lr, "format": 1,
+         "failed_training": False, "error": ""}
         for lr, v in ((0.2, 0.5), (0.1, 0.7))]
     df = normalize(pd.DataFrame(rows))
     assert list(df.columns) == [*COLUMNS, "training.lr"]
