@@ -14,16 +14,17 @@ import os
 from cluster.backends import Backend
 from cluster.cost import CONTEXT_BYTES, chunk_setting, estimate
 from cluster.errors import ClusterError
+from jobs.axes import value_tag
 from jobs.errors import StudyError
-from jobs.grid import group_label
+from jobs.grid import Axes, group_label, settings_for, sweep_combinations
 from jobs.study import Study
 from trainers.datasets import DataError, get_source
 from trainers.spec import Method, SpecError, TrainSpec
 
 
 def check_memory(study: Study) -> None:
-    """Each (method, radius) group's trial must fit the task's GPU and host memory."""
-    p = study.cluster
+    """Each (method, radius) group's trial, with each combination of swept values, must fit the
+    task's GPU and host memory."""
     seen: set[tuple[Method, float]] = set()
     for method in study.methods:
         for radius in (0.0,) if method is Method.REGULAR and not study.regular_per_radius \
@@ -31,26 +32,36 @@ def check_memory(study: Study) -> None:
             if (method, radius) in seen:
                 continue
             seen.add((method, radius))
-            spec = TrainSpec(method=method, radius=radius, seed=0, settings=study.settings,
-                             dataset=study.dataset, data_options=study.data_options)
-            label = group_label(method, radius)
-            try:
-                spec.validate()
-            except SpecError as exc:
-                raise StudyError(f"{study.source}: {label}: {exc}") from None
-            cost = estimate(spec, p)
-            gpu = p.gpus_per_task > 0
-            if gpu and cost.peak_mem_bytes > p.gpu_mem_gb * 1e9:
-                raise ClusterError(f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB "
-                                   f"of GPU memory, more than cluster.gpu_mem_gb = "
-                                   f"{p.gpu_mem_gb:g}; lower {chunk_setting(p)} or "
-                                   f"training.hidden")
-            host = CONTEXT_BYTES if gpu else cost.peak_mem_bytes
-            if host > p.mem_gb * 1e9:
-                where = "" if gpu else " (CPU tasks hold the working memory in host memory)"
-                raise ClusterError(f"{label}: one trial needs ~{host / 1e9:.1f} GB of host memory"
-                                   f"{where}, more than cluster.mem_gb = {p.mem_gb:g}; raise "
-                                   f"cluster.mem_gb or lower {chunk_setting(p)}")
+            for axes in sweep_combinations(study):
+                _check_trial_memory(study, method, radius, axes)
+
+
+def _check_trial_memory(study: Study, method: Method, radius: float, axes: Axes) -> None:
+    """One group's trial, with the settings of one combination of swept values (a swept
+    `hidden` changes the memory)."""
+    p = study.cluster
+    spec = TrainSpec(method=method, radius=radius, seed=0,
+                     settings=settings_for(study, axes), dataset=study.dataset,
+                     data_options=study.data_options)
+    label = group_label(method, radius) + "".join(f" {k}={value_tag(v)}"
+                                                  for k, v in axes)
+    try:
+        spec.validate()
+    except SpecError as exc:
+        raise StudyError(f"{study.source}: {label}: {exc}") from None
+    cost = estimate(spec, p)
+    gpu = p.gpus_per_task > 0
+    if gpu and cost.peak_mem_bytes > p.gpu_mem_gb * 1e9:
+        raise ClusterError(f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB "
+                           f"of GPU memory, more than cluster.gpu_mem_gb = "
+                           f"{p.gpu_mem_gb:g}; lower {chunk_setting(p)} or "
+                           f"training.hidden")
+    host = CONTEXT_BYTES if gpu else cost.peak_mem_bytes
+    if host > p.mem_gb * 1e9:
+        where = "" if gpu else " (CPU tasks hold the working memory in host memory)"
+        raise ClusterError(f"{label}: one trial needs ~{host / 1e9:.1f} GB of host memory"
+                           f"{where}, more than cluster.mem_gb = {p.mem_gb:g}; raise "
+                           f"cluster.mem_gb or lower {chunk_setting(p)}")
 
 
 def data_problem(study: Study, data_dir: str | os.PathLike[str] | None = None) -> str | None:
@@ -74,7 +85,8 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
 
     try:
         data = load_dataset(study.dataset, folder, options=study.data_options)
-        check_subset(study.settings.train_subset, len(data.y_train))
+        for axes in sweep_combinations(study):  # a swept train_subset: each of its values
+            check_subset(settings_for(study, axes).train_subset, len(data.y_train))
     except DataError as exc:
         raise StudyError(f"{study.source}: {exc}") from None
     return str(folder.absolute()) if folder is not None else None

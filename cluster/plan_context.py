@@ -6,7 +6,8 @@ leaves it out, and the profile is checked against the partition. The device mode
 are for is the backend's (`Backend.device_model`): for local and debug runs this machine's device;
 on SLURM `cluster.device_model`, else, for GPU tasks, the gres type asked for
 (`cluster.gpu_type`), else the only GPU gres type of the partition's nodes. Otherwise it is
-unknown and the study's finished trials are not used.
+unknown and the study's finished trials are not used. A data set whose shape comes from its files
+(a user's table) is read first: a missing or wrong file is the same one line as `submit` gives.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from cluster.backends import get_backend
 from cluster.backends.slurm import info as slurm_info
 from cluster.backends.slurm.info import SlurmInfo
+from cluster.checks import data_problem
 from cluster.rates import RateBook, rate_book
+from jobs.errors import StudyError
 from jobs.grid import expand
 from jobs.paths import Paths
 from jobs.study import ClusterProfile, Study
+from trainers.datasets import DataError, get_source
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ def context(study: Study, executor: str = "slurm", *, info: SlurmInfo | None = N
     """Apply what was read from the cluster (`slurm_info.read()`, None where not SLURM) and
     gather the rates. A bad calibration file is a ClusterError; the cluster's objections are
     returned, not raised."""
+    try:  # the estimates need the shape: refuse a table that cannot give it, naming the study
+        get_source(study.dataset).shape(study.data_options)
+    except DataError as exc:
+        raise StudyError(data_problem(study) or f"{study.source}: {exc}") from None
     profile = study.cluster
     problems: tuple[str, ...] = ()
     if info is not None:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from cluster.cost import Cost, chunk_setting, estimate, pack_peak_bytes
 from cluster.errors import ClusterError
 from cluster.rates import BUILTIN, GroupRate, RateBook
-from jobs.grid import TrialSpec, group_label
+from jobs.axes import value_tag
+from jobs.grid import Axes, TrialSpec, group_label
 from jobs.study import ClusterProfile
 from trainers.spec import Method
 
@@ -67,6 +68,7 @@ class GroupPlan:
     device_hours: float          # the group's tasks, packed
     source: str = "built-in"     # where the estimate came from (cluster.rates.Source)
     samples: int = 0             # finished trials (or calibration measurements) behind it
+    axes: Axes = ()              # a swept study: the values of its settings (a group each)
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,13 @@ class Plan:
         return self.device_hours * self.profile.gpus_per_task
 
 
-def _groups(specs: Sequence[TrialSpec]) -> dict[tuple[Method, float], list[TrialSpec]]:
-    groups: dict[tuple[Method, float], list[TrialSpec]] = {}
+def _groups(specs: Sequence[TrialSpec]
+            ) -> dict[tuple[tuple[Method, float], Axes], list[TrialSpec]]:
+    """Trials by (method, radius) and swept values: a group's trials cost the same and train
+    together as one batched model (one setting per pack: `trainers.spec.pack_key`)."""
+    groups: dict[tuple[tuple[Method, float], Axes], list[TrialSpec]] = {}
     for spec in specs:
-        groups.setdefault(spec.group, []).append(spec)
+        groups.setdefault((spec.group, spec.axes), []).append(spec)
     return groups
 
 
@@ -129,11 +134,11 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
     tasks: list[TaskPlan] = []
     groups: list[GroupPlan] = []
     warnings: list[str] = []
-    for (method, radius), members in _groups(specs).items():
+    for ((method, radius), axes), members in _groups(specs).items():
         cost = estimate(members[0].train_spec, profile)
         rate: GroupRate = rates.rate(method, radius, cost)
         alone_s = rate.pack_seconds(1)
-        label = group_label(method, radius)
+        label = group_label(method, radius) + "".join(f" {k}={value_tag(v)}" for k, v in axes)
         if profile.gpus_per_task > 0 and cost.peak_mem_bytes > gpu_bytes:
             raise ClusterError(
                 f"{label}: one trial needs ~{cost.peak_mem_bytes / 1e9:.1f} GB of GPU memory, "
@@ -169,7 +174,7 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
             group_s += tasks[-1].seconds
         groups.append(GroupPlan(method, radius, len(members), math.ceil(len(members) / per_task),
                                 per_task, alone_s / 3600.0, group_s / 3600.0,
-                                rate.source.value, rate.samples))
+                                rate.source.value, rate.samples, axes))
     tasks.sort(key=lambda t: -t.seconds)  # stable: grid order among equals
     size = profile.array_size_cap
     arrays = tuple(ArrayPlan(chunk, array_time_limit(chunk, profile))

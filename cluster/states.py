@@ -75,7 +75,7 @@ class TrialState(enum.StrEnum):
     PENDING = "pending"    # submitted, waiting (queued, requeued, or later in a running pack)
     FAILED = "failed"      # FAILED marker, or its job ended without a DONE marker
     MISSING = "missing"    # never submitted, or nothing known about its job
-    CHANGED = "changed"    # DONE marker, but the model file's size or time differ from it
+    CHANGED = "changed"    # DONE marker, but the model file's size or time (or the data) differ
 
 
 TRIAL_STATES: tuple[TrialState, ...] = tuple(TrialState)

@@ -24,7 +24,7 @@ from cluster.states import TRIAL_STATES, USUAL_STATES, JobState, TrialState
 from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat
-from jobs.integrity import VerifyReport, quick_model_problem, verify_models
+from jobs.integrity import VerifyReport, done_problem, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
 from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
 from jobs.study import Study
@@ -159,8 +159,8 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
                 else TrialState.PENDING
         detail, host = "", beat.host if beat is not None else None
         certified = done[t.key]
-        if certified is not None:  # one stat: is the model still the file its marker certifies?
-            detail = quick_model_problem(paths, t, certified) or ""
+        if certified is not None:  # is the model still the file its marker certifies, and the
+            detail = done_problem(paths, t, certified) or ""  # data what it trained on?
             state = TrialState.CHANGED if detail else state
         elif files.may_hold(t.key, DONE_NAME):
             detail = _unreadable_done(paths, t)

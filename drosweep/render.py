@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.states import USUAL_STATES, TrialState
+from jobs.axes import value_tag
 from jobs.commands import study_command
 from jobs.radius import radius_tag
+from trainers.datasets.fingerprint import DATA_CHANGED
 from trainers.spec import Method
 
 if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
@@ -81,7 +83,8 @@ def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
                     "tasks": g.tasks, "trials_per_task": g.trials_per_task,
                     "hours_per_trial": g.hours_per_trial, "device_hours": g.device_hours,
                     "gpu_hours": g.device_hours * the_plan.profile.gpus_per_task,
-                    "source": g.source, "samples": g.samples}
+                    "source": g.source, "samples": g.samples,
+                    **({"axes": dict(g.axes)} if g.axes else {})}
                    for g in the_plan.groups],
         "device_hours": the_plan.device_hours, "gpu_hours": the_plan.gpu_hours,
         "time_limits_min": [a.time_limit_min for a in the_plan.arrays],
@@ -102,7 +105,8 @@ def format_plan(the_plan: Plan, name: str) -> str:
         scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
                      f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
-                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}")
+                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}"
+                     + "".join(f"  {k}={value_tag(v)}" for k, v in g.axes))
     total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
     lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
                  f"{'':>19}{_hours(total):>9}")
@@ -193,10 +197,14 @@ def format_status(status: StudyStatus, study: Study | None = None) -> str:
     changed = [t for t in status.trials if t.state is TrialState.CHANGED]
     for t in changed[:20]:
         lines.append(f"changed {t.trial.key}: {t.detail}")
-    if changed:
+    if any(not t.detail.startswith(DATA_CHANGED) for t in changed):
         lines.append(f"a changed model is neither counted done nor trained over: "
                      f"`{_hint('status --verify', study)}` hashes it; restore it, or delete "
                      f"its DONE.json and run `{_hint('resume', study)}`")
+    if any(t.detail.startswith(DATA_CHANGED) for t in changed):
+        lines.append(f"changed data: a trial is neither counted done nor trained over; restore "
+                     f"the file, or delete the trial's folder under runs/ and run "
+                     f"`{_hint('resume', study)}` to train it on the data as it is now")
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
-"""Is a DONE trial's model file the one its marker certifies?
+"""Is a DONE trial's model file the one its marker certifies, and its data what it trained on?
 
 The DONE marker records the sha256 of the model file written by the run that finished the trial.
 A file that no longer matches (altered, corrupted, replaced) is reported wherever it would be
 trusted — `status --verify`, `reduce` before reusing a cached row or evaluating — and never
-trained over: the task that finds the DONE marker leaves the trial alone.
+trained over: the task that finds the DONE marker leaves the trial alone. The same holds for
+the data files the marker records (trainers/datasets/fingerprint.py): an edited table makes its
+trials changed, with the file named.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from common.atomic import differing_prefixes, sha256_file
 from jobs.grid import TrialSpec
 from jobs.markers import DoneMarker, read_done
 from jobs.paths import Paths
+from trainers.datasets.fingerprint import data_change
 
 
 def model_problem(paths: Paths, trial: TrialSpec | str, certified_sha256: str) -> str | None:
@@ -54,6 +57,13 @@ def quick_model_problem(paths: Paths, trial: TrialSpec | str, marker: DoneMarker
     return None
 
 
+def done_problem(paths: Paths, trial: TrialSpec | str, marker: DoneMarker) -> str | None:
+    """None when a DONE trial still stands as its marker recorded it, else the reason: the model
+    file's stat (`quick_model_problem`), then the data it trained on (hashed once per process
+    and file version)."""
+    return quick_model_problem(paths, trial, marker) or data_change(marker.data_files)
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     checked: int                            # DONE trials whose model file was hashed
@@ -65,7 +75,8 @@ class VerifyReport:
 
 
 def verify_models(paths: Paths, trials: list[TrialSpec]) -> VerifyReport:
-    """Hash the model file of every DONE trial and compare it with its marker."""
+    """Hash the model file of every DONE trial and compare it with its marker; its data files
+    too."""
     checked = 0
     problems: list[tuple[str, str]] = []
     for trial in trials:
@@ -73,7 +84,8 @@ def verify_models(paths: Paths, trials: list[TrialSpec]) -> VerifyReport:
         if marker is None:
             continue
         checked += 1
-        problem = model_problem(paths, trial, marker.model_sha256)
+        problem = model_problem(paths, trial, marker.model_sha256) \
+            or data_change(marker.data_files)
         if problem is not None:
             problems.append((trial.key, problem))
     return VerifyReport(checked, tuple(problems))

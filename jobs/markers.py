@@ -62,6 +62,9 @@ class DoneMarker:
     # truncated, deleted or swapped file shows at once (None: older marker)
     model_size: int | None = None
     model_mtime_ns: int | None = None
+    # path -> sha256 of each data file it trained on (trainers/datasets/fingerprint.py); a change
+    # shows the trial as changed (None: older marker, or not recorded: unknown, not changed)
+    data_files: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def write_done(paths: Paths, trial: TrialSpec, *, model_sha256: str, steps: int,
                precision: str | None = None, device_model: str | None = None,
                pack: int | None = None,
                kept_samples: dict[str, float] | None = None,
-               model_stat: os.stat_result | None = None) -> DoneMarker:
+               model_stat: os.stat_result | None = None,
+               data_files: dict[str, str] | None = None) -> DoneMarker:
     marker = DoneMarker(key=trial.key, model_sha256=model_sha256, steps=steps, epochs=epochs,
                         wall_s=wall_s, final_loss=final_loss, resumed_from=resumed_from,
                         host=socket.gethostname(), slurm_job_id=slurm_job_id(),
@@ -88,7 +92,8 @@ def write_done(paths: Paths, trial: TrialSpec, *, model_sha256: str, steps: int,
                         precision=precision, device_model=device_model, pack=pack,
                         kept_samples=kept_samples,
                         model_size=model_stat.st_size if model_stat else None,
-                        model_mtime_ns=model_stat.st_mtime_ns if model_stat else None)
+                        model_mtime_ns=model_stat.st_mtime_ns if model_stat else None,
+                        data_files=data_files)
     atomic_write_json(paths.done(trial), asdict(marker))
     with contextlib.suppress(FileNotFoundError):
         paths.failed(trial).unlink()

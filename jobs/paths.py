@@ -125,10 +125,13 @@ class Paths:
         return folder
 
     def _no_links(self, folder: Path) -> bool:
+        """No folder between runs/ and the trial's is a link (<method>, eps_<r>, any swept
+        value's)."""
         parent = folder.parent
         plain = self._plain.get(parent)
         if plain is None:
-            plain = self._plain[parent] = not (parent.is_symlink() or parent.parent.is_symlink())
+            above = [parent, *parent.parents[:len(parent.relative_to(self.runs).parts) - 1]]
+            plain = self._plain[parent] = not any(p.is_symlink() for p in above)
         return plain and not folder.is_symlink()
 
     def spec_file(self, trial: TrialSpec | str) -> Path:
@@ -170,13 +173,19 @@ class Paths:
                     out.append((entry.path, name))
             return out
 
+        def trials(path: str, rel: str) -> None:  # below <method>/eps_<r>: swept values, trials
+            for folder, name in folders(path, rel):
+                if name.rpartition("/")[2].startswith("trial_"):
+                    names = frozenset(entry.name for entry in _entries(folder))
+                    self._walked.add(name)
+                    if names:
+                        found[name] = names
+                else:
+                    trials(folder, name)
+
         for method_dir, method in folders(str(self.runs), ""):
             for radius_dir, radius in folders(method_dir, method):
-                for trial_dir, key in folders(radius_dir, radius):  # <method>/eps_<r>/trial_<i>
-                    names = frozenset(entry.name for entry in _entries(trial_dir))
-                    self._walked.add(key)
-                    if names:
-                        found[key] = names
+                trials(radius_dir, radius)  # <method>/eps_<r>/[<setting>_<value>/...]trial_<i>
         return TrialFiles(found)
 
     def done_files(self) -> dict[str, Path]:
@@ -210,8 +219,8 @@ class TrialFiles:
             return name in names
         if key in self.found:
             return True
-        method, _, rest = key.partition("/")
-        return f"{method}/{rest.partition('/')[0]}" in self.found or method in self.found
+        parts = key.split("/")
+        return any("/".join(parts[:n]) in self.found for n in range(1, len(parts)))
 
 
 def _entries(folder: str) -> list[os.DirEntry[str]]:

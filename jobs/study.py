@@ -10,7 +10,9 @@ on the command line; `--root` overrides the root.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common.settings import Wording, read, setting
+from jobs.axes import axis_segment, value_tag
 from jobs.errors import StudyError
 from jobs.evaluation import EvalSettings
 from jobs.limits import (
@@ -159,6 +162,8 @@ class Study:
     evaluation: EvalSettings | None = None  # [evaluation]; None: the file has none
     chain_reduce: bool = False       # submit queues reduce + report after the training arrays
     data_options: DataOptions = field(default_factory=DataOptions)  # [data]: the set's settings
+    # [sweep]: training settings swept as more grid axes, (setting, values) in the file's order
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -179,7 +184,9 @@ class Study:
                 "regular_per_radius": self.regular_per_radius,
                 "training": self.settings.to_dict(),
                 # only for data sets with settings: Avila studies keep their fingerprint
-                **({"data": d} if (d := self.data_options.to_dict()) else {})}
+                **({"data": d} if (d := self.data_options.to_dict()) else {}),
+                # only with a sweep: a study without one keeps its fingerprint
+                **({"sweep": [[k, list(v)] for k, v in self.sweep]} if self.sweep else {})}
 
 
 GRID_KEYS = ("methods", "radii", "trials")  # of `Study.science()`: may grow at one root
@@ -190,7 +197,8 @@ def _digest(science: dict[str, Any]) -> str:
 
 
 _TOP_KEYS = ("name", "root", "dataset", "data_dir", "methods", "radii", "trials", "base_seed",
-             "regular_per_radius", "chain_reduce", "training", "cluster", "evaluation", "data")
+             "regular_per_radius", "chain_reduce", "training", "cluster", "evaluation", "data",
+             "sweep")
 _REQUIRED = ("name", "root", "methods", "radii", "trials")
 
 
@@ -270,24 +278,77 @@ def _radii(r: _Reader) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _sweep(r: _Reader, raw_training: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """`[sweep]`: training settings as more grid axes (`training.lr = [0.1, 0.2]`, or under
+    `[sweep.training]`), each value checked as the setting itself is (`TrainSettings.from_dict`)
+    and stored as that check reads it (an integer lr is 0.2's kind: a float)."""
+    raw = r.get("sweep")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise r.fail("sweep", "must be a table of training.<setting> = [values]")
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "training" and isinstance(value, dict):
+            flat.update({f"training.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    base = raw_training if isinstance(raw_training, dict) else {}
+    axes: list[tuple[str, tuple[Any, ...]]] = []
+    for key, values in flat.items():
+        where, _, name = key.partition(".")
+        if where != "training" or name not in {f.name for f in fields(TrainSettings)}:
+            raise r.fail(f"sweep.{key}", f"not a training setting; allowed: training.<one of "
+                         f"{', '.join(f.name for f in fields(TrainSettings))}>")
+        if name in base:
+            raise r.fail(f"sweep.{key}", "is also set in [training]; give it in one place")
+        if not isinstance(values, list) or not values:
+            raise r.fail(f"sweep.{key}", "must be a non-empty list of values")
+        read: list[Any] = []
+        for value in values:
+            try:
+                checked = getattr(TrainSettings.from_dict({**base, name: value}), name)
+            except (SpecError, TypeError) as exc:
+                raise r.fail(f"sweep.{key}", f"value {value!r}: {exc}") from None
+            if axis_segment(name, checked) is None:
+                raise r.fail(f"sweep.{key}", f"value {value!r} cannot name a folder (use "
+                             f"non-negative numbers, true/false or names of letters, digits, "
+                             f"'.' and '-')")
+            if value_tag(checked) in {value_tag(v) for v in read}:
+                raise r.fail(f"sweep.{key}", f"value {value!r} listed twice")
+            read.append(checked)
+        axes.append((name, tuple(read)))
+    return tuple(axes)
+
+
 def _check_grid(r: _Reader, methods: tuple[Method, ...], radii: tuple[float, ...], trials: int,
-                regular_per_radius: bool, settings: TrainSettings) -> None:
-    """The grid's size and each radius's N(eps), from the counts alone (nothing is listed)."""
+                regular_per_radius: bool, settings: TrainSettings,
+                sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()) -> None:
+    """The grid's size and each radius's N(eps), from the counts alone (nothing is listed); with
+    a sweep, for every combination of its values."""
     if trials > MAX_TRIALS:
         raise r.fail("trials", f"{trials:,} trials per method and radius, more than the limit "
                      f"{MAX_TRIALS:,}")
     n_regular = sum(m is Method.REGULAR for m in methods)
-    total = grid_size(n_regular, len(methods) - n_regular, len(radii), trials, regular_per_radius)
+    combos = math.prod(len(values) for _, values in sweep)
+    total = grid_size(n_regular, len(methods) - n_regular, len(radii), trials,
+                      regular_per_radius) * combos
     if total > MAX_GRID_TRIALS:
+        swept = f", {combos:,} swept combinations" if sweep else ""
         raise r.fail("trials", f"the grid has {total:,} trials ({len(methods)} method(s), "
-                     f"{len(radii)} radii, {trials:,} trials each), more than the limit "
+                     f"{len(radii)} radii{swept}, {trials:,} trials each), more than the limit "
                      f"{MAX_GRID_TRIALS:,}")
     if Method.ROBUST in methods:
-        for radius in radii:
-            try:
-                check_ball_samples(radius, settings, "robust's N(eps)")
-            except SpecError as exc:
-                raise r.fail("radii", str(exc)) from None
+        for values in itertools.product(*(v for _, v in sweep)):
+            combo = dataclasses.replace(settings, **dict(zip((k for k, _ in sweep), values,
+                                                             strict=True)))
+            for radius in radii:
+                try:
+                    check_ball_samples(radius, combo, "robust's N(eps)")
+                except SpecError as exc:
+                    where = "".join(f", {k}={value_tag(v)}" for (k, _), v in
+                                    zip(sweep, values, strict=True))
+                    raise r.fail("radii", f"{exc}{where}") from None
 
 
 def _check_subset(r: _Reader, dataset: str, options: DataOptions,
@@ -411,14 +472,15 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
     methods, radii, trials = _methods(r), _radii(r), r.integer("trials", 0, 1)
     regular_per_radius = r.boolean("regular_per_radius", False)
     settings = _settings(source, data.get("training"))
-    _check_grid(r, methods, radii, trials, regular_per_radius, settings)
+    sweep = _sweep(r, data.get("training"))
+    _check_grid(r, methods, radii, trials, regular_per_radius, settings, sweep)
     evaluation = _evaluation(r, radii)
     base_seed = r.integer("base_seed", 0, 0)
     data_options = _data_options(r, dataset, data.get("data"), base_seed)
     _check_subset(r, dataset, data_options, settings)
     cluster = _cluster(source, data.get("cluster"))
-    if (settings.robust_kernel == "fused" and cluster.device == "cpu"
-            and Method.ROBUST in methods):
+    kernels = {settings.robust_kernel, *dict(sweep).get("robust_kernel", ())}  # swept too
+    if "fused" in kernels and cluster.device == "cpu" and Method.ROBUST in methods:
         raise StudyError(f"{source}: key 'training.robust_kernel': 'fused' runs on CUDA and "
                          f"cluster.device is 'cpu'; use 'auto' or 'chunked' on the CPU")
     return Study(
@@ -438,6 +500,7 @@ def parse_study(text: str, source: Path, root: str | Path | None = None) -> Stud
         evaluation=evaluation,
         chain_reduce=r.boolean("chain_reduce", False),
         data_options=data_options,
+        sweep=sweep,
     )
 
 

@@ -134,12 +134,26 @@ def _writer(paths: Paths, trials: list[TrialSpec], exc: Exception) -> TrialSpec 
     return None
 
 
+def _fingerprint(trial: TrialSpec, data_dir: str | None,
+                 fingerprint: Callable[..., dict[str, str]]) -> dict[str, str] | None:
+    """The data files the batch is about to read (a batch shares its data set and settings:
+    `pack_key`), hashed before training; None when one cannot be read (the loading then fails
+    with the reason)."""
+    spec = trial.train_spec
+    try:
+        return fingerprint(spec.dataset, spec.data_options, data_dir)
+    except OSError:
+        return None
+
+
 def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                should_stop: Callable[[], bool] | None) -> dict[str, TrialOutcome]:
+    from trainers.datasets.fingerprint import data_fingerprint
     from trainers.device import cpu_threads, device_model, resolve_device
     from trainers.loop import train_pack  # torch and the methods load only where trials train
 
     try:
+        data_files = _fingerprint(trials[0], pack.data_dir, data_fingerprint)
         with cpu_threads(pack.threads):
             results = train_pack([t.train_spec for t in trials],
                                  [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
@@ -170,7 +184,7 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
                        wall_s=result.wall_s, final_loss=result.final_loss,
                        resumed_from=result.resumed_from, precision=result.precision or None,
                        device_model=model_name, pack=together[result.resumed_from],
-                       kept_samples=result.kept, model_stat=written)
+                       kept_samples=result.kept, model_stat=written, data_files=data_files)
             out[trial.key] = TrialOutcome.DONE
         return out
     except Exception as exc:

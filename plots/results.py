@@ -1,6 +1,9 @@
 """Reading the results table and summarising it: bands of quantiles over trials, failure rates.
 
 This is the only input of the figures and the report; nothing here reads models or markers.
+A study with a `[sweep]` has a column per swept setting (`training.lr`, reduce/table.py): each
+combination of their values is drawn and reported as a method of its own (`robust lr=0.1`: one
+curve per method and values, on the same figures), so every summary below groups by it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from common.errors import InputError
 REQUIRED = ("method", "radius", "trial", "metric", "value", "key", "failed_training", "settings",
             "settings_hash", "study")
 ERROR_METRIC = "reduce_error"
+AXIS_PREFIX = "training."   # the results table's columns of swept settings
 QUANTILES = {"q10": 0.10, "q25": 0.25, "median": 0.50, "q75": 0.75, "q90": 0.90}
 
 
@@ -34,6 +38,23 @@ def load_results(path: Path) -> pd.DataFrame:
         raise ResultsError(f"{path}: not a drosweep results table (no column(s) {missing})")
     if df.empty or (df["metric"] == ERROR_METRIC).all():
         raise ResultsError(f"{path}: the results table holds no evaluated model yet")
+    return by_swept_values(df)
+
+
+def _text(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def by_swept_values(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with each method named with its swept values (`robust lr=0.1`), so that the
+    summaries group by method × values; unchanged without a sweep."""
+    axes = sorted(c for c in df.columns if str(c).startswith(AXIS_PREFIX))
+    if not axes:
+        return df
+    df = df.copy()
+    df["method"] = [f"{m} " + ", ".join(f"{a.removeprefix(AXIS_PREFIX)}={_text(v)}"
+                                        for a, v in zip(axes, values, strict=True))
+                    for m, *values in df[["method", *axes]].itertuples(index=False)]
     return df
 
 

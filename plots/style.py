@@ -27,12 +27,20 @@ def is_log_metric(metric: str) -> bool:
     return metric.startswith("lipschitz")
 
 
+_SWEPT_MARKERS = "osD^vP*X<>"
+
+
 def method_color(method: str) -> str:
-    return METHOD_COLORS.get(method, "tab:gray")
+    """A method's color; `robust lr=0.1` (a swept study's curve) takes its method's."""
+    return METHOD_COLORS.get(method.partition(" ")[0], "tab:gray")
 
 
 def method_marker(method: str) -> str:
-    return METHOD_MARKERS.get(method, "x")
+    """A method's marker; the curves of one method's swept values differ by marker."""
+    _, _, values = method.partition(" ")
+    if not values:
+        return METHOD_MARKERS.get(method, "x")
+    return _SWEPT_MARKERS[sum(map(ord, values)) % len(_SWEPT_MARKERS)]
 
 
 def ordered_methods(methods: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError
 from reduce.evaluate import evaluate_model, select_test_points
 from reduce.model_file import load_model
-from reduce.table import FORMAT, error_rows, rows_for
+from reduce.table import FORMAT, axis_column, error_rows, rows_for
 from trainers.data import Dataset, load_dataset
 from trainers.datasets import DataOptions
 from trainers.device import pin_precision, resolve_device
@@ -32,6 +32,7 @@ class EvalUnit:
     radii: tuple[float, ...]
     model_path: str
     model_sha256: str  # from the DONE marker: the file must still match it
+    axes: tuple[tuple[str, object], ...] = ()  # its swept settings' values (jobs.grid.TrialSpec)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def unit_base(unit: EvalUnit, task: EvalTask, device: str) -> Row:
             "settings_hash": task.settings.digest, "settings": task.settings.to_json(),
             "failed_training": False, "study": task.study,
             "study_fingerprint": task.study_fingerprint, "format": FORMAT, "device": device,
-            "evaluated_at": _now()}
+            "evaluated_at": _now(), **{axis_column(k): v for k, v in unit.axes}}
 
 
 def _evaluate_unit(unit: EvalUnit, task: EvalTask, x: torch.Tensor, y: torch.Tensor,

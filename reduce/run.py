@@ -23,17 +23,19 @@ from jobs.evaluation import EvalSettings
 from jobs.integrity import model_problem
 from reduce.decision_map import write_study_map
 from reduce.errors import ReduceError
-from reduce.eval_tasks import EvalTask, EvalUnit, Row, run_eval_task
+from reduce.eval_tasks import EvalTask, EvalUnit, Row, run_eval_task, unit_base
 from reduce.evaluate import metrics_of
 from reduce.table import (
     ERROR_METRIC,
     StudyIdentity,
+    error_rows,
     flag_failed_training,
     normalize,
     read_table,
     write_table,
 )
 from reduce.wait import MarkerScan, scan_markers, wait_for_markers
+from trainers.datasets.fingerprint import data_change
 
 TaskFn = Callable[[EvalTask], list[Row]]
 Mapper = Callable[[TaskFn, Sequence[EvalTask]], Iterable[list[Row]]]
@@ -105,8 +107,10 @@ def _up_to_date(existing: pd.DataFrame, unit: EvalUnit, settings: EvalSettings) 
     return all((float(r), m) in have for r in unit.radii for m in metrics_of(settings))
 
 
-def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec],
-           done: Iterable[str]) -> list[EvalUnit]:
+def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec], done: Iterable[str],
+           changed: dict[str, str] | None = None) -> list[EvalUnit]:
+    """The DONE models to evaluate; `changed` collects key → reason of each whose data changed
+    since it trained (it is reported, not evaluated)."""
     by_key = {t.key: t for t in trials}
     units: list[EvalUnit] = []
     for key in done:
@@ -114,11 +118,14 @@ def _units(study: Study, paths: Paths, trials: Sequence[TrialSpec],
         marker = read_done(paths, trial)
         if marker is None:  # vanished since the scan
             continue
+        reason = data_change(marker.data_files)
+        if reason is not None and changed is not None:
+            changed[key] = reason
         units.append(EvalUnit(key=key, method=trial.method.value, trial=trial.trial,
                               trained_radius=trial.radius,
                               radii=tuple(float(r) for r in evaluation_radii(study, trial)),
                               model_path=str(paths.model(trial)),
-                              model_sha256=marker.model_sha256))
+                              model_sha256=marker.model_sha256, axes=trial.axes))
     return units
 
 
@@ -160,6 +167,8 @@ def reduce_study(study: Study, options: ReduceOptions = ReduceOptions(),
     settings = settings or eval_settings_for(study)
     paths = Paths(study.root)
     scan = scan or settle(study, options)
+    failed_threshold_for(study, options.failed_threshold)  # reads a table's shape: a bad table
+    #                                                        is refused before results/ is made
     paths.results.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(paths.reduce_lock)), cpu_threads(study.cluster.cpus_per_task):
         return _reduce_locked(study, options, settings, mapper, scan, start)
@@ -171,11 +180,12 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     identity = StudyIdentity(study.name, study.fingerprint, (study.grid_fingerprint,))
     existing = read_table(paths.metrics_parquet, identity)
     existing["study_fingerprint"] = study.fingerprint  # a table from before the grid could grow
-    units = _units(study, paths, trials, scan.done)
+    changed: dict[str, str] = {}
+    units = _units(study, paths, trials, scan.done, changed)
     current = {(u.key, u.model_sha256) for u in units}
-    # a cached row is trusted only while the model file still matches its DONE marker; one that
-    # does not goes back to the evaluation, which reports it (an error row) instead of metrics
-    todo = [u for u in units if not _up_to_date(existing, u, settings)
+    # a cached row is trusted only while the model file still matches its DONE marker and its
+    # data what it trained on; one that does not is reported (an error row) instead of metrics
+    todo = [u for u in units if not _up_to_date(existing, u, settings) or u.key in changed
             or model_problem(paths, u.key, u.model_sha256) is not None]
     todo_keys = {u.key for u in todo}
     still_current = pd.Series([(k, s) in current and k not in todo_keys for k, s in
@@ -185,12 +195,19 @@ def _reduce_locked(study: Study, options: ReduceOptions, settings: EvalSettings,
     outside = ~existing["key"].isin({t.key for t in trials})
     keep = existing[(still_current & (existing["settings_hash"] == settings.digest)) | outside]
     data_dir = options.data_dir or (str(study.data_dir) if study.data_dir else None)
-    tasks = [EvalTask(units=chunk, settings=settings, dataset=study.dataset, data_dir=data_dir,
-                      data_options=study.data_options,
-                      device=options.device, study=study.name,
-                      study_fingerprint=study.fingerprint)
-             for chunk in _chunks(todo, 1 if mapper is in_process else options.models_per_task)]
-    new_rows: list[Row] = []
+
+    def task_of(chunk: tuple[EvalUnit, ...]) -> EvalTask:
+        return EvalTask(units=chunk, settings=settings, dataset=study.dataset, data_dir=data_dir,
+                        data_options=study.data_options, device=options.device, study=study.name,
+                        study_fingerprint=study.fingerprint)
+
+    tasks = [task_of(chunk) for chunk in _chunks([u for u in todo if u.key not in changed],
+                                                 1 if mapper is in_process
+                                                 else options.models_per_task)]
+    stale = tuple(u for u in todo if u.key in changed)  # reported with the reason, not evaluated
+    new_rows: list[Row] = [row for u in stale for row in
+                           error_rows(u.radii, unit_base(u, task_of(stale), "none"),
+                                      changed[u.key])]
     last_save = time.monotonic()
     threshold = failed_threshold_for(study, options.failed_threshold)
 

@@ -5,6 +5,8 @@ settings (hash and JSON), the study's name and fingerprint and the table format,
 self-describing: rows of another study or a newer format are refused, and rows whose sha256 and
 settings match the current model need no new evaluation. A model that could not be evaluated has
 one row with metric `reduce_error`, value NaN and the reason in `error`; it is retried next time.
+A study with a `[sweep]` has one more column per swept setting, named as the study file names it
+(`training.lr`), after the fixed ones; a study without one has exactly the fixed columns.
 """
 
 from __future__ import annotations
@@ -34,17 +36,31 @@ _DTYPES = {"method": "string", "radius": "float64", "trial": "int64", "metric": 
            "evaluated_at": "string"}
 
 
+AXIS_PREFIX = "training."   # a column of a swept setting: `training.<setting>`
+
+
+def axis_column(setting: str) -> str:
+    """The column of a swept training setting (plots group by the columns with this prefix)."""
+    return f"{AXIS_PREFIX}{setting}"
+
+
+def axis_columns(df: pd.DataFrame) -> list[str]:
+    return sorted(c for c in df.columns if str(c).startswith(AXIS_PREFIX))
+
+
 def empty_table() -> pd.DataFrame:
     return normalize(pd.DataFrame({c: [] for c in COLUMNS}))
 
 
 def normalize(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns in the canonical order and types, rows in a stable order."""
-    df = df.reindex(columns=COLUMNS)
+    """Columns in the canonical order and types (swept settings after the fixed ones), rows in a
+    stable order."""
+    axes = axis_columns(df)
+    df = df.reindex(columns=COLUMNS + axes)
     df["error"] = df["error"].fillna("")
     df["failed_training"] = df["failed_training"].fillna(False)
     df = df.astype(_DTYPES)
-    return df.sort_values(["method", "radius", "trial", "metric"], kind="stable",
+    return df.sort_values(["method", *axes, "radius", "trial", "metric"], kind="stable",
                           ignore_index=True)
 
 

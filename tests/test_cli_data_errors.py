@@ -1,0 +1,57 @@
+"""A user's table with a mistyped label column, or a missing one, is one line on stderr and exit
+code 2 from every command that reads the data (through the CLI entry, as a user runs it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dataset_files import write_table
+
+from drosweep.cli import main
+
+STUDY = """
+name = "bad-data"
+root = "{root}"
+dataset = "csv"
+methods = ["regular"]
+radii = [0.1]
+trials = 1
+[training]
+epochs = 1
+hidden = 4
+[cluster]
+gpus_per_node = 0
+gpus_per_task = 0
+device = "cpu"
+[data]
+data_file = "{csv}"
+label_column = "{label}"
+drop_columns = ["id", "note"]
+"""
+
+COMMANDS = [["plan"], ["plan", "--json"], ["status"], ["status", "--verify"],
+            ["reduce", "--partial"], ["plot"], ["report"],
+            ["submit", "--executor", "debug", "--dry-run"]]
+
+
+@pytest.mark.parametrize("fault", ["mistyped label", "missing table"])
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_bad_table_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          command: list[str], fault: str) -> None:
+    csv = write_table(tmp_path / "table.csv", rows=40)
+    if fault == "missing table":
+        csv.unlink()
+    label = "kindd" if fault == "mistyped label" else "kind"
+    f = tmp_path / "study.toml"
+    f.write_text(STUDY.format(root=tmp_path / "root", csv=csv, label=label))
+    code = main([command[0], str(f), *command[1:]])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(csv) in err
+    assert ("'kindd'" in err) if fault == "mistyped label" else ("not found" in err)
+    assert not (tmp_path / "root").exists()  # nothing written
+    if command[0] in ("plan", "submit"):  # as submit says it: the study file, and the key
+        assert err.startswith(f"drosweep {command[0]}: error: {f}: ")
+        assert fault == "mistyped label" or "key 'data.data_file'" in err
