@@ -18,6 +18,7 @@ from trainers.spec import Method
 
 if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
     from cluster.planner import Plan
+    from cluster.rates import TrialEstimate
     from cluster.select import Selection
     from cluster.status import StudyStatus
     from cluster.submission import SubmitResult
@@ -117,6 +118,13 @@ def _source(source: str, samples: int) -> str:
     if source in ("calibration", "calibration, other radii"):
         return f"{source} ({samples} rate{'s' if samples != 1 else ''})"
     return source
+
+
+def format_train_estimate(est: TrialEstimate) -> str:
+    """The line `drosweep train` prints before it starts: time, steps, device, basis."""
+    device = est.device_model or "an unknown device"
+    return (f"estimate: ~{_duration(est.seconds)} ({est.steps} steps) on {device}, from "
+            f"{_source(est.source.value, est.samples)}")
 
 
 def print_submission(result: SubmitResult, root: str, study: Study | None = None,
