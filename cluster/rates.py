@@ -173,12 +173,13 @@ class TrialEstimate:
     device_model: str | None
     source: Source
     samples: int              # finished trials or calibration measurements behind it
+    device_tflops: float      # what the built-in model assumes of the device
 
 
 def trial_estimate(spec: TrainSpec, profile: ClusterProfile, book: RateBook) -> TrialEstimate:
     rate = trial_rate(spec, profile, book)
     return TrialEstimate(rate.pack_seconds(1), rate.cost.steps, book.device_model, rate.source,
-                         rate.samples)
+                         rate.samples, profile.device_tflops)
 
 
 def study_points(paths: Paths, trials: Iterable[TrialSpec], device_model: str

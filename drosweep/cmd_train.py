@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a setting of the study file, e.g. training.epochs=10 "
                         "(repeatable; validated like the file)")
+    p.add_argument("--calibration", default=None, metavar="FILE",
+                   help="measured rates for the estimate (default: a study's "
+                        "cluster.calibration, else the shipped file for this device)")
     p.add_argument("-t", "--method", default=None,
                    metavar="{" + ",".join(m.value for m in Method) + "}", help="training method")
     p.add_argument("-r", "--radius", default=None, type=float, help="L-inf radius epsilon")
@@ -102,6 +105,7 @@ class Trial:
     profile: ClusterProfile        # the cost model's device (the study's, else the defaults)
     paths: Paths | None            # a study's root: its finished trials inform the estimate
     mates: tuple[TrialSpec, ...] = ()  # the study's trials (whose markers are read)
+    calibration: str | None = None     # --calibration, else the study's
 
 
 def _trial_from_args(args: argparse.Namespace) -> Trial:
@@ -125,7 +129,7 @@ def _trial_from_args(args: argparse.Namespace) -> Trial:
     data_dir = check_data(study, args.data_dir)
     return Trial(trial.train_spec, trial.trial, args.device or study.cluster.device,
                  study.cluster.cpus_per_task, data_dir, study.cluster, Paths(study.root),
-                 tuple(specs))
+                 tuple(specs), args.calibration or study.cluster.calibration)
 
 
 def _flags_trial(args: argparse.Namespace) -> Trial:
@@ -138,7 +142,7 @@ def _flags_trial(args: argparse.Namespace) -> Trial:
                          f"(or give a study file and a trial key)")
     device = args.device or "cpu"
     return Trial(_spec_from_args(args), args.id, device, None, args.data_dir,
-                 ClusterProfile(device=device), None)
+                 ClusterProfile(device=device), None, calibration=args.calibration)
 
 
 def _spec_from_args(args: argparse.Namespace) -> TrainSpec:
@@ -188,7 +192,7 @@ def _estimate(trial: Trial) -> TrialEstimate:
     from cluster.rates import rate_book, trial_estimate
 
     model = local_device_model(trial.device, trial.threads)
-    book = rate_book(trial.paths, trial.mates, model, trial.profile.calibration)
+    book = rate_book(trial.paths, trial.mates, model, trial.calibration)
     return trial_estimate(trial.spec, trial.profile, book)
 
 

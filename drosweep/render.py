@@ -123,8 +123,12 @@ def _source(source: str, samples: int) -> str:
 def format_train_estimate(est: TrialEstimate) -> str:
     """The line `drosweep train` prints before it starts: time, steps, device, basis."""
     device = est.device_model or "an unknown device"
-    return (f"estimate: ~{_duration(est.seconds)} ({est.steps} steps) on {device}, from "
+    line = (f"estimate: ~{_duration(est.seconds)} ({est.steps} steps) on {device}, from "
             f"{_source(est.source.value, est.samples)}")
+    if est.source.value == "built-in":  # a guess: say what it assumes and how to measure
+        line += (f" (assumes {est.device_tflops:g} TFLOP/s; `drosweep doctor --out FILE` "
+                 f"measures this device, then --calibration FILE)")
+    return line
 
 
 def print_submission(result: SubmitResult, root: str, study: Study | None = None,

@@ -83,3 +83,22 @@ def test_the_flag_form_needs_its_flags(tmp_path: Path,
     assert main(["train", "-t", "regular", "-s", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "required: -r/--radius, -i/--id" in err[0], err
+
+
+def test_the_flag_form_estimates_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a study: a --calibration for this device is used; without one, the built-in
+    guess says what it assumes and how to measure."""
+    argv = ["train", "-t", "regular", "-r", "0", "-i", "0", "--dataset", "synthetic",
+            "--max-steps", "2", "--no-progress"]
+    assert main([*argv, "-s", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("estimate: ~0 s (2 steps) on ") and "from built-in (assumes 15 " \
+        "TFLOP/s; `drosweep doctor --out FILE` measures this device" in first, first
+    cal = tmp_path / "cal.json"
+    calibration.save(cal, local_device_model("cpu"), [calibration.Rate(Method.REGULAR, 0.0, 1,
+                                                                       60.0)],
+                     created="now", versions={})
+    assert main([*argv, "-s", str(tmp_path / "b"), "--calibration", str(cal)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"estimate: ~2 min (2 steps) on {local_device_model('cpu')}, from " \
+        f"calibration (1 rate)", first
