@@ -14,6 +14,7 @@ from cluster.concurrency import ArrayOptions, schedule
 from jobs import Paths, load_study
 from jobs.study import Study
 from jobs.task import TaskPack
+from studies import write_study
 
 
 def test_schedule_without_live_jobs() -> None:
@@ -82,28 +83,13 @@ def test_the_simulation_sees_a_broken_schedule(monkeypatch: pytest.MonkeyPatch) 
     assert _max_running_over_every_order(2, [], [2, 2]) == 4
 
 
-STUDY = """
-name = "c"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 5
-[training]
-epochs = 1
-[cluster]
-max_pack = 1
-max_array_size = 2
-max_running = 3
-gpu_type = "h100"
-time_limit_min = 100000
-"""
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
-    f = tmp_path / "c.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, file="c.toml", name="c", trials=5, training={"epochs": 1},
+                    cluster={"max_pack": 1, "max_array_size": 2, "max_running": 3,
+                             "gpu_type": "h100", "time_limit_min": 100000})
     return load_study(f)
 
 
