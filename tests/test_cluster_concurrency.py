@@ -14,7 +14,7 @@ from cluster.concurrency import ArrayOptions, schedule
 from jobs import Paths, load_study
 from jobs.study import Study
 from jobs.task import TaskPack
-from studies import write_study
+from studies import study_text, write_study
 
 
 def test_schedule_without_live_jobs() -> None:
@@ -136,23 +136,22 @@ def test_slurm_parameters(study: Study, no_slurm_needed: None) -> None:
 
 
 @pytest.mark.parametrize(("cluster", "running"), [
-    ("", 64), ("max_running = 7", 7), ("array_parallelism = 5", 5)])
-def test_max_running_and_its_old_name(tmp_path: Path, cluster: str, running: int) -> None:
+    ({}, 64), ({"max_running": 7}, 7), ({"array_parallelism": 5}, 5)])
+def test_max_running_and_its_old_name(tmp_path: Path, cluster: dict[str, Any],
+                                      running: int) -> None:
     from jobs import parse_study
 
-    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
-    assert parse_study(text + f"[cluster]\n{cluster}\n",
-                       Path("s.toml")).cluster.max_running == running
+    text = study_text(tmp_path, dataset=None, cluster=cluster)
+    assert parse_study(text, Path("s.toml")).cluster.max_running == running
 
 
 @pytest.mark.parametrize(("cluster", "error"), [
-    ("max_running = 2\narray_parallelism = 2", "old name of cluster.max_running"),
-    ("max_running = 0", "cluster.max_running"),
-    ('gpu_type = "h100:2"', "cluster.gpu_type"),
-    ("max_array_size = 0", "cluster.max_array_size")])
-def test_bad_cluster_settings(tmp_path: Path, cluster: str, error: str) -> None:
+    ({"max_running": 2, "array_parallelism": 2}, "old name of cluster.max_running"),
+    ({"max_running": 0}, "cluster.max_running"),
+    ({"gpu_type": "h100:2"}, "cluster.gpu_type"),
+    ({"max_array_size": 0}, "cluster.max_array_size")])
+def test_bad_cluster_settings(tmp_path: Path, cluster: dict[str, Any], error: str) -> None:
     from jobs import StudyError, parse_study
 
-    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
     with pytest.raises(StudyError, match=error):
-        parse_study(text + f"[cluster]\n{cluster}\n", Path("s.toml"))
+        parse_study(study_text(tmp_path, dataset=None, cluster=cluster), Path("s.toml"))

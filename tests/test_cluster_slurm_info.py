@@ -16,7 +16,7 @@ from cluster.errors import ClusterError
 from cluster.plan_context import context
 from jobs import parse_study
 from jobs.study import ClusterProfile
-from studies import study_text
+from studies import study_text, write_study
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 
@@ -201,9 +201,7 @@ def test_an_unreachable_controller_costs_one_short_wait(
     log = tmp_path / "calls"
     stub_command("scontrol", f'echo "$*" >> "{log}"; exec sleep 30')
     monkeypatch.setattr(slurm_info, "TIMEOUT_S", 0.5)
-    study = tmp_path / "s.toml"
-    study.write_text(f'name = "s"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                     'methods = ["regular"]\nradii = [0.1]\ntrials = 2\n')
+    study = write_study(tmp_path, file="s.toml", trials=2)
     start = time.monotonic()
     assert main(["plan", str(study)]) == 0
     assert slurm_info.read() is None

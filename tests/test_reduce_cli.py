@@ -84,12 +84,10 @@ def test_bad_evaluation_table_fails_before_waiting(tmp_path: Path,
 
 def test_reduce_and_report_print_one_json_object(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "one.toml"
-    path.write_text(f'name = "one"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                    'methods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
-                    '[training]\nepochs = 1\nhidden = 16\n'
-                    '[evaluation]\ntest_subset = 60\nball_samples = 40\nmean_samples = 20\n'
-                    'pgd_steps = 3\nga_population = 6\nga_generations = 3\nga_elite = 1\n')
+    path = write_study(tmp_path, file="one.toml", name="one", training={"epochs": 1, "hidden": 16},
+                       evaluation={"test_subset": 60, "ball_samples": 40, "mean_samples": 20,
+                                   "pgd_steps": 3, "ga_population": 6, "ga_generations": 3,
+                                   "ga_elite": 1})
     study = load_study(path)
     paths = Paths(study.root)
     save_model(paths, expand(study)[0], seed=0)

@@ -79,9 +79,8 @@ def test_bad_settings_are_one_line(table: dict[str, Any], message: str) -> None:
 
 
 def test_a_study_names_the_bad_key(tmp_path: Path) -> None:
-    f = tmp_path / "s.toml"
-    f.write_text('name = "t"\nroot = "r"\ndataset = "saw"\nmethods = ["regular"]\nradii = [0.1]\n'
-                 'trials = 1\n[data]\nradius = 1.0\n')
+    f = write_study(tmp_path, file="s.toml", root="r", name="t", dataset="saw",
+                    data={"radius": 1.0})
     with pytest.raises(StudyError, match=re.escape("data.radius': unknown setting of data set 'saw'")):
         load_study(f)
 
