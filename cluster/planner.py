@@ -25,9 +25,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.cost import Cost, chunk_setting, estimate, pack_peak_bytes
+from cluster.cost import Cost, chunk_setting, pack_peak_bytes
 from cluster.errors import ClusterError
-from cluster.rates import BUILTIN, GroupRate, RateBook
+from cluster.rates import BUILTIN, GroupRate, RateBook, trial_rate
 from jobs.axes import value_tag
 from jobs.grid import Axes, TrialSpec, group_label
 from jobs.study import ClusterProfile
@@ -135,8 +135,8 @@ def plan(specs: Sequence[TrialSpec], profile: ClusterProfile,
     groups: list[GroupPlan] = []
     warnings: list[str] = []
     for ((method, radius), axes), members in _groups(specs).items():
-        cost = estimate(members[0].train_spec, profile)
-        rate: GroupRate = rates.rate(method, radius, cost)
+        rate: GroupRate = trial_rate(members[0].train_spec, profile, rates)
+        cost = rate.cost
         alone_s = rate.pack_seconds(1)
         label = group_label(method, radius) + "".join(f" {k}={value_tag(v)}" for k, v in axes)
         if profile.gpus_per_task > 0 and cost.peak_mem_bytes > gpu_bytes:

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster import calibration as cal
-from cluster.cost import Cost, pack_seconds
+from cluster.cost import Cost, estimate, pack_seconds
 from jobs.grid import TrialSpec
 from jobs.markers import read_done_at
 from jobs.paths import Paths
 from jobs.radius import radius_tag
-from trainers.spec import Method
+from jobs.study import ClusterProfile
+from trainers.spec import Method, TrainSpec
 
 CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
 
@@ -155,6 +156,30 @@ def _across_radii(calibration: cal.Calibration, method: Method, radius: float
 
 
 BUILTIN = RateBook()
+
+
+def trial_rate(spec: TrainSpec, profile: ClusterProfile, book: RateBook) -> GroupRate:
+    """The rate of `spec`'s group as the planner takes it; `.pack_seconds(1)` is one trial
+    trained alone (what `plan` shows per trial and `drosweep train` prints before it starts)."""
+    return book.rate(spec.method, spec.radius, estimate(spec, profile))
+
+
+@dataclass(frozen=True)
+class TrialEstimate:
+    """One trial trained alone on the book's device model, and what the estimate rests on."""
+
+    seconds: float
+    steps: int
+    device_model: str | None
+    source: Source
+    samples: int              # finished trials or calibration measurements behind it
+    device_tflops: float      # what the built-in model assumes of the device
+
+
+def trial_estimate(spec: TrainSpec, profile: ClusterProfile, book: RateBook) -> TrialEstimate:
+    rate = trial_rate(spec, profile, book)
+    return TrialEstimate(rate.pack_seconds(1), rate.cost.steps, book.device_model, rate.source,
+                         rate.samples, profile.device_tflops)
 
 
 def study_points(paths: Paths, trials: Iterable[TrialSpec], device_model: str

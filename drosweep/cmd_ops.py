@@ -39,7 +39,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("export", help="copy the finished models into the original code's layout",
                        description="Copy every finished model to DIR/<method>/eps_<r>_trial_<i>.pt "
                                    "(the original code's names; `regular` once per radius) with "
-                                   "a manifest.csv (key, file, sha256, spec).")
+                                   "a manifest.csv (key, file, sha256, spec), a .json card beside "
+                                   "each model and a manifest.json: what a model needs on raw "
+                                   "rows (features, mean/std, classes, architecture, "
+                                   "fingerprints; recipe in jobs/export.py).")
     add_study_arguments(p)
     p.add_argument("--to", required=True, type=Path, metavar="DIR", help="destination folder")
     p.add_argument("--layout", default="original", choices=["original"],
@@ -53,7 +56,8 @@ def run_export(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     result = export_original(study, args.to)
     print(f"exported {result.trials} finished trial(s) as {result.files} file(s) into "
-          f"{result.dest}; manifest {result.manifest}")
+          f"{result.dest}; manifest {result.manifest} and {result.manifest_json} (features, "
+          f"scaling, classes, architecture; a .json card beside each model)")
     if result.not_done:
         print(f"not exported: {len(result.not_done)} trial(s) not done "
               f"(e.g. {result.not_done[0]}); run "

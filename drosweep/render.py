@@ -22,6 +22,7 @@ from trainers.spec import Method
 
 if TYPE_CHECKING:  # submit, resume and plan load the executors (submitit) when they run
     from cluster.planner import Plan
+    from cluster.rates import TrialEstimate
     from cluster.select import Selection
     from cluster.status import StudyStatus
     from cluster.submission import SubmitResult
@@ -136,6 +137,17 @@ def _hint(verb: str, study: Study | None, *extra: str) -> str:
     if study is None:
         return " ".join(["drosweep", verb, *extra])
     return study_command(verb, study, *extra)
+
+
+def format_train_estimate(est: TrialEstimate) -> str:
+    """The line `drosweep train` prints before it starts: time, steps, device, basis."""
+    device = est.device_model or "an unknown device"
+    line = (f"estimate: ~{_duration(est.seconds)} ({est.steps} steps) on {device}, from "
+            f"{_source(est.source.value, est.samples)}")
+    if est.source.value == "built-in":  # a guess: say what it assumes and how to measure
+        line += (f" (assumes {est.device_tflops:g} TFLOP/s; `drosweep doctor --out FILE` "
+                 f"measures this device, then --calibration FILE)")
+    return line
 
 
 def print_submission(result: SubmitResult, root: str, study: Study | None = None,

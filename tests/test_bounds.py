@@ -5,59 +5,44 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from drosweep.cli import main
 from jobs import load_study
 from jobs.errors import StudyError
+from studies import write_study
 from trainers.data import check_subset
 from trainers.datasets import DataError
 
 ROOT = Path(__file__).parents[1]
-STUDY = """
-name = "bounds"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 1
-[training]
-epochs = 1
-{training}
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-{cluster}
-"""
-
-
-def _write(tmp_path: Path, training: str = "", cluster: str = "") -> Path:
-    path = tmp_path / "s.toml"
-    path.write_text(STUDY.format(root=tmp_path / "root", training=training, cluster=cluster))
-    return path
+# one regular trial on the CPU: write_study(tmp_path, **BOUNDS), a test adding its settings
+CPU = {"gpus_per_task": 0, "device": "cpu"}
+BOUNDS: dict[str, Any] = {"file": "s.toml", "name": "bounds", "training": {"epochs": 1},
+                          "cluster": CPU}
 
 
 ABSURD = [
-    ("time_limit_min = 1000000000000", "cluster.time_limit_min"),
-    ("mem_gb = 1e12", "cluster.mem_gb"),
-    ("gpu_mem_gb = 1e12", "cluster.gpu_mem_gb"),
-    ("max_array_size = 1000000000000", "cluster.max_array_size"),
-    ("max_running = 1000000000000", "cluster.max_running"),
-    ("max_pack = 1000000000000", "cluster.max_pack"),
-    ("max_requeue = 1000000000000", "cluster.max_requeue"),
-    ("gpus_per_node = 1000000000000", "cluster.gpus_per_node"),
-    ("local_parallelism = 1000000000000", "cluster.local_parallelism"),
-    ('sbatch_extra = { output = "x" }', "--output is set by drosweep"),
-    ('sbatch_extra = { array = "0-3" }', "cluster.max_array_size"),
+    ({"time_limit_min": 1000000000000}, "cluster.time_limit_min"),
+    ({"mem_gb": 1e12}, "cluster.mem_gb"),
+    ({"gpu_mem_gb": 1e12}, "cluster.gpu_mem_gb"),
+    ({"max_array_size": 1000000000000}, "cluster.max_array_size"),
+    ({"max_running": 1000000000000}, "cluster.max_running"),
+    ({"max_pack": 1000000000000}, "cluster.max_pack"),
+    ({"max_requeue": 1000000000000}, "cluster.max_requeue"),
+    ({"gpus_per_node": 1000000000000}, "cluster.gpus_per_node"),
+    ({"local_parallelism": 1000000000000}, "cluster.local_parallelism"),
+    ({"sbatch_extra": {"output": "x"}}, "--output is set by drosweep"),
+    ({"sbatch_extra": {"array": "0-3"}}, "cluster.max_array_size"),
 ]
 
 
 @pytest.mark.parametrize(("cluster", "message"), ABSURD)
-def test_absurd_cluster_values_are_refused_at_load(cluster: str, message: str,
+def test_absurd_cluster_values_are_refused_at_load(cluster: dict[str, Any], message: str,
                                                    tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write(tmp_path, cluster=cluster)
+    path = write_study(tmp_path, **{**BOUNDS, "cluster": {**CPU, **cluster}})
     with pytest.raises(StudyError, match=message.replace(".", r"\.")):
         load_study(path)
     for command in (["plan", str(path)], ["submit", str(path), "--executor", "local"]):
@@ -68,8 +53,9 @@ def test_absurd_cluster_values_are_refused_at_load(cluster: str, message: str,
 
 
 def test_the_largest_sane_values_still_load(tmp_path: Path) -> None:
-    study = load_study(_write(tmp_path, cluster="time_limit_min = 100000\nmem_gb = 2048\n"
-                                                "max_array_size = 4000001\nmax_running = 5000"))
+    sane = {**CPU, "time_limit_min": 100000, "mem_gb": 2048, "max_array_size": 4000001,
+            "max_running": 5000}
+    study = load_study(write_study(tmp_path, **{**BOUNDS, "cluster": sane}))
     assert study.cluster.time_limit_min == 100000 and study.cluster.max_array_size == 4000001
 
 
@@ -81,12 +67,13 @@ def test_a_train_subset_beyond_the_data_is_refused_at_load(subset: int, message:
                                                            tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:
-    path = _write(tmp_path, training=f"train_subset = {subset}")
+    path = write_study(tmp_path, **{**BOUNDS, "training": {"epochs": 1, "train_subset": subset}})
     with pytest.raises(StudyError, match=message):
         load_study(path)
     assert main(["plan", str(path)]) == 2
     assert message in capsys.readouterr().err
-    assert load_study(_write(tmp_path, training="train_subset = 600")).settings.train_subset == 600
+    path = write_study(tmp_path, **{**BOUNDS, "training": {"epochs": 1, "train_subset": 600}})
+    assert load_study(path).settings.train_subset == 600
 
 
 def test_a_table_counted_when_read_names_both_numbers() -> None:

@@ -12,6 +12,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,24 +25,14 @@ from jobs import Paths, expand, load_study
 from jobs.evaluation import EvalSettings
 from jobs.sbatch import RESERVED_SBATCH
 from jobs.study import ClusterProfile
+from studies import study_text
 from trainers.spec import TrainSettings
 
-BASE = """name = "fz"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.05]
-trials = 2
-[training]
-epochs = 1
-hidden = 16
-max_steps = 2
-[cluster]
-max_pack = 2
-gpus_per_task = 0
-[evaluation]
-test_subset = 50
-"""
+# the fuzzed study: study_text(root, **FZ), one key at a time changed by `_with`
+FZ: dict[str, Any] = {"name": "fz", "methods": ["regular", "robust"], "radii": [0.05],
+                      "trials": 2, "training": {"epochs": 1, "hidden": 16, "max_steps": 2},
+                      "cluster": {"max_pack": 2, "gpus_per_task": 0},
+                      "evaluation": {"test_subset": 50}}
 
 VALUES = ["0", "-1", "1", "3", "10000000", "9223372036854775807", "1e308", "-1e308", "nan",
           "inf", "-inf", "0.0", "0.5", "1e-300", '"x"', '""', '"%j"', '"a\\nb"', "true",
@@ -117,7 +108,7 @@ def test_fuzz_study_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     """Every key of the study file × many values: `plan` and `submit --dry-run` succeed or say
     one line (every 25th case also through the CLI, for the exit code)."""
     root = tmp_path / "root"
-    base = BASE.format(root=root)
+    base = study_text(root, **FZ)
     path = tmp_path / "s.toml"
     cases = 0
     for table, key in _keys():
@@ -137,7 +128,7 @@ def test_fuzz_study_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_fuzz_study_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Random byte flips, insertions and cuts of a valid study file (non-UTF-8 included)."""
     rng = random.Random(9)
-    base = BASE.format(root=tmp_path / "root").encode()
+    base = study_text(tmp_path / "root", **FZ).encode()
     path = tmp_path / "s.toml"
     for case in range(600):
         data = bytearray(base)
@@ -171,7 +162,7 @@ def test_absurd_grid_refused_fast(text: str, message: str, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     key = text.split(" = ")[0]
     path = tmp_path / "s.toml"
-    path.write_text(_with(BASE.format(root=tmp_path / "root"), None, key, text.split(" = ", 1)[1]))
+    path.write_text(_with(study_text(tmp_path / "root", **FZ), None, key, text.split(" = ", 1)[1]))
     start = time.monotonic()
     rc, _, err = _cli(["plan", str(path)], capsys)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -186,7 +177,7 @@ def test_absurd_settings(table: str, text: str, message: str, tmp_path: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
     key, value = text.split(" = ")
     path = tmp_path / "s.toml"
-    path.write_text(_with(BASE.format(root=tmp_path / "root"), table, key, value))
+    path.write_text(_with(study_text(tmp_path / "root", **FZ), table, key, value))
     rc, _, err = _cli(["submit", str(path), "--dry-run", "--executor", "local"], capsys)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
@@ -195,7 +186,7 @@ def test_absurd_settings(table: str, text: str, message: str, tmp_path: Path,
 
 def _submitted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Paths]:
     path = tmp_path / "s.toml"
-    path.write_text(BASE.format(root=tmp_path / "root"))
+    path.write_text(study_text(tmp_path / "root", **FZ))
     rc, _, err = _cli(["submit", str(path), "--executor", "local", "--no-progress"], capsys)
     assert rc == 0, err
     return path, Paths(tmp_path / "root")
@@ -369,7 +360,7 @@ def test_stale_temp_files_removed_when_the_trial_starts(tmp_path: Path,
 # --- refused submissions leave nothing behind; the cluster boundary --------------------------
 
 def _study_with(tmp_path: Path, root: Path, extra: str = "", table: str = "cluster") -> Path:
-    text = BASE.format(root=root)
+    text = study_text(root, **FZ)
     if extra:
         key, value = extra.split(" = ", 1)
         text = _with(text, table, key, value)
@@ -391,8 +382,7 @@ def test_refused_submit_leaves_nothing(extra: str, table: str | None, message: s
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     monkeypatch.setattr(SlurmBackend, "submit", _never)
-    text = BASE.format(root=tmp_path / "a" / "b" / "root").replace('dataset = "synthetic"',
-                                                                  'dataset = "avila"')
+    text = study_text(tmp_path / "a" / "b" / "root", **{**FZ, "dataset": "avila"})
     key, value = extra.split(" = ", 1)
     path = tmp_path / "s.toml"
     path.write_text(_with(text, table, key, value))
@@ -459,7 +449,7 @@ def test_every_reserved_sbatch_option_and_its_abbreviations(tmp_path: Path,
 def test_root_slurm_would_expand_is_refused(bad: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.toml"
-    path.write_text(BASE.format(root="x").replace('root = "x"', "root = " + _toml_str(
+    path.write_text(study_text("x", **FZ).replace('root = "x"', "root = " + _toml_str(
         str(tmp_path / f"r{bad}"))))
     rc, _, err = _cli(["submit", str(path), "--dry-run", "--executor", "local"], capsys)
     assert rc == 2 and "choose another root" in err and len(err.strip().splitlines()) == 1, err

@@ -9,33 +9,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study
 from jobs.heartbeat import BeatState, read_beat
+from studies import write_study
 
-STUDY = """
-name = "live"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 2
-[training]
-epochs = 100000
-checkpoint_every = 20
-[cluster]
-max_pack = 1
-local_parallelism = 1
-"""
+LIVE: dict[str, Any] = {"name": "live", "trials": 2,
+                        "training": {"epochs": 100000, "checkpoint_every": 20},
+                        "cluster": {"max_pack": 1, "local_parallelism": 1}}
 CLI = str(Path(sys.executable).with_name("drosweep"))
 
 
 def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, list[str]]:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **LIVE)
     study = load_study(f)
     keys = [t.key for t in expand(study)]
     proc = subprocess.Popen([CLI, "submit", str(f), "--executor", "local", "--no-progress"],
@@ -109,8 +99,7 @@ def test_ctrl_c_on_a_local_run_is_one_line(tmp_path: Path) -> None:
 
 def test_logs_and_cancel_refuse_bad_input(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **LIVE)
     assert main(["logs", str(f), "robust/eps_0.1/trial_0"]) == 2
     assert "is not in study live" in capsys.readouterr().err
     assert main(["logs", str(f), "nonsense"]) == 2
@@ -154,9 +143,9 @@ def test_logs_follow_a_local_trial_until_it_stops(tmp_path: Path) -> None:
 
 
 def test_logs_follow_ends_when_the_trial_is_done(tmp_path: Path) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root").replace("trials = 2", "trials = 1")
-                 .replace("checkpoint_every = 20", "checkpoint_every = 5\nmax_steps = 120"))
+    f = write_study(tmp_path, **{**LIVE, "trials": 1,
+                                 "training": {"epochs": 100000, "checkpoint_every": 5,
+                                              "max_steps": 120}})
     study = load_study(f)
     key = expand(study)[0].key
     paths = Paths(study.root)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,33 +25,17 @@ from jobs.heartbeat import (
     process_start,
     read_beat,
 )
-from jobs.study import Study
 from jobs.task import TaskPack
+from studies import write_study
 from trainers.progress import read_progress
 
-STUDY = """
-name = "ops"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.01, 0.02]
-trials = {trials}
-[training]
-epochs = 1
-max_steps = 3
-checkpoint_every = 1
-batch_size = 20
-"""
-
-
-def make_study(tmp_path: Path, trials: int = 2) -> tuple[Study, Path]:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root", trials=trials))
-    return load_study(f), f
+OPS: dict[str, Any] = {"name": "ops", "methods": ["regular", "robust"], "radii": [0.01, 0.02],
+                       "trials": 2, "training": {"epochs": 1, "max_steps": 3,
+                                                 "checkpoint_every": 1, "batch_size": 20}}
 
 
 def test_progress_file_follows_the_checkpoint(tmp_path: Path) -> None:
-    study, _ = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **OPS))
     paths = Paths(study.root)
     trial = next(t for t in expand(study) if t.method.value == "robust")
     calls = iter([False, False, True])  # polled before the batch, then after each step
@@ -64,7 +49,7 @@ def test_progress_file_follows_the_checkpoint(tmp_path: Path) -> None:
 
 
 def test_heartbeat_while_training_and_gone_after(tmp_path: Path) -> None:
-    study, _ = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **OPS))
     paths = Paths(study.root)
     robust = [t for t in expand(study) if t.method.value == "robust" and t.radius == 0.01]
     regular = [t for t in expand(study) if t.method.value == "regular"]
@@ -124,7 +109,7 @@ def test_a_reused_pid_is_not_the_task(tmp_path: Path) -> None:
         other.wait()
     assert process_start(task.pid) is None and _ps_start(task.pid) is None
     # what a task writes: its own start time, read back from the file
-    study, _ = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **OPS))
     paths = Paths(study.root)
     key = expand(study)[0].key
     with Heartbeat(paths, [key], every_s=3600):
@@ -134,7 +119,7 @@ def test_a_reused_pid_is_not_the_task(tmp_path: Path) -> None:
 
 
 def test_live_local_task_is_running_and_never_replanned(tmp_path: Path) -> None:
-    study, _ = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **OPS))
     paths = Paths(study.root)
     specs = expand(study)
     training, waiting = specs[0], specs[1]
@@ -160,7 +145,8 @@ def test_live_local_task_is_running_and_never_replanned(tmp_path: Path) -> None:
 
 def test_status_detailed_rows_and_filters(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    study, f = make_study(tmp_path)
+    f = write_study(tmp_path, **OPS)
+    study = load_study(f)
     paths = Paths(study.root)
     specs = expand(study)
     robust = next(t for t in specs if t.method.value == "robust" and t.radius == 0.02)
@@ -209,14 +195,14 @@ def test_status_detailed_rows_and_filters(tmp_path: Path,
 ])
 def test_bad_selection_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    argv: list[str], message: str) -> None:
-    _, f = make_study(tmp_path)
+    f = write_study(tmp_path, **OPS)
     assert main(["status", str(f), "-v", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
 
 
 def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
-    _, f = make_study(tmp_path, trials=800)  # ~3,200 lines: more than a pipe buffer
+    f = write_study(tmp_path, **{**OPS, "trials": 800})  # ~3,200 lines: more than a pipe buffer
     cli = Path(sys.executable).with_name("drosweep")
     proc = subprocess.Popen([str(cli), "status", str(f), "--detailed"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -8,23 +8,18 @@ from typing import Any
 
 import pytest
 import submitit.core.utils
-from test_cluster_status_resume import STUDY, FakeScheduler, fake  # noqa: F401 (fixture)
+from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
 
 from cluster.backends.slurm import SlurmBackend
 from drosweep.cli import main
 from jobs import expand, load_study
-
-
-def study_file(tmp_path: Path) -> Path:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
-    return f
+from studies import write_study
 
 
 def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     no_slurm_needed: None) -> None:
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
     monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
     assert main(["submit", str(f), "--dry-run"]) == 0
@@ -53,7 +48,7 @@ def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
 
 def test_submit_and_resume_a_subset(tmp_path: Path, fake: FakeScheduler,  # noqa: F811
                                     capsys: Any) -> None:
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--method", "robust", "-n", "2"]) == 0
     assert fake.keys() == ["robust/eps_0.1/trial_0", "robust/eps_0.1/trial_1"]
     assert main(["resume", str(f), "--trials", "2", "--dry-run"]) == 0
@@ -73,7 +68,7 @@ def test_submit_and_resume_a_subset(tmp_path: Path, fake: FakeScheduler,  # noqa
 def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeScheduler,  # noqa: F811
                                                capsys: Any, argv: list[str],
                                                message: str) -> None:
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
@@ -81,7 +76,7 @@ def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeSchedul
 
 
 def test_submit_json(tmp_path: Path, fake: FakeScheduler, capsys: Any) -> None:  # noqa: F811
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--dry-run", "--json", "-n", "3"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["dry_run"] and len(body["trials"]) == 3 and body["plan"]["tasks"] == 2

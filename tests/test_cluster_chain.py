@@ -8,13 +8,12 @@ from pathlib import Path
 
 from cluster import submit
 from jobs import Paths, expand, load_study, read_done
+from studies import write_study
 
 
 def test_a_blocking_run_calls_then_once_its_tasks_have_ended(tmp_path: Path) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(f'name = "chain"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                 'methods = ["regular"]\nradii = [0.1]\ntrials = 2\n[training]\nepochs = 1\n'
-                 'hidden = 16\n[cluster]\nmax_pack = 1\ndevice = "cpu"\n')
+    f = write_study(tmp_path, name="chain", trials=2, training={"epochs": 1, "hidden": 16},
+                    cluster={"max_pack": 1, "device": "cpu"})
     study = load_study(f)
     paths = Paths(study.root)
     calls: list[tuple[str, int]] = []

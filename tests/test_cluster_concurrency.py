@@ -14,6 +14,7 @@ from cluster.concurrency import ArrayOptions, schedule
 from jobs import Paths, load_study
 from jobs.study import Study
 from jobs.task import TaskPack
+from studies import study_text, write_study
 
 
 def test_schedule_without_live_jobs() -> None:
@@ -82,28 +83,13 @@ def test_the_simulation_sees_a_broken_schedule(monkeypatch: pytest.MonkeyPatch) 
     assert _max_running_over_every_order(2, [], [2, 2]) == 4
 
 
-STUDY = """
-name = "c"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 5
-[training]
-epochs = 1
-[cluster]
-max_pack = 1
-max_array_size = 2
-max_running = 3
-gpu_type = "h100"
-time_limit_min = 100000
-"""
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
-    f = tmp_path / "c.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, file="c.toml", name="c", trials=5, training={"epochs": 1},
+                    cluster={"max_pack": 1, "max_array_size": 2, "max_running": 3,
+                             "gpu_type": "h100", "time_limit_min": 100000})
     return load_study(f)
 
 
@@ -150,23 +136,22 @@ def test_slurm_parameters(study: Study, no_slurm_needed: None) -> None:
 
 
 @pytest.mark.parametrize(("cluster", "running"), [
-    ("", 64), ("max_running = 7", 7), ("array_parallelism = 5", 5)])
-def test_max_running_and_its_old_name(tmp_path: Path, cluster: str, running: int) -> None:
+    ({}, 64), ({"max_running": 7}, 7), ({"array_parallelism": 5}, 5)])
+def test_max_running_and_its_old_name(tmp_path: Path, cluster: dict[str, Any],
+                                      running: int) -> None:
     from jobs import parse_study
 
-    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
-    assert parse_study(text + f"[cluster]\n{cluster}\n",
-                       Path("s.toml")).cluster.max_running == running
+    text = study_text(tmp_path, dataset=None, cluster=cluster)
+    assert parse_study(text, Path("s.toml")).cluster.max_running == running
 
 
 @pytest.mark.parametrize(("cluster", "error"), [
-    ("max_running = 2\narray_parallelism = 2", "old name of cluster.max_running"),
-    ("max_running = 0", "cluster.max_running"),
-    ('gpu_type = "h100:2"', "cluster.gpu_type"),
-    ("max_array_size = 0", "cluster.max_array_size")])
-def test_bad_cluster_settings(tmp_path: Path, cluster: str, error: str) -> None:
+    ({"max_running": 2, "array_parallelism": 2}, "old name of cluster.max_running"),
+    ({"max_running": 0}, "cluster.max_running"),
+    ({"gpu_type": "h100:2"}, "cluster.gpu_type"),
+    ({"max_array_size": 0}, "cluster.max_array_size")])
+def test_bad_cluster_settings(tmp_path: Path, cluster: dict[str, Any], error: str) -> None:
     from jobs import StudyError, parse_study
 
-    text = f'name = "s"\nroot = "{tmp_path}"\nmethods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
     with pytest.raises(StudyError, match=error):
-        parse_study(text + f"[cluster]\n{cluster}\n", Path("s.toml"))
+        parse_study(study_text(tmp_path, dataset=None, cluster=cluster), Path("s.toml"))

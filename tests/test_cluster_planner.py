@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,14 +14,16 @@ from cluster import ClusterError, estimate, plan
 from cluster.cost import CONTEXT_BYTES
 from jobs import expand, load_study, parse_study
 from jobs.study import ClusterProfile
+from studies import study_text
 from trainers.spec import Method, TrainSettings, TrainSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def grid(trials: int, methods: str = '"regular", "robust"', extra: str = "") -> str:
-    return (f'name = "p"\nroot = "/tmp/p"\nmethods = [{methods}]\nradii = [0.05, 0.3]\n'
-            f"trials = {trials}\n{extra}")
+def grid(trials: int, methods: Sequence[str] = ("regular", "robust"), **settings: Any) -> str:
+    """The planner's study (Avila, radii 0.05 and 0.3) with `trials` and these settings."""
+    return study_text("/tmp/p", **{"name": "p", "dataset": None, "methods": methods,
+                                   "radii": [0.05, 0.3], "trials": trials, **settings})
 
 
 def test_cost_grows_with_radius_and_method() -> None:
@@ -56,7 +60,7 @@ def test_paper_plan() -> None:
 
 
 def test_pack_size_and_time_limit() -> None:
-    study = parse_study(grid(10, extra="[cluster]\nmax_pack = 4\ntime_limit_min = 100000\n"),
+    study = parse_study(grid(10, cluster={"max_pack": 4, "time_limit_min": 100000}),
                         Path("p.toml"))
     the_plan = plan(expand(study), study.cluster)
     assert all(len(t.trials) <= 4 for t in the_plan.tasks)
@@ -65,7 +69,7 @@ def test_pack_size_and_time_limit() -> None:
 
 
 def test_long_trials_warn_and_go_alone() -> None:
-    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 20\n"),
+    study = parse_study(grid(3, cluster={"time_limit_min": 60, "max_requeue": 20}),
                         Path("p.toml"))
     the_plan = plan(expand(study), study.cluster)
     big = [t for t in the_plan.tasks if t.trials[0].radius == 0.3]
@@ -74,7 +78,7 @@ def test_long_trials_warn_and_go_alone() -> None:
 
 
 def test_trial_needing_more_requeues_than_allowed_is_refused() -> None:
-    study = parse_study(grid(3, extra="[cluster]\ntime_limit_min = 60\nmax_requeue = 2\n"),
+    study = parse_study(grid(3, cluster={"time_limit_min": 60, "max_requeue": 2}),
                         Path("p.toml"))
     with pytest.raises(ClusterError, match=r"robust eps=0.3: a trial needs .*built-in estimate.*"
                                            r"raise cluster.max_requeue to \d+"):
@@ -82,7 +86,7 @@ def test_trial_needing_more_requeues_than_allowed_is_refused() -> None:
 
 
 def test_memory_limits_pack_and_refuses_oversized_trial() -> None:
-    study = parse_study(grid(8, extra="[cluster]\ntime_limit_min = 100000\n"), Path("p.toml"))
+    study = parse_study(grid(8, cluster={"time_limit_min": 100000}), Path("p.toml"))
     base = study.cluster
     robust = [t for t in expand(study) if t.method is Method.ROBUST and t.radius == 0.3]
     one = estimate(robust[0].train_spec, base)
@@ -97,9 +101,9 @@ def test_memory_limits_pack_and_refuses_oversized_trial() -> None:
 @pytest.mark.parametrize(("trials", "max_array", "sizes"), [
     (10, 4, [4, 4, 2]), (10, 10, [10]), (10, 11, [10]), (1, 1, [1])])
 def test_arrays_split_at_max_array_size(trials: int, max_array: int, sizes: list[int]) -> None:
-    study = parse_study(grid(trials, methods='"robust"', extra=(
-        f"radii = [0.3]\n[cluster]\nmax_array_size = {max_array}\nmax_pack = 1\n"
-    )).replace("radii = [0.05, 0.3]\n", ""), Path("p.toml"))
+    study = parse_study(grid(trials, ["robust"], radii=[0.3],
+                             cluster={"max_array_size": max_array, "max_pack": 1}),
+                        Path("p.toml"))
     the_plan = plan(expand(study), study.cluster)
     assert [len(a.tasks) for a in the_plan.arrays] == sizes
     assert sum(len(a.tasks) for a in the_plan.arrays) == trials
@@ -124,7 +128,7 @@ def test_gpu_tasks_are_costed_with_the_cuda_chunk() -> None:
     # a chunk of 2^20 samples in flight instead of 2^16, in 16x fewer launches
     assert gpu.working_bytes > 10 * cpu.working_bytes
     assert gpu.passes < cpu.passes / 10
-    study = parse_study(grid(1, '"robust"'), Path("p.toml"))
+    study = parse_study(grid(1, ["robust"]), Path("p.toml"))
     on_gpu = dataclasses.replace(study.cluster, device="cuda", gpus_per_task=1, gpu_mem_gb=1.0)
     with pytest.raises(ClusterError, match=r"lower training\.cuda_chunk_size"):
         plan(expand(study), on_gpu)

@@ -19,30 +19,19 @@ from drosweep.cli import main
 from jobs import Paths, Study, expand, parse_study, write_done
 from jobs.grid import TrialSpec
 from jobs.study import ClusterProfile
+from studies import write_study
 from trainers.spec import Method, TrainSpec
 
 GPU = "NVIDIA H100 80GB HBM3"
-STUDY = """
-name = "r"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.1]
-trials = 4
-[training]
-epochs = 10
-[cluster]
-max_pack = 4
-time_limit_min = 600
-device_model = "{model}"
-{extra}
-"""
 
 
-def make(tmp_path: Path, model: str = GPU, extra: str = "") -> Study:
-    text = STUDY.format(root=tmp_path / "root", model=model, extra=extra)
-    (tmp_path / "r.toml").write_text(text)
-    return parse_study(text, tmp_path / "r.toml")
+def make(tmp_path: Path, model: str = GPU, **cluster: Any) -> Study:
+    """Two groups of four trials, packed by four, tasks on `model`."""
+    f = write_study(tmp_path, file="r.toml", name="r", methods=["regular", "robust"],
+                    radii=[0.1], trials=4, training={"epochs": 10},
+                    cluster={"max_pack": 4, "time_limit_min": 600, "device_model": model,
+                             **cluster})
+    return parse_study(f.read_text(), f)
 
 
 def finish(study: Study, trial: TrialSpec, *, wall_s: float, steps: int = 60, resumed: int = 0,
@@ -149,7 +138,7 @@ def test_shipped_calibration_is_the_default_for_its_model(tmp_path: Path,
     assert context(study).rates.calibration_path == str(shipped / "nvidia-h100-80gb-hbm3.json")
     given = write_calibration(tmp_path / "mine.json", sps=0.25)
     assert context(study, calibration=str(given)).rates.calibration_path == str(given)
-    set_in_study = make(tmp_path, model="h100", extra=f'calibration = "{given}"')
+    set_in_study = make(tmp_path, model="h100", calibration=str(given))
     assert context(set_in_study).rates.calibration_path == str(given)
 
 
@@ -208,12 +197,10 @@ def test_a_debug_run_teaches_the_next_plan(tmp_path: Path) -> None:
     machine (local/debug executor) then estimates from them."""
     from cluster import submit
 
-    text = STUDY.format(root=tmp_path / "root", model="", extra="").replace(
-        'device_model = ""\n', 'device = "cpu"\n').replace(
-        "epochs = 10", "epochs = 1\nn_base = 8\ntemp_steps = 5").replace(
-        "trials = 4", "trials = 2")
-    (tmp_path / "r.toml").write_text(text)
-    study = parse_study(text, tmp_path / "r.toml")
+    f = write_study(tmp_path, file="r.toml", name="r", methods=["regular", "robust"],
+                    radii=[0.1], trials=2, training={"epochs": 1, "n_base": 8, "temp_steps": 5},
+                    cluster={"max_pack": 4, "time_limit_min": 600, "device": "cpu"})
+    study = parse_study(f.read_text(), f)
     assert context(study, "debug").rates.study == {}
     result = submit(study, "debug", progress=False)
     assert result.errors == ()

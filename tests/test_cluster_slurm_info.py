@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from cluster.errors import ClusterError
 from cluster.plan_context import context
 from jobs import parse_study
 from jobs.study import ClusterProfile
+from studies import study_text, write_study
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 
@@ -157,32 +159,21 @@ def test_gres_model() -> None:
     assert slurm_info.gres_model(profile(partition="debug"), local()) is None  # untyped
 
 
-STUDY = """
-name = "s"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 2
-[cluster]
-partition = "h100"
-gpus_per_node = 8
-{extra}
-"""
+H100: dict[str, Any] = {"trials": 2, "cluster": {"partition": "h100", "gpus_per_node": 8}}
 
 
 def test_context_takes_max_array_size_from_the_cluster(tmp_path: Path) -> None:
-    study = parse_study(STUDY.format(root=tmp_path, extra=""), Path("s.toml"))
+    study = parse_study(study_text(tmp_path, **H100), Path("s.toml"))
     ctx = context(study, info=typed())
     assert study.cluster.max_array_size is None and ctx.profile.max_array_size == 5001
     assert ctx.rates.device_model == "h100" and ctx.problems == ()
-    given = parse_study(STUDY.format(root=tmp_path, extra="max_array_size = 100"),
-                        Path("s.toml"))
+    given = parse_study(study_text(tmp_path, **{**H100, "cluster": {
+        **H100["cluster"], "max_array_size": 100}}), Path("s.toml"))
     assert context(given, info=typed()).profile.max_array_size == 100
     assert context(given).profile.array_size_cap == 100
     assert context(study).profile.array_size_cap == 1001  # nothing known: SLURM's default
-    long = parse_study(STUDY.format(root=tmp_path, extra="time_limit_min = 721"),
-                       Path("s.toml"))
+    long = parse_study(study_text(tmp_path, **{**H100, "cluster": {
+        **H100["cluster"], "time_limit_min": 721}}), Path("s.toml"))
     assert "MaxTime of partition 'h100'" in context(long, info=typed()).problems[0]
     named = dataclasses.replace(study, cluster=dataclasses.replace(
         study.cluster, device_model="NVIDIA H100 80GB HBM3"))
@@ -210,9 +201,7 @@ def test_an_unreachable_controller_costs_one_short_wait(
     log = tmp_path / "calls"
     stub_command("scontrol", f'echo "$*" >> "{log}"; exec sleep 30')
     monkeypatch.setattr(slurm_info, "TIMEOUT_S", 0.5)
-    study = tmp_path / "s.toml"
-    study.write_text(f'name = "s"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                     'methods = ["regular"]\nradii = [0.1]\ntrials = 2\n')
+    study = write_study(tmp_path, file="s.toml", trials=2)
     start = time.monotonic()
     assert main(["plan", str(study)]) == 0
     assert slurm_info.read() is None

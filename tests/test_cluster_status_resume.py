@@ -19,20 +19,12 @@ from drosweep.cli import main
 from jobs import Paths, StudyError, expand, load_study, write_done, write_failed
 from jobs.study import Study
 from jobs.task import TaskPack
+from studies import write_study
 
-STUDY = """
-name = "fake"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.1]
-trials = 3
-[training]
-epochs = 1
-[cluster]
-max_pack = 2
-time_limit_min = 100000
-"""
+# the study of these tests (and of test_cli_submit, test_jobs_overrides): write_study(**FAKE)
+FAKE: dict[str, Any] = {"name": "fake", "methods": ["regular", "robust"], "radii": [0.1],
+                        "trials": 3, "training": {"epochs": 1},
+                        "cluster": {"max_pack": 2, "time_limit_min": 100000}}
 
 
 class FakeScheduler:
@@ -72,12 +64,6 @@ def fake(monkeypatch: pytest.MonkeyPatch, no_slurm_needed: None) -> FakeSchedule
     return sched
 
 
-def make_study(tmp_path: Path, text: str = STUDY) -> Study:
-    f = tmp_path / "study.toml"
-    f.write_text(text.format(root=tmp_path / "root"))
-    return load_study(f)
-
-
 def done(study: Study, key: str) -> None:
     trial = next(t for t in expand(study) if t.key == key)
     write_done(Paths(study.root), trial, model_sha256="0" * 64, steps=1, epochs=1, wall_s=1.0,
@@ -102,7 +88,7 @@ def states(status: Any) -> dict[str, TrialState]:
 
 
 def test_unsubmitted_study_is_missing_without_sacct(tmp_path: Path, fake: FakeScheduler) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     status = study_status(study, sacct=fake.sacct)
     assert set(states(status).values()) == {TrialState.MISSING}
     assert status.counts[TrialState.MISSING] == 6 and fake.sacct_calls == 0
@@ -110,7 +96,7 @@ def test_unsubmitted_study_is_missing_without_sacct(tmp_path: Path, fake: FakeSc
 
 
 def test_submit_then_states(tmp_path: Path, fake: FakeScheduler) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     result = submit(study, "slurm", sacct=fake.sacct)
     assert sorted(fake.keys()) == sorted(t.key for t in expand(study))
     assert result.array_ids == ("100",) and len(result.job_ids) == 4  # 3+3 trials, packs of 2
@@ -142,7 +128,7 @@ def test_submit_then_states(tmp_path: Path, fake: FakeScheduler) -> None:
 
 def test_failed_marker_and_requeued_job(tmp_path: Path, fake: FakeScheduler,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     submit(study, "slurm", sacct=fake.sacct)
     key = fake.submitted[0][0].keys[0]
     failed(study, key, "100_0", monkeypatch)
@@ -158,7 +144,7 @@ def test_failed_marker_and_requeued_job(tmp_path: Path, fake: FakeScheduler,
 
 
 def test_resume_resubmits_only_failed_and_missing(tmp_path: Path, fake: FakeScheduler) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     with pytest.raises(StudyError, match=f"use `drosweep submit {study.source}`"):
         resume(study, "slurm", sacct=fake.sacct)
     assert not study.root.exists()
@@ -210,7 +196,7 @@ def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeSched
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import filelock
 
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     submit(study, "slurm", sacct=fake.sacct)
     fake.states = {f"100_{i}": "FAILED" for i in range(4)}
     meet = Rendezvous(3)
@@ -250,24 +236,25 @@ def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeSched
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, fake: FakeScheduler) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     result = submit(study, "slurm", dry_run=True, sacct=fake.sacct)
     assert result.dry_run and len(result.plan.trials) == 6
     assert not study.root.exists() and fake.submitted == []
 
 
 def test_different_study_at_root(tmp_path: Path, fake: FakeScheduler) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     submit(study, "slurm", sacct=fake.sacct)
     ledger_before = Paths(study.root).ledger.read_bytes()
-    other = make_study(tmp_path, STUDY.replace("epochs = 1", "epochs = 2"))
+    other = load_study(write_study(tmp_path, **{**FAKE, "training": {"epochs": 2}}))
     with pytest.raises(StudyError, match=r"already holds a different study.*training\.epochs"):
         submit(other, "slurm", sacct=fake.sacct)
     with pytest.raises(StudyError, match="different study"):
         study_status(other, sacct=fake.sacct)
     assert Paths(study.root).ledger.read_bytes() == ledger_before
     # a change of cluster profile only is the same study
-    moved = make_study(tmp_path, STUDY.replace("max_pack = 2", "max_pack = 1"))
+    moved = load_study(write_study(tmp_path, **{**FAKE, "cluster": {**FAKE["cluster"],
+                                                                    "max_pack": 1}}))
     submit(moved, "slurm", sacct=fake.sacct)
 
 
@@ -275,7 +262,7 @@ def test_a_submission_refused_by_sbatch_leaves_no_trace(tmp_path: Path, fake: Fa
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """sbatch refusing the first array (under the lock, before any job exists): the root is
     removed again; at a root that holds a study, every file is as it was."""
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     plain_submit, refuse = fake.submit, {"on": True}
 
     def maybe_refuse(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
@@ -300,7 +287,7 @@ def test_a_submission_refused_by_sbatch_leaves_no_trace(tmp_path: Path, fake: Fa
 def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DROSWEEP_DATA_DIR", str(tmp_path / "nodata"))
-    study = make_study(tmp_path, STUDY.replace('"synthetic"', '"avila"'))
+    study = load_study(write_study(tmp_path, **{**FAKE, "dataset": "avila"}))
     with pytest.raises(StudyError, match=r"not found in .*nodata"):
         submit(study, "slurm", sacct=fake.sacct)
     assert not study.root.exists()
@@ -308,7 +295,7 @@ def test_missing_data_refused(tmp_path: Path, fake: FakeScheduler,
 
 def test_cli_bad_input_exit_2_and_nothing_written(tmp_path: Path, capsys: Any,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     path = str(study.source)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch
     assert main(["submit", path]) == 2
@@ -326,7 +313,7 @@ def test_cli_bad_input_exit_2_and_nothing_written(tmp_path: Path, capsys: Any,
 
 
 def test_cli_plan_and_status(tmp_path: Path, capsys: Any) -> None:
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     assert main(["plan", str(study.source)]) == 0
     out = capsys.readouterr().out
     assert "6 trials" in out and "robust" in out and "total" in out
@@ -342,7 +329,7 @@ def test_cli_plan_and_status(tmp_path: Path, capsys: Any) -> None:
 
 def test_unknown_executor(tmp_path: Path) -> None:
     with pytest.raises(ClusterError, match="unknown executor"):
-        submit(make_study(tmp_path), "kubernetes")
+        submit(load_study(write_study(tmp_path, **FAKE)), "kubernetes")
 
 
 def test_then_is_chained_after_the_arrays(tmp_path: Path, fake: FakeScheduler,
@@ -354,7 +341,7 @@ def test_then_is_chained_after_the_arrays(tmp_path: Path, fake: FakeScheduler,
         return "999"
 
     monkeypatch.setattr(SlurmBackend, "submit_after", submit_after)
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     result = submit(study, "slurm", then=print, sacct=fake.sacct)
     assert chained == [(print, (str(study.root),), ("100",))]
     assert result.chained_job == "999"
@@ -371,7 +358,7 @@ def test_mixed_pack_runs_its_first_group_first(tmp_path: Path, fake: FakeSchedul
     import cluster.submission
     from cluster.planner import ArrayPlan, Plan, TaskPlan
 
-    study = make_study(tmp_path)
+    study = load_study(write_study(tmp_path, **FAKE))
     specs = expand(study)
 
     def one_pack(trials: Any, profile: Any, rates: Any = None) -> Plan:

@@ -19,16 +19,13 @@ from drosweep.cli import main
 from jobs import expand, parse_study
 from jobs.errors import StudyError
 from jobs.study import ClusterProfile
+from studies import study_text, write_study
 from trainers.data import load_dataset
 from trainers.datasets import DataError, get_source, names, parse_options
 from trainers.datasets.grid import GRID_FILE, install_grid
 from trainers.spec import Method, SpecError, TrainSpec
 
-
-def study_text(root: Path, dataset: str, data: str = "", extra: str = "") -> str:
-    return (f'name = "d"\nroot = "{root}"\ndataset = "{dataset}"\nmethods = ["regular"]\n'
-            f'radii = [0.1]\ntrials = 2\nbase_seed = 5\n{extra}'
-            + (f"[data]\n{data}\n" if data else ""))
+D: dict[str, Any] = {"name": "d", "trials": 2, "base_seed": 5}  # write_study(dataset=..., **D)
 
 
 def test_registry_names_and_fixed_facts() -> None:
@@ -48,19 +45,21 @@ def test_avila_specs_and_studies_keep_their_bytes(tmp_path: Path) -> None:
     """No [data] for Avila: the spec's dict and the study's science are what they were."""
     spec = TrainSpec(Method.ROBUST, 0.1, 3)
     assert "data" not in spec.to_dict()
-    study = parse_study(study_text(tmp_path, "avila"), tmp_path / "s.toml")
+    study = parse_study(study_text(tmp_path, **D, dataset="avila"), tmp_path / "s.toml")
     assert "data" not in study.science()
     with pytest.raises(StudyError, match=r"key 'data.noise': unknown setting of data set "
                                          r"'avila'; allowed: none"):
-        parse_study(study_text(tmp_path, "avila", "noise = 1"), tmp_path / "s.toml")
+        parse_study(study_text(tmp_path, **D, dataset="avila", data={"noise": 1}),
+                    tmp_path / "s.toml")
 
 
 def test_csv_settings_typed_seeded_and_in_the_spec(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_table(tmp_path / "t.csv")
-    data = 'data_file = "t.csv"\nlabel_column = "kind"\ndrop_columns = ["id", "note"]'
-    study = parse_study(study_text(tmp_path / "r", "csv", data), tmp_path / "s.toml")
+    data = {"data_file": "t.csv", "label_column": "kind", "drop_columns": ["id", "note"]}
+    study = parse_study(study_text(tmp_path / "r", **D, dataset="csv", data=data),
+                        tmp_path / "s.toml")
     opts = study.data_options
     assert opts.data_file == str(tmp_path / "t.csv")   # relative to the working directory
     assert opts.seed == 5 and opts.drop_columns == ("id", "note")  # type: ignore[attr-defined]
@@ -79,24 +78,24 @@ def test_csv_settings_typed_seeded_and_in_the_spec(tmp_path: Path,
         TrainSpec(Method.REGULAR, 0.0, 1, dataset="csv").validate()
 
 
+KIND = {"data_file": "t.csv", "label_column": "kind"}
+
+
 @pytest.mark.parametrize("data, message", [
-    ('label_column = "kind"', "key 'data.data_file': missing"),
-    ('data_file = "t.csv"', "key 'data.label_column': missing"),
-    ('data_file = "t.csv"\nlabel_column = "kind"\ntest_fraction = 1.5', "data.test_fraction"),
-    ('data_file = "t.csv"\nlabel_column = "kind"\ntest_fraction = "x"',
-     "key 'data.test_fraction': must be a finite number"),
-    ('data_file = "t.csv"\nlabel_column = "kind"\ndrop_columns = "id"',
-     "key 'data.drop_columns': must be a list"),
-    ('data_file = "t.csv"\ntrain_file = "a.csv"\nlabel_column = "kind"',
+    ({"label_column": "kind"}, "key 'data.data_file': missing"),
+    ({"data_file": "t.csv"}, "key 'data.label_column': missing"),
+    ({**KIND, "test_fraction": 1.5}, "data.test_fraction"),
+    ({**KIND, "test_fraction": "x"}, "key 'data.test_fraction': must be a finite number"),
+    ({**KIND, "drop_columns": "id"}, "key 'data.drop_columns': must be a list"),
+    ({"data_file": "t.csv", "train_file": "a.csv", "label_column": "kind"},
      "key 'data.data_file': give either data_file or train_file"),
-    ('train_file = "a.csv"\nlabel_column = "kind"', "key 'data.test_file': missing"),
-    ('data_file = "t.csv"\nlabel_column = "kind"\nlabel = "x"',
-     "key 'data.label': unknown setting of data set 'csv'"),
+    ({"train_file": "a.csv", "label_column": "kind"}, "key 'data.test_file': missing"),
+    ({**KIND, "label": "x"}, "key 'data.label': unknown setting of data set 'csv'"),
 ])
-def test_bad_csv_settings_fail_when_the_study_loads(tmp_path: Path, data: str,
+def test_bad_csv_settings_fail_when_the_study_loads(tmp_path: Path, data: dict[str, Any],
                                                     message: str) -> None:
     with pytest.raises(StudyError, match=message) as exc:
-        parse_study(study_text(tmp_path, "csv", data), tmp_path / "s.toml")
+        parse_study(study_text(tmp_path, **D, dataset="csv", data=data), tmp_path / "s.toml")
     assert str(exc.value).startswith(str(tmp_path / "s.toml")) and "\n" not in str(exc.value)
 
 
@@ -230,10 +229,9 @@ def test_data_fetch_grid_verifies_before_installing(tmp_path: Path, capsys: Any,
 def test_submit_refuses_missing_or_bad_data_before_writing(tmp_path: Path, capsys: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cluster = "[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = \"cpu\"\n"
-    f = tmp_path / "s.toml"
-    f.write_text(study_text(tmp_path / "root", "grid", extra=f'data_dir = "{tmp_path / "g"}"\n')
-                 + cluster)
+    cpu = {"gpus_per_node": 0, "gpus_per_task": 0, "device": "cpu"}
+    f = write_study(tmp_path, file="s.toml", **D, dataset="grid", data_dir=str(tmp_path / "g"),
+                    cluster=cpu)
     assert main(["plan", str(f)]) == 0   # a preview: it says what submit will refuse
     out = capsys.readouterr().out.splitlines()
     assert out[-1].startswith(f"data: {f}: data set 'grid' not found in {tmp_path / 'g'}")
@@ -242,8 +240,8 @@ def test_submit_refuses_missing_or_bad_data_before_writing(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "drosweep data fetch grid" in err
     write_table(tmp_path / "t.csv")
-    data = 'data_file = "t.csv"\nlabel_column = "kind"\ndrop_columns = ["id"]'
-    f.write_text(study_text(tmp_path / "root", "csv", data) + cluster)
+    f = write_study(tmp_path, file="s.toml", **D, dataset="csv",
+                    data={**KIND, "drop_columns": ["id"]}, cluster=cpu)
     assert main(["submit", str(f), "--executor", "local"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "non-numeric feature" in err

@@ -13,61 +13,26 @@ from dataset_files import write_grid, write_mnist, write_table
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study
+from studies import write_study
 
-STUDY = """
-name = "{dataset}-path"
-root = "{root}"
-dataset = "{dataset}"
-{top}
-methods = ["regular", "robust"]
-radii = [0.1]
-trials = 1
-base_seed = 3
-
-[training]
-epochs = 2
-hidden = 8
-batch_size = 50
-train_subset = 100
-n_base = 4
-temp_steps = 4
-checkpoint_every = 100
-
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-cpus_per_task = 1
-mem_gb = 2
-device = "cpu"
-local_parallelism = 1
-max_pack = 1
-
-[evaluation]
-test_subset = 40
-ball_samples = 20
-mean_samples = 10
-pgd_steps = 3
-ga_population = 6
-ga_generations = 3
-ga_elite = 1
-{data}
-"""
+CPU1 = {"gpus_per_node": 0, "gpus_per_task": 0, "cpus_per_task": 1, "mem_gb": 2,
+        "device": "cpu", "local_parallelism": 1, "max_pack": 1}
 
 
-def _grid(tmp_path: Path) -> tuple[str, str]:
+def _grid(tmp_path: Path) -> dict[str, Any]:
     write_grid(tmp_path / "grid")
-    return f'data_dir = "{tmp_path / "grid"}"', ""
+    return {"data_dir": str(tmp_path / "grid")}
 
 
-def _mnist(tmp_path: Path) -> tuple[str, str]:
+def _mnist(tmp_path: Path) -> dict[str, Any]:
     write_mnist(tmp_path / "mnist")
-    return f'data_dir = "{tmp_path / "mnist"}"', ""
+    return {"data_dir": str(tmp_path / "mnist")}
 
 
-def _csv(tmp_path: Path) -> tuple[str, str]:
+def _csv(tmp_path: Path) -> dict[str, Any]:
     write_table(tmp_path / "table.csv", rows=140)  # 105 training rows: train_subset 100 fits
-    return "", (f'[data]\ndata_file = "{tmp_path / "table.csv"}"\nlabel_column = "kind"\n'
-                'drop_columns = ["id", "note"]\ntest_fraction = 0.25\n')
+    return {"data": {"data_file": str(tmp_path / "table.csv"), "label_column": "kind",
+                     "drop_columns": ["id", "note"], "test_fraction": 0.25}}
 
 
 @pytest.mark.parametrize("dataset, files, n_in, n_out", [
@@ -77,9 +42,15 @@ def _csv(tmp_path: Path) -> tuple[str, str]:
 ])
 def test_plan_submit_reduce(tmp_path: Path, capsys: Any, dataset: str, files: Any, n_in: int,
                             n_out: int) -> None:
-    top, data = files(tmp_path)
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(dataset=dataset, root=tmp_path / "root", top=top, data=data))
+    f = write_study(tmp_path, name=f"{dataset}-path", dataset=dataset,
+                    methods=["regular", "robust"], base_seed=3,
+                    training={"epochs": 2, "hidden": 8, "batch_size": 50, "train_subset": 100,
+                              "n_base": 4, "temp_steps": 4, "checkpoint_every": 100},
+                    cluster=CPU1,
+                    evaluation={"test_subset": 40, "ball_samples": 20, "mean_samples": 10,
+                                "pgd_steps": 3, "ga_population": 6, "ga_generations": 3,
+                                "ga_elite": 1},
+                    **files(tmp_path))
     assert main(["plan", str(f)]) == 0
     assert "data:" not in capsys.readouterr().out
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0

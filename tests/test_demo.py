@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from drosweep.cli import main
+from studies import write_study
 
 
 def test_missing_data_says_how_to_get_it(tmp_path: Path,
@@ -18,12 +19,11 @@ def test_missing_data_says_how_to_get_it(tmp_path: Path,
 
 
 def test_demo_chain_on_a_tiny_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    study = tmp_path / "tiny.toml"
-    study.write_text('name = "tiny"\nroot = "unused"\ndataset = "synthetic"\n'
-                     'methods = ["regular", "robust"]\nradii = [0.1]\ntrials = 2\n'
-                     '[training]\nepochs = 1\nhidden = 16\nn_base = 8\n'
-                     '[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = "cpu"\n'
-                     'max_pack = 4\n')
+    study = write_study(tmp_path, file="tiny.toml", root="unused", name="tiny",
+                        methods=["regular", "robust"], trials=2,
+                        training={"epochs": 1, "hidden": 16, "n_base": 8},
+                        cluster={"gpus_per_node": 0, "gpus_per_task": 0, "device": "cpu",
+                                 "max_pack": 4})
     root = tmp_path / "root"
     code = main(["demo", "--root", str(root), "--study", str(study), "--no-progress"])
     out = capsys.readouterr().out

@@ -6,27 +6,18 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import cluster.submission
 from common.atomic import StorageError
 from drosweep.cli import main
+from studies import write_study
 
-STUDY = """
-name = "full"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 2
-[training]
-epochs = 1
-max_steps = 2
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-"""
+FULL: dict[str, Any] = {"file": "s.toml", "name": "full", "trials": 2,
+                        "training": {"epochs": 1, "max_steps": 2},
+                        "cluster": {"gpus_per_task": 0, "device": "cpu"}}
 
 
 def _enospc(path: object, *args: object) -> None:
@@ -40,8 +31,7 @@ def test_full_disk_at_submit_submits_nothing_and_leaves_nothing(
     root = tmp_path / "a" / "root"
     if existing_root:
         root.mkdir(parents=True)
-    f = tmp_path / "s.toml"
-    f.write_text(STUDY.format(root=root))
+    f = write_study(tmp_path, root=root, **FULL)
     submitted: list[object] = []
     monkeypatch.setattr(cluster.submission, "atomic_write_text", _enospc)
     real_packs = cluster.submission._packs
@@ -82,9 +72,8 @@ def test_full_disk_mid_study_names_each_trial_and_its_own_file_on_stderr(
         capsys: pytest.CaptureFixture[str]) -> None:
     import trainers.checkpoint
 
-    f = tmp_path / "s.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root").replace("max_steps = 2",
-                                                              "max_steps = 2\ncheckpoint_every = 1"))
+    f = write_study(tmp_path, **{**FULL, "training": {"epochs": 1, "max_steps": 2,
+                                                      "checkpoint_every": 1}})
     real = trainers.checkpoint.atomic_torch_save_verified
 
     def second_trial_full(obj: object, path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,20 +18,15 @@ from jobs import (
     radius_tag,
     trial_key,
 )
+from studies import study_text
 from trainers.spec import Method
 
-TEXT = """
-name = "g"
-root = "/tmp/unused"
-methods = ["regular", "robust", "langevin"]
-radii = [0.01, 0.1, 0.25]
-trials = 4
-base_seed = 7
-"""
+G: dict[str, Any] = {"name": "g", "dataset": None, "methods": ["regular", "robust", "langevin"],
+                     "radii": [0.01, 0.1, 0.25], "trials": 4, "base_seed": 7}
 
 
-def study(text: str = TEXT):
-    return parse_study(text, Path("g.toml"))
+def study(**changes: Any):
+    return parse_study(study_text("/tmp/unused", **{**G, **changes}), Path("g.toml"))
 
 
 def test_regular_once_per_trial() -> None:
@@ -47,7 +43,7 @@ def test_regular_once_per_trial() -> None:
 
 
 def test_regular_per_radius() -> None:
-    specs = expand(study(TEXT + "regular_per_radius = true\n"))
+    specs = expand(study(regular_per_radius=True))
     assert len(specs) == 3 * 3 * 4
     assert specs[0].key == "regular/eps_0.01/trial_0" and specs[0].radius == 0.01
 
@@ -56,16 +52,15 @@ def test_seeds_stable_and_distinct() -> None:
     a = {s.key: s.train_spec.seed for s in expand(study())}
     assert len(set(a.values())) == len(a)
     # more trials/radii/methods do not move existing seeds
-    bigger = TEXT.replace("trials = 4", "trials = 9").replace("0.25]", "0.25, 0.3]")
-    b = {s.key: s.train_spec.seed for s in expand(study(bigger))}
+    b = {s.key: s.train_spec.seed for s in expand(study(trials=9, radii=[0.01, 0.1, 0.25, 0.3]))}
     assert all(b[k] == v for k, v in a.items())
     # the base seed moves all of them
-    c = {s.key: s.train_spec.seed for s in expand(study(TEXT.replace("= 7", "= 8")))}
+    c = {s.key: s.train_spec.seed for s in expand(study(base_seed=8))}
     assert all(c[k] != v for k, v in a.items())
 
 
 def test_train_spec_carries_study_settings() -> None:
-    s = study(TEXT + "dataset = 'synthetic'\n[training]\nepochs = 3\n")
+    s = study(dataset="synthetic", training={"epochs": 3})
     for t in expand(s):
         assert t.train_spec.settings.epochs == 3 and t.train_spec.dataset == "synthetic"
         t.train_spec.validate()

@@ -22,6 +22,7 @@ from drosweep.cli import main
 from jobs import Paths, TaskPack, TrialOutcome, expand, parse_study, read_done, run_pack
 from jobs.integrity import verify_models
 from reduce import ReduceOptions, reduce_study
+from studies import study_text
 from trainers.checkpoint import CheckpointError, _read, load_checkpoint
 from trainers.loop import TrainPaths, train
 from trainers.spec import Method, TrainSettings, TrainSpec
@@ -151,22 +152,10 @@ def test_rerun_over_a_damaged_model_rewrites_it(damage: str, tmp_path: Path) -> 
 
 # --- DONE markers: a model that does not match is reported, never trained over or re-certified
 
-TEXT = """
-name = "integrity"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.05]
-trials = 2
-[training]
-epochs = 1
-hidden = 16
-batch_size = 50
-"""
-
-
 def _study(tmp_path: Path):
-    study = parse_study(TEXT.format(root=tmp_path / "root"), tmp_path / "s.toml")
+    text = study_text(tmp_path / "root", name="integrity", radii=[0.05], trials=2,
+                      training={"epochs": 1, "hidden": 16, "batch_size": 50})
+    study = parse_study(text, tmp_path / "s.toml")
     return study, expand(study), Paths(study.root)
 
 

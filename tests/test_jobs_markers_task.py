@@ -25,23 +25,15 @@ from jobs import (
     write_failed,
 )
 from jobs.markers import read_done_at
+from studies import study_text
 from trainers.loop import TrainResult
 
-TEXT = """
-name = "m"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.05]
-trials = 2
-[training]
-epochs = 1
-max_steps = 3
-"""
+MARKERS: dict[str, Any] = {"name": "m", "methods": ["regular", "robust"], "radii": [0.05],
+                           "trials": 2, "training": {"epochs": 1, "max_steps": 3}}
 
 
 def trials(tmp_path: Path):
-    study = parse_study(TEXT.format(root=tmp_path), Path("m.toml"))
+    study = parse_study(study_text(tmp_path, **MARKERS), Path("m.toml"))
     return study, expand(study)
 
 
@@ -112,8 +104,7 @@ def test_done_marker_records_device_model_and_pack(tmp_path: Path,
     """The pack a trial was timed in is the trials that resumed from its step with it."""
     from trainers.device import device_model, resolve_device
 
-    study = parse_study(TEXT.format(root=tmp_path).replace("trials = 2", "trials = 3"),
-                        Path("m.toml"))
+    study = parse_study(study_text(tmp_path, **{**MARKERS, "trials": 3}), Path("m.toml"))
     specs = [t for t in expand(study) if t.method.value == "robust"]
 
     def train_pack(specs: Any, paths: Any, **kw: Any) -> list[TrainResult]:

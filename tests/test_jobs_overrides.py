@@ -8,30 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cluster_status_resume import STUDY, FakeScheduler, fake  # noqa: F401 (fixture)
+from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
 
 from drosweep.cli import main
 from jobs import load_study
 from jobs.evaluation import EvalSettings
 from jobs.overrides import apply_overrides, dump_toml
 from jobs.paths import Paths
+from studies import study_text, write_study
 
-FULL = STUDY + """
-[cluster.sbatch_extra]
-exclude = "node[1-3]"
-[evaluation]
-pgd_steps = 3
-"""
-
-
-def study_file(tmp_path: Path, text: str = STUDY) -> Path:
-    f = tmp_path / "study.toml"
-    f.write_text(text.format(root=tmp_path / "root"))
-    return f
+FULL = {**FAKE, "cluster": {**FAKE["cluster"], "sbatch_extra": {"exclude": "node[1-3]"}},
+        "evaluation": {"pgd_steps": 3}}
 
 
 def test_dump_reads_back_to_the_same_data(tmp_path: Path) -> None:
-    data = tomllib.loads(FULL.format(root=tmp_path / "rööt"))
+    data = tomllib.loads(study_text(tmp_path / "rööt", **FULL))
     data["training"]["lr"] = 1e-05
     data["root"] = 'we"ird\\path\tand tab'
     data["cluster"]["setup"] = ["module load x", "export A='b'"]
@@ -39,7 +30,7 @@ def test_dump_reads_back_to_the_same_data(tmp_path: Path) -> None:
 
 
 def test_overrides_apply_and_validate(tmp_path: Path, capsys: Any) -> None:
-    f = study_file(tmp_path, FULL)
+    f = write_study(tmp_path, **FULL)
     study = load_study(f, overrides=["training.epochs=10", "cluster.partition=a100",
                                      "cluster.sbatch_extra.exclude=node9", "trials=5"])
     assert study.settings.epochs == 10 and study.cluster.partition == "a100"
@@ -63,7 +54,7 @@ def test_overrides_apply_and_validate(tmp_path: Path, capsys: Any) -> None:
     ("cluster.partition=[1, 2]", "key 'cluster.partition': must be a non-empty string"),
 ])
 def test_bad_override_is_one_line(tmp_path: Path, capsys: Any, item: str, message: str) -> None:
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     assert main(["plan", str(f), "--set", item]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
@@ -71,7 +62,7 @@ def test_bad_override_is_one_line(tmp_path: Path, capsys: Any, item: str, messag
 
 def test_frozen_study_records_overrides_and_resume_checks_science(
         tmp_path: Path, capsys: Any, fake: FakeScheduler) -> None:  # noqa: F811
-    f = study_file(tmp_path)
+    f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--set", "training.epochs=3"]) == 0
     frozen = Paths(tmp_path / "root").study_file.read_text()
     assert "# drosweep --set training.epochs=3" in frozen

@@ -7,43 +7,31 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cluster import TrialState, study_status
 from drosweep.cli import main
 from jobs import Paths, expand, load_study, read_done
+from studies import write_study
 
-STUDY = """
-name = "changed"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.01]
-trials = 2
-[training]
-epochs = 1
-max_steps = 2
-batch_size = 20
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-"""
+CHANGED: dict[str, Any] = {"name": "changed", "radii": [0.01], "trials": 2,
+                           "training": {"epochs": 1, "max_steps": 2, "batch_size": 20},
+                           "cluster": {"gpus_per_task": 0, "device": "cpu"}}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("trained")
-    f = base / "study.toml"
-    f.write_text(STUDY.format(root=base / "root"))
+    f = write_study(base, **CHANGED)
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0
     return base
 
 
 def _copy(trained: Path, tmp_path: Path) -> Path:
     shutil.copytree(trained / "root", tmp_path / "root", copy_function=shutil.copy2)
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **CHANGED)
     return f
 
 

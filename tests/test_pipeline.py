@@ -10,29 +10,15 @@ from test_reduce_helpers import finish_all
 
 from jobs import Paths, parse_study
 from pipeline import reduce_and_report
-
-STUDY = """name = "chained"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.1]
-trials = 1
-[training]
-epochs = 1
-hidden = 16
-[evaluation]
-test_subset = 60
-ball_samples = 40
-mean_samples = 20
-pgd_steps = 3
-ga_population = 6
-ga_generations = 3
-ga_elite = 1
-"""
+from studies import study_text
 
 
 def frozen_study(root: Path):  # type: ignore[no-untyped-def]
-    text = STUDY.format(root=root)
+    text = study_text(root, name="chained", methods=["regular", "robust"],
+                      training={"epochs": 1, "hidden": 16},
+                      evaluation={"test_subset": 60, "ball_samples": 40, "mean_samples": 20,
+                                  "pgd_steps": 3, "ga_population": 6, "ga_generations": 3,
+                                  "ga_elite": 1})
     paths = Paths(root)
     paths.root.mkdir(parents=True)
     paths.study_file.write_text(text)  # as `submit` freezes it

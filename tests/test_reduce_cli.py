@@ -12,25 +12,21 @@ from test_reduce_helpers import save_model
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study
+from studies import write_study
 
-
-def study_file(tmp_path: Path, name: str = "tiny") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'name = "{name}"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                    'methods = ["regular", "robust"]\nradii = [0.05, 0.1]\ntrials = 2\n'
-                    '[training]\nepochs = 1\nhidden = 16\n')
-    return path
+TINY = {"file": "tiny.toml", "name": "tiny", "methods": ["regular", "robust"],
+        "radii": [0.05, 0.1], "trials": 2, "training": {"epochs": 1, "hidden": 16}}
 
 
 def test_incomplete_study_is_refused_with_exit_code_2(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reduce", str(study_file(tmp_path)), "--no-progress"]) == 2
+    assert main(["reduce", str(write_study(tmp_path, **TINY)), "--no-progress"]) == 2
     assert "incomplete: 0 of 6 trials done" in capsys.readouterr().err
 
 
 def test_wait_timeout_exits_2_naming_the_missing(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    path = study_file(tmp_path)
+    path = write_study(tmp_path, **TINY)
     study = load_study(path)
     save_model(Paths(study.root), expand(study)[0], seed=0)
     code = main(["reduce", str(path), "--wait", "--timeout", "0.3", "--poll", "0.1",
@@ -40,12 +36,12 @@ def test_wait_timeout_exits_2_naming_the_missing(tmp_path: Path,
 
 
 def test_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reduce", str(study_file(tmp_path)), "--timeout", "-1"]) == 2
+    assert main(["reduce", str(write_study(tmp_path, **TINY)), "--timeout", "-1"]) == 2
     assert "--timeout must be > 0" in capsys.readouterr().err
 
 
 def test_foreign_table_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = study_file(tmp_path)
+    path = write_study(tmp_path, **TINY)
     study = load_study(path)
     for i, trial in enumerate(expand(study)):
         save_model(Paths(study.root), trial, seed=i)
@@ -60,7 +56,7 @@ def test_foreign_table_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_plot_and_report_from_the_table(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    path = study_file(tmp_path)
+    path = write_study(tmp_path, **TINY)
     root = Paths(load_study(path).root)
     assert main(["report", str(path)]) == 2
     assert "no results table" in capsys.readouterr().err
@@ -79,7 +75,7 @@ def test_plot_and_report_from_the_table(tmp_path: Path,
 
 def test_bad_evaluation_table_fails_before_waiting(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    path = study_file(tmp_path)
+    path = write_study(tmp_path, **TINY)
     path.write_text(path.read_text() + "[evaluation]\npgd_stepz = 3\n")
     assert main(["reduce", str(path), "--wait", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -88,12 +84,10 @@ def test_bad_evaluation_table_fails_before_waiting(tmp_path: Path,
 
 def test_reduce_and_report_print_one_json_object(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "one.toml"
-    path.write_text(f'name = "one"\nroot = "{tmp_path / "root"}"\ndataset = "synthetic"\n'
-                    'methods = ["regular"]\nradii = [0.1]\ntrials = 1\n'
-                    '[training]\nepochs = 1\nhidden = 16\n'
-                    '[evaluation]\ntest_subset = 60\nball_samples = 40\nmean_samples = 20\n'
-                    'pgd_steps = 3\nga_population = 6\nga_generations = 3\nga_elite = 1\n')
+    path = write_study(tmp_path, file="one.toml", name="one", training={"epochs": 1, "hidden": 16},
+                       evaluation={"test_subset": 60, "ball_samples": 40, "mean_samples": 20,
+                                   "pgd_steps": 3, "ga_population": 6, "ga_generations": 3,
+                                   "ga_elite": 1})
     study = load_study(path)
     paths = Paths(study.root)
     save_model(paths, expand(study)[0], seed=0)

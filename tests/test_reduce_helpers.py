@@ -10,6 +10,7 @@ import torch
 from common.atomic import atomic_torch_save, sha256_file
 from jobs import Paths, Study, TrialSpec, expand, parse_study, write_done
 from reduce import EvalSettings
+from studies import study_text
 from trainers.data import make_synthetic
 from trainers.model import build_model
 
@@ -19,9 +20,8 @@ QUICK = EvalSettings(test_subset=60, ball_samples=40, mean_samples=20, pgd_steps
 
 
 def tiny_study(root: Path, name: str = "tiny", trials: int = 2) -> Study:
-    text = (f'name = "{name}"\nroot = "{root}"\ndataset = "synthetic"\n'
-            f'methods = ["regular", "robust"]\nradii = [0.05, 0.1]\ntrials = {trials}\n'
-            '[training]\nepochs = 1\nhidden = 16\n')
+    text = study_text(root, name=name, methods=["regular", "robust"], radii=[0.05, 0.1],
+                      trials=trials, training={"epochs": 1, "hidden": 16})
     return parse_study(text, root / "study-source.toml")
 
 

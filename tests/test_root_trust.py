@@ -12,28 +12,10 @@ from cluster.submission import _locked
 from cluster.trust import trust_problem
 from drosweep.cli import main
 from jobs import Paths
+from studies import write_study
 
-STUDY = """
-name = "trust"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = 1
-[training]
-epochs = 1
-max_steps = 1
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-"""
-
-
-def _study(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "root"
-    f = tmp_path / "s.toml"
-    f.write_text(STUDY.format(root=root))
-    return f, root
+TRUST = {"file": "s.toml", "name": "trust", "training": {"epochs": 1, "max_steps": 1},
+         "cluster": {"gpus_per_task": 0, "device": "cpu"}}
 
 
 @pytest.mark.parametrize(("folder", "mode", "who"), [("", 0o775, "its group"),
@@ -41,7 +23,7 @@ def _study(tmp_path: Path) -> tuple[Path, Path]:
                                                      ("logs", 0o777, "its group and everyone")])
 def test_a_root_others_can_write_is_refused(folder: str, mode: int, who: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    f, root = _study(tmp_path)
+    f, root = write_study(tmp_path, **TRUST), tmp_path / "root"
     target = root / folder
     target.mkdir(parents=True)
     os.chmod(target, mode)

@@ -20,19 +20,7 @@ from common.atomic import (
 from drosweep.cli import main
 from jobs import Paths, TaskPack, expand, load_study, run_pack
 from jobs.integrity import model_problem
-
-STUDY = """
-name = "why"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.01]
-trials = 2
-[training]
-epochs = 1
-max_steps = 2
-batch_size = 20
-"""
+from studies import write_study
 
 
 def test_prefixes_grow_until_they_differ() -> None:
@@ -73,8 +61,8 @@ def test_a_flip_in_the_stored_hash_shows_two_different_hashes(tmp_path: Path) ->
 @pytest.mark.parametrize("content", [b"", b'{"key": "regular/eps_0/tr'])
 def test_status_says_a_done_marker_is_unreadable(content: bytes, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, name="why", radii=[0.01], trials=2,
+                    training={"epochs": 1, "max_steps": 2, "batch_size": 20})
     study = load_study(f)
     trials = expand(study)
     run_pack(TaskPack(str(study.root), tuple(trials), device="cpu"))

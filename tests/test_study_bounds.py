@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli_bad_input import BASE, _cli, _keys, _with
+from test_cli_bad_input import FZ, _cli, _keys, _with
 
 from cluster import plan, submit
 from drosweep.errors import input_errors
 from jobs import expand, load_study
 from jobs.study import MAX_CPUS_PER_TASK
+from studies import study_text
 
 POS_INT = (["0", "-1", "1.5", '"3"', "true"], ["1", "7"])
 NONNEG_INT = (["-1", "1.5", '"3"', "true"], ["0", "7"])
@@ -137,7 +138,7 @@ def _cases(which: int) -> list[object]:
 
 def _study(tmp_path: Path, table: str | None, key: str, value: str) -> Path:
     path = tmp_path / "s.toml"
-    text = BASE.format(root=tmp_path / "root")
+    text = study_text(tmp_path / "root", **FZ)
     path.write_text(_with(text, table, key, value.replace("{tmp}", str(tmp_path))))
     return path
 

@@ -20,24 +20,15 @@ from jobs import StudyError, expand, parse_study
 from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size
 from jobs.radius import radius_tag
 from jobs.study import MAX_CPUS_PER_TASK
+from studies import study_text
 from trainers.spec import MAX_HIDDEN, MAX_RADIUS
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 # regular and adversarial only: no N(eps) limit, so the radius bounds stand alone
-BASE = """name = "p"
-root = "/tmp/drosweep-property-root"
-dataset = "synthetic"
-methods = ["regular", "adversarial"]
-radii = [0.05]
-trials = 2
-[training]
-epochs = 1
-[cluster]
-gpus_per_task = 0
-[evaluation]
-test_subset = 50
-"""
+P: dict[str, Any] = {"name": "p", "methods": ["regular", "adversarial"], "radii": [0.05],
+                     "trials": 2, "training": {"epochs": 1}, "cluster": {"gpus_per_task": 0}}
+BASE = study_text("/tmp/drosweep-property-root", **P, evaluation={"test_subset": 50})
 SOURCE = Path("p.toml")
 
 
@@ -110,7 +101,8 @@ def test_radii_within_bounds(radii: list[float]) -> None:
     tags = [radius_tag(float(r)) for r in radii if math.isfinite(r) and 0 < r <= MAX_RADIUS]
     ok = (0 < len(radii) <= MAX_RADII and len(tags) == len(radii)
           and len(set(tags)) == len(tags))
-    no_evaluation = BASE[:BASE.index("[evaluation]")]  # its N(eps) would bound the radii too
+    # no [evaluation]: its N(eps) would bound the radii too
+    no_evaluation = study_text("/tmp/drosweep-property-root", **P)
     assert _accepted(None, "radii", radii, no_evaluation) == ok
 
 

@@ -12,25 +12,18 @@ import trainers.loop
 from cluster.planner import plan
 from cluster.submission import _packs
 from jobs import TaskPack, expand, parse_study, run_task
+from studies import study_text
 from trainers.device import cpu_threads
 from trainers.loop import TrainResult
 
-TEXT = """
-name = "t"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular", "robust"]
-radii = [0.05]
-trials = 2
-[training]
-epochs = 1
-max_steps = 3
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-cpus_per_task = {cpus}
-device = "cpu"
-"""
+
+def _text(root: Path, cpus: int) -> str:
+    return study_text(root, name="t", methods=["regular", "robust"], radii=[0.05], trials=2,
+                      training={"epochs": 1, "max_steps": 3},
+                      cluster={"gpus_per_node": 0, "gpus_per_task": 0, "cpus_per_task": cpus,
+                               "device": "cpu"})
+
+
 
 
 def test_cpu_threads_limits_and_restores() -> None:
@@ -54,14 +47,14 @@ def test_task_trains_with_its_threads(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(trainers.loop, "train_pack", train_pack)
     before = torch.get_num_threads()
-    study = parse_study(TEXT.format(root=tmp_path, cpus=1), Path("t.toml"))
+    study = parse_study(_text(tmp_path, 1), Path("t.toml"))
     run_task(TaskPack(root=str(tmp_path), trials=tuple(expand(study)), device="cpu", threads=1))
     assert seen == [1, 1] and torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("cpus", [1, 3])
 def test_submitted_packs_carry_cpus_per_task(tmp_path: Path, cpus: int) -> None:
-    study = parse_study(TEXT.format(root=tmp_path, cpus=cpus), Path("t.toml"))
+    study = parse_study(_text(tmp_path, cpus), Path("t.toml"))
     packs = _packs(study, plan(expand(study), study.cluster), "cpu", None, False, False)
     assert packs and all(p.threads == cpus for array in packs for p in array)
 
@@ -75,6 +68,6 @@ def test_a_reduction_in_this_process_uses_the_tasks_threads(tmp_path: Path,
     monkeypatch.setattr(reduce.run, "_reduce_locked",
                         lambda *args: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
-    study = parse_study(TEXT.format(root=tmp_path, cpus=1), Path("t.toml"))
+    study = parse_study(_text(tmp_path, 1), Path("t.toml"))
     reduce_study(study, ReduceOptions(partial=True, progress=False))
     assert seen == [1] and torch.get_num_threads() == before

@@ -14,6 +14,7 @@ import pytest
 
 from drosweep.cli import main
 from jobs import Paths, StudyError, load_study
+from studies import write_study
 from trainers.data import load_dataset
 from trainers.datasets import DataError, get_source, parse_options
 from trainers.datasets.toys import TOY_OPTIONS, draw_toy
@@ -78,61 +79,32 @@ def test_bad_settings_are_one_line(table: dict[str, Any], message: str) -> None:
 
 
 def test_a_study_names_the_bad_key(tmp_path: Path) -> None:
-    f = tmp_path / "s.toml"
-    f.write_text('name = "t"\nroot = "r"\ndataset = "saw"\nmethods = ["regular"]\nradii = [0.1]\n'
-                 'trials = 1\n[data]\nradius = 1.0\n')
+    f = write_study(tmp_path, file="s.toml", root="r", name="t", dataset="saw",
+                    data={"radius": 1.0})
     with pytest.raises(StudyError, match=re.escape("data.radius': unknown setting of data set 'saw'")):
         load_study(f)
 
 
-STUDY = """
-name = "{name}-path"
-root = "{root}"
-dataset = "{name}"
-methods = {methods}
-radii = [0.2]
-trials = 1
-base_seed = 4
-
-[data]
-n_train = 200
-n_test = 60
-
-[training]
-epochs = 2
-hidden = 8
-batch_size = 50
-n_base = 4
-temp_steps = 8
-pgd_steps = 3
-langevin_points = 4
-checkpoint_every = 100
-
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-cpus_per_task = 1
-mem_gb = 2
-device = "cpu"
-local_parallelism = 1
-max_pack = 1
-
-[evaluation]
-ball_samples = 20
-mean_samples = 10
-pgd_steps = 3
-ga_population = 6
-ga_generations = 3
-ga_elite = 1
-"""
 ALL = '["regular", "robust", "adversarial", "langevin"]'
+# a toy study, small and on one CPU thread: write_study(tmp_path, **toy_study(name, methods))
+TOY_TRAINING = {"epochs": 2, "hidden": 8, "batch_size": 50, "n_base": 4, "temp_steps": 8,
+                "pgd_steps": 3, "langevin_points": 4, "checkpoint_every": 100}
+TOY_CLUSTER = {"gpus_per_node": 0, "gpus_per_task": 0, "cpus_per_task": 1, "mem_gb": 2,
+               "device": "cpu", "local_parallelism": 1, "max_pack": 1}
+TOY_EVALUATION = {"ball_samples": 20, "mean_samples": 10, "pgd_steps": 3, "ga_population": 6,
+                  "ga_generations": 3, "ga_elite": 1}
+
+
+def toy_study(name: str, methods: str) -> dict[str, Any]:
+    return {"name": f"{name}-path", "dataset": name, "methods": json.loads(methods),
+            "radii": [0.2], "base_seed": 4, "data": {"n_train": 200, "n_test": 60},
+            "training": TOY_TRAINING, "cluster": TOY_CLUSTER, "evaluation": TOY_EVALUATION}
 
 
 @pytest.mark.parametrize("name, methods", [("moons", ALL)] + [
     (toy, '["regular", "robust"]') for toy in TOYS if toy != "moons"])
 def test_plan_submit_reduce_plot(tmp_path: Path, capsys: Any, name: str, methods: str) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(name=name, root=tmp_path / "root", methods=methods))
+    f = write_study(tmp_path, **toy_study(name, methods))
     assert main(["plan", str(f)]) == 0
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0
     # 8 steps do not teach every toy set (some models end below chance, i.e. failed trainings,
@@ -155,10 +127,8 @@ def test_plan_submit_reduce_plot(tmp_path: Path, capsys: Any, name: str, methods
 
 
 def test_a_study_of_more_features_has_no_decision_map(tmp_path: Path) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(name="moons", root=tmp_path / "root", methods='["regular"]')
-                 .replace('dataset = "moons"', 'dataset = "synthetic"')
-                 .replace("[data]\nn_train = 200\nn_test = 60\n", ""))
+    f = write_study(tmp_path, **{**toy_study("moons", '["regular"]'), "dataset": "synthetic",
+                                 "data": None})
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0
     assert main(["reduce", str(f), "--no-progress"]) == 0
     assert main(["plot", str(f)]) == 0

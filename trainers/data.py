@@ -7,6 +7,7 @@ reading (trainers/datasets/avila.py) and the synthetic blobs (trainers/datasets/
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -40,6 +41,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
     source = get_source(name)
     data = source.verify(options if options is not None else source.options(), data_dir)
     if data.x_train.dtype != dtype:
-        data = Dataset(data.x_train.to(dtype), data.y_train, data.x_test.to(dtype), data.y_test,
-                       data.classes)
+        data = dataclasses.replace(data, x_train=data.x_train.to(dtype),
+                                   x_test=data.x_test.to(dtype))
     return data

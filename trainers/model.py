@@ -92,6 +92,15 @@ class MLP(nn.Module):
         return self.layer3(h)
 
 
+def architecture(n_in: int, hidden: int, n_out: int) -> dict[str, Any]:
+    """The model file's network in plain words (exported beside each model): each `nn.Linear`
+    as [state_dict name, inputs, outputs], ReLU between them (the generalized ReLU's subgradient
+    only matters in training), logits in class order."""
+    layers = [["layer1", n_in, hidden], ["layer2", hidden, hidden], ["layer3", hidden, n_out]]
+    return {"type": "mlp", "input_dim": n_in, "hidden": [hidden, hidden], "classes": n_out,
+            "activation": "relu", "layers": layers}
+
+
 def build_model(hidden: int = 200, n_in: int = N_FEATURES, n_out: int = N_CLASSES,
                 seed: int | None = None) -> MLP:
     """A model initialised from `seed` alone on a generator of its own: the global RNG is neither

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainers.datasets.base import Dataset
+from trainers.datasets.base import Dataset, standardize
 from trainers.datasets.install import download, install_verified
 from trainers.datasets.registry import (
     ENV_DATA_DIR,
@@ -44,6 +44,7 @@ AVILA_SHA256 = {
 DROPPED_COLUMNS = (5, 9)
 AVILA_URL = "https://archive.ics.uci.edu/static/public/459/avila.zip"
 AVILA_FEATURES = 10 - len(DROPPED_COLUMNS)
+AVILA_COLUMNS = tuple(f"F{i}" for i in range(1, 11))  # UCI's names of the 10 feature columns
 
 
 def _read_avila_file(path: Path, expected_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,12 +105,11 @@ def load_avila(data_dir: str | os.PathLike[str] | None = None,
     if len(np.unique(y_ts)) != len(AVILA_CLASSES):
         raise DataError(f"{folder / AVILA_FILES['test']}: not all 12 classes present")
     keep = [i for i in range(10) if i not in DROPPED_COLUMNS]
-    x_tr, x_ts = x_tr[:, keep], x_ts[:, keep]
-    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
-    std[std == 0] = 1.0
-    x_tr, x_ts = (x_tr - mean) / std, (x_ts - mean) / std
+    x_tr, x_ts, scaling = standardize(x_tr[:, keep], x_ts[:, keep],
+                                      tuple(AVILA_COLUMNS[i] for i in keep), AVILA_COLUMNS)
     return Dataset(torch.as_tensor(x_tr, dtype=dtype), torch.as_tensor(y_tr),
-                   torch.as_tensor(x_ts, dtype=dtype), torch.as_tensor(y_ts), AVILA_CLASSES)
+                   torch.as_tensor(x_ts, dtype=dtype), torch.as_tensor(y_ts), AVILA_CLASSES,
+                   scaling)
 
 
 def fetch_avila(dest: str | os.PathLike[str] | None = None, url: str = AVILA_URL,

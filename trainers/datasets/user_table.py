@@ -166,7 +166,7 @@ def _load(options: CsvOptions, folder: Path | None) -> Dataset:
     assert options.label_column is not None
     x_tr, y_tr = _arrays(s.train, s.train_rows, s, options.label_column)
     x_ts, y_ts = _arrays(s.test, s.test_rows, s, options.label_column)
-    return from_arrays(x_tr, y_tr, x_ts, y_ts, s.classes)
+    return from_arrays(x_tr, y_tr, x_ts, y_ts, s.classes, features=s.features)
 
 
 CSV = register(DataSource(
