@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from jobs.axes import value_tag
 from jobs.commands import study_command
 from jobs.errors import StudyError
 from jobs.grid import TrialSpec, evaluation_radii, expand
@@ -113,7 +114,9 @@ def export_original(study: Study, dest: Path) -> ExportResult:
         trials += 1
         spec_json = json.dumps(marker.spec, sort_keys=True)
         for radius in evaluation_radii(study, spec):
-            rel = Path(spec.method.value) / original_name(radius, spec.trial)
+            # swept values name a folder each, so two values never write one file
+            swept = [f"{name}_{value_tag(value)}" for name, value in spec.axes]
+            rel = Path(spec.method.value, *swept) / original_name(radius, spec.trial)
             target = dest / rel
             if not (target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha):
                 atomic_write_bytes(target, blob)

@@ -155,6 +155,11 @@ def test_a_local_run_with_two_learning_rates(tmp_path: Path,
     assert main(["report", str(f), "--include-failed"]) == 0  # 3 steps: maybe below chance
     report = (tmp_path / "root" / "report.md").read_text()
     assert "regular lr=0.1" in report and "regular lr=0.2" in report
+    # export: each swept value in a folder of its own, so no model is written over another
+    assert main(["export", str(f), "--to", str(tmp_path / "out")]) == 0
+    files = sorted(p.relative_to(tmp_path / "out").as_posix()
+                   for p in (tmp_path / "out").rglob("*.pt"))
+    assert files == ["regular/lr_0.1/eps_0.05_trial_0.pt", "regular/lr_0.2/eps_0.05_trial_0.pt"]
 
 
 def test_the_walk_of_runs_finds_markers_below_swept_values(tmp_path: Path) -> None:
