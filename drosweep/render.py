@@ -57,6 +57,8 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     seconds = max(0.0, seconds)
+    if 0 < seconds < 0.5:
+        return "<1 s"  # not `0 s`, which reads as nothing left
     if seconds < 59.5:
         return f"{seconds:.0f} s"
     if seconds < 3570:  # below what rounds to 59.5 min

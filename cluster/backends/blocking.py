@@ -304,10 +304,14 @@ def _describe(job_id: str, exc: BaseException, paths: Paths, pack: TaskPack,
     a result, never submitit's text about the pickle it could not read."""
     keys = [t.key for t in pack.trials if read_done(paths, t, retries=0) is None] \
         or list(pack.keys)
+    from submitit.core.utils import UncompletedJobError
+
     process = job_process(job) if job is not None else None
     code = process.poll() if process is not None else None
     if code is not None and code < 0:
-        how = f"killed by {_signal_name(-code)} before it finished"
+        how = f"was killed by {_signal_name(-code)} before it finished"
+    elif isinstance(exc, UncompletedJobError):  # its process ended with neither result nor error
+        how = "was killed before it finished (no result and no error: SIGKILL, out of memory?)"
     elif code:
         how = f"exited with code {code} without a result"
     else:
