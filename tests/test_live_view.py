@@ -122,11 +122,19 @@ def test_eta_never_ends_before_the_longest_running_trial(tmp_path: Path) -> None
         assert study_status(study, now=now).eta_s == pytest.approx(9000)
 
 
+class _Flushes(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
 def test_progress_lines_rule() -> None:
     """A line after the first step, then every 5% of the steps or 30 s, whichever comes first,
     and at the last step; each flushed at once."""
     clock = [0.0]
-    out = io.StringIO()
+    out = _Flushes()
     log = ProgressLog(1000, 0, out=out, clock=lambda: clock[0])
     lines = []
     for step in range(1, 1001):
@@ -140,7 +148,7 @@ def test_progress_lines_rule() -> None:
     assert slow == {int(PROGRESS_LINE_EVERY_S)}    # a step a second: one every 30 s instead
     assert lines[-1] == 1000
     text = out.getvalue().splitlines()
-    assert len(text) == len(lines)
+    assert len(text) == len(lines) == out.flushes  # a task's stdout is a file: each flushed
     assert text[0].startswith("progress regular eps=0 seed=1: step 1/1000 (0%) epoch 0 loss ")
     assert "samples/s" in text[0]
     kept = ProgressLine("robust", 5, 10, 0, 0.5, 1.0, 1.0, {"mean": 12.5, "max": 30, "steps": 5})
@@ -241,7 +249,13 @@ def test_a_killed_local_task_is_one_line(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        os.kill(_wait_training(paths, key, proc), signal.SIGKILL)
+        pid = _wait_training(paths, key, proc)
+        logs = paths.logs / "local"
+        end = time.monotonic() + 60
+        while not any("progress regular" in p.read_text() for p in logs.rglob("*_log.out")):
+            assert time.monotonic() < end, "no progress line in the task's log within 60 s"
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
