@@ -188,7 +188,13 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
                 and files.may_hold(t.trial.key, PROGRESS_NAME)
                 and (p := read_progress(paths.progress(t.trial.key))) is not None
                 and p.seconds_per_step() is not None}
-    groups, eta = _groups_and_eta(study, trials, done, measured, moment)
+    started = {k: b.started_at for k in measured if (b := _live(beats.get(k), moment))}
+    # a local run trains `local_parallelism` tasks at once, a SLURM study `max_running`
+    local = any(not tracks_jobs(latest[t.trial.key][0].executor) for t in trials
+                if t.state in (TrialState.RUNNING, TrialState.PENDING) and t.trial.key in latest)
+    parallel = study.cluster.local_parallelism if local else study.cluster.max_running
+    groups, eta = _groups_and_eta(study, trials, done, _Rates(measured, started, moment),
+                                  parallel)
     return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
 
 
@@ -251,27 +257,50 @@ class _Left:
         return max(self.work / min(parallel, self.trials), self.longest)
 
 
+@dataclass(frozen=True)
+class _Rates:
+    """What running trials measured: their progress files and when their tasks started."""
+
+    progress: dict[str, Progress]
+    started: dict[str, float]   # the task's start (heartbeat), epoch seconds
+    now: float
+
+    def remaining(self, key: str) -> float | None:
+        p = self.progress.get(key)
+        return p.remaining_s(self.now) if p is not None else None
+
+    def whole(self, key: str) -> float | None:
+        """A trial's whole time: since its task started (start-up included) plus what is left;
+        without a heartbeat, its steps at the measured rate."""
+        p = self.progress.get(key)
+        per_step = p.seconds_per_step() if p is not None else None
+        if p is None or per_step is None:
+            return None
+        left = p.remaining_s(self.now) or 0.0
+        start = self.started.get(key)
+        return self.now - start + left if start is not None else p.total * per_step
+
+
 def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
-                    done: dict[str, DoneMarker | None], measured: dict[str, Progress],
-                    now: float) -> tuple[tuple[GroupStatus, ...], float | None]:
-    """Per (method, radius) counts and ETA. A running trial's time left is what its measured
-    rate (progress.json: steps done in wall seconds) gives; a queued trial's time is the mean of
-    finished uninterrupted trials of its group, else the running trials' measured time, else the
-    cost model's estimate (for a running trial without a rate yet: half of that)."""
+                    done: dict[str, DoneMarker | None], rates: _Rates, parallel: int
+                    ) -> tuple[tuple[GroupStatus, ...], float | None]:
+    """Per (method, radius) counts and ETA over `parallel` tasks at once. A running trial's time
+    left is what its measured rate (progress.json: steps done in wall seconds) gives; a queued
+    trial's time is the running trials' measured whole time, else the mean of finished
+    uninterrupted trials of its group, else the cost model's estimate (for a running trial
+    without a rate yet: half of that)."""
     grouped: dict[tuple[Method, float], list[TrialStatus]] = {}
     for t in trials:
         grouped.setdefault(t.trial.group, []).append(t)
-    parallel = study.cluster.max_running
     groups: list[GroupStatus] = []
     total = _Left()
     for (method, radius), members in grouped.items():
         left = [t for t in members if t.state in (TrialState.RUNNING, TrialState.PENDING)]
         mine = _Left()
         if left:
-            per_trial = _per_trial(study, members, done, measured)
+            per_trial = _per_trial(study, members, done, rates)
             for t in left:
-                rate = measured.get(t.trial.key)
-                known = rate.remaining_s(now) if rate is not None else None
+                known = rates.remaining(t.trial.key)
                 if known is not None:
                     mine += _Left(known, 1, known)
                 else:
@@ -284,13 +313,12 @@ def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
 
 
 def _per_trial(study: Study, members: Sequence[TrialStatus],
-               done: dict[str, DoneMarker | None], measured: dict[str, Progress]) -> float:
-    """Seconds one trial of this group trains: measured where possible (see _groups_and_eta)."""
-    walls = [m.wall_s for m in (done[t.trial.key] for t in members)
-             if m is not None and m.resumed_from == 0]
+               done: dict[str, DoneMarker | None], rates: _Rates) -> float:
+    """Seconds one trial of this group takes: measured where possible (see _groups_and_eta)."""
+    walls = [w for t in members if (w := rates.whole(t.trial.key)) is not None]
     if not walls:
-        walls = [p.total * per_step for t in members if (p := measured.get(t.trial.key))
-                 and (per_step := p.seconds_per_step()) is not None]
+        walls = [m.wall_s for m in (done[t.trial.key] for t in members)
+                 if m is not None and m.resumed_from == 0]
     if walls:
         return sum(walls) / len(walls)
     return estimate(members[0].trial.train_spec, study.cluster).seconds

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import TrialState, study_status, submit
+from cluster import TrialState, ledger, study_status, submit
 from drosweep.cli import main
 from drosweep.render import duration
 from jobs import Paths, expand, load_study, run_pack
@@ -74,8 +74,9 @@ def test_plan_shows_small_times_in_seconds(tmp_path: Path,
 
 
 def test_eta_follows_the_measured_rate_of_running_trials(tmp_path: Path) -> None:
-    """Running trials: steps left at their measured rate; queued ones: the running trials'
-    measured time per trial (before any trial of the group is done), not the cost model's."""
+    """Running trials: steps left at their measured rate; queued ones: a running trial's whole
+    time (its task's start-up included), not the cost model's; spread over the tasks that run at
+    once: `max_running` on SLURM, `local_parallelism` for a local run."""
     f = small_study(tmp_path, 3, 1000)
     study = load_study(f)
     paths = Paths(study.root)
@@ -91,19 +92,30 @@ def test_eta_follows_the_measured_rate_of_running_trials(tmp_path: Path) -> None
     paths.checkpoint(stopped).write_bytes(b"checkpoint")
     with Heartbeat(paths, [running.key, queued.key], every_s=3600) as beat:
         beat.training([running.key])
+        body = json.loads(paths.heartbeat(running).read_text())
+        body["started_at"] = now - 120  # its task started 2 min ago: 410 s for the whole trial
+        paths.heartbeat(running).write_text(json.dumps(body))
         status = study_status(study, now=now)
         states = {t.trial.key: t.state for t in status.trials}
         assert states == {running.key: TrialState.RUNNING, queued.key: TrialState.PENDING,
                           stopped.key: TrialState.STOPPED}
-        # max_running allows both at once: (290 + 400) / 2, and no less than the running 290
+        # max_running allows both at once: (290 + 410) / 2, and no less than the running 290
         assert study.cluster.max_running >= 2
-        assert status.eta_s == pytest.approx((290 + 400) / 2, abs=1)
+        assert status.eta_s == pytest.approx((290 + 410) / 2, abs=1)
         assert status.groups[0].eta_s == pytest.approx(status.eta_s)
+        # submitted to a local run that trains one task at a time: one after the other
+        ledger.append(paths.ledger, ledger.Submission(
+            submission_id="s", executor="local", array_id="local-1", submitted_at=ledger.now_iso(),
+            reason="submit", fingerprint=study.fingerprint,
+            tasks=(ledger.TaskRecord(0, "local-1_0", (running.key,)),
+                   ledger.TaskRecord(1, "local-1_1", (queued.key,)))))
+        assert study.cluster.local_parallelism == 1
+        assert study_status(study, now=now).eta_s == pytest.approx(290 + 410, abs=1)
         # without a rate (an older progress file) the running trial counts half the estimate
         paths.progress(running).write_text(json.dumps(asdict(Progress(
             step=200, total=1000, epoch=3, finished=False, updated_at=now))))
         older = study_status(study, now=now)
-        assert older.eta_s != pytest.approx(status.eta_s, abs=1)
+        assert older.eta_s != pytest.approx(290 + 410, abs=1)
 
 
 def test_eta_never_ends_before_the_longest_running_trial(tmp_path: Path) -> None:
