@@ -104,7 +104,8 @@ def run_cancel(args: argparse.Namespace) -> int:
         what.append(f"{len(result.pids)} local process(es) (pid {_short(map(str, result.pids))})")
     if result.dequeued:
         what.append(f"{len(result.dequeued)} queued local trial(s)")
-    print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) checkpoint and stop "
+    how = "stop" if len(result.dequeued) == len(result.keys) else "checkpoint and stop"
+    print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) {how} "
           f"({_short(result.keys)}); the rest of the run trains on; `drosweep resume "
           f"{args.study}` trains them on")
     if result.unreachable:

@@ -222,7 +222,7 @@ def test_cancel_one_trial_of_a_local_run_the_others_finish(
         _wait_training(paths, keys[0], proc)
         assert main(["cancel", str(f), keys[2]]) == 0
         out = capsys.readouterr().out
-        assert "1 queued local trial(s)" in out and keys[2] in out
+        assert "1 queued local trial(s): 1 trial(s) stop (" in out and keys[2] in out
         assert main(["cancel", str(f), keys[0]]) == 0
         out = capsys.readouterr().out
         assert "1 local process(es)" in out and f"1 trial(s) checkpoint and stop ({keys[0]})" \
