@@ -69,6 +69,8 @@ class StudyStatus:
     eta_s: float | None
     # the walk of runs/ this status was read from: `status --detailed` reads progress files by it
     files: TrialFiles | None = field(default=None, repr=False, compare=False)
+    # the progress files of running trials that the ETA read: `--detailed` does not read them again
+    progress: dict[str, Progress] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def counts(self) -> dict[TrialState, int]:
@@ -89,7 +91,7 @@ class StudyStatus:
                                           {s: mine.get(s, 0) for s in TRIAL_STATES}, g.eta_s))
         etas = [g.eta_s for g in groups if g.eta_s is not None]
         return StudyStatus(self.name, self.root, trials, tuple(groups),
-                           max(etas) if etas else None, self.files)
+                           max(etas) if etas else None, self.files, self.progress)
 
     def keys_in(self, *states: TrialState) -> list[str]:
         return [t.trial.key for t in self.trials if t.state in states]
@@ -186,8 +188,7 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     # the measured rate of each running trial: only their progress files are opened
     measured = {t.trial.key: p for t in trials if t.state is TrialState.RUNNING
                 and files.may_hold(t.trial.key, PROGRESS_NAME)
-                and (p := read_progress(paths.progress(t.trial.key))) is not None
-                and p.seconds_per_step() is not None}
+                and (p := read_progress(paths.progress(t.trial.key))) is not None}
     started = {k: b.started_at for k in measured if (b := _live(beats.get(k), moment))}
     # a local run trains `local_parallelism` tasks at once, a SLURM study `max_running`
     local = any(not tracks_jobs(latest[t.trial.key][0].executor) for t in trials
@@ -195,7 +196,7 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     parallel = study.cluster.local_parallelism if local else study.cluster.max_running
     groups, eta = _groups_and_eta(study, trials, done, _Rates(measured, started, moment),
                                   parallel)
-    return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
+    return StudyStatus(study.name, str(study.root), trials, groups, eta, files, measured)
 
 
 def _unreadable_done(paths: Paths, trial: TrialSpec) -> str:
