@@ -79,9 +79,11 @@ def build_root(folder: Path, trials_per_cell: int) -> tuple[Path, int]:
                 host="node2", slurm_job_id=None, failed_at="2026-01-01T00:00:00+00:00"))))
         elif kind < 9:
             submitted.append(t.key)
-            paths.progress(t).write_text(json.dumps(asdict(Progress(
+            # the fields every version reads (an older tree, --reference-tree, rejects newer
+            # ones): running trials get no measured rate, their ETA falls back to the estimate
+            paths.progress(t).write_text(json.dumps({k: v for k, v in asdict(Progress(
                 step=1000 * kind, total=150000, epoch=10 * kind, finished=False,
-                updated_at=now))))
+                updated_at=now)).items() if v is not None}))
     tasks = tuple(ledger.TaskRecord(i, f"5000_{i}", (key,)) for i, key in enumerate(submitted))
     ledger.append(paths.ledger, ledger.Submission(
         submission_id="bench", executor="slurm", array_id="5000", submitted_at=ledger.now_iso(),

@@ -45,8 +45,9 @@ def trial_rows(status: StudyStatus, *, selection: Selection = ALL,
     for t in status.trials:
         if t.state not in wanted or not selection.matches(t.trial):
             continue
-        progress = read_progress(paths.progress(t.trial.key)) \
-            if files.may_hold(t.trial.key, PROGRESS_NAME) else None
+        progress = status.progress.get(t.trial.key)
+        if progress is None and files.may_hold(t.trial.key, PROGRESS_NAME):
+            progress = read_progress(paths.progress(t.trial.key))
         steps = total = None
         if progress is not None:
             steps, total = progress.step, progress.total

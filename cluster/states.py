@@ -74,10 +74,13 @@ class TrialState(enum.StrEnum):
     RUNNING = "running"    # its task is running and training it now
     PENDING = "pending"    # submitted, waiting (queued, requeued, or later in a running pack)
     FAILED = "failed"      # FAILED marker, or its job ended without a DONE marker
-    MISSING = "missing"    # never submitted, or nothing known about its job
+    STOPPED = "stopped"    # has a checkpoint, not running, not done: `resume` trains it on
+    MISSING = "missing"    # never submitted (or nothing known about its job), no checkpoint
     CHANGED = "changed"    # DONE marker, but the model file's size or time (or the data) differ
 
 
 TRIAL_STATES: tuple[TrialState, ...] = tuple(TrialState)
-# the states every summary lists; `changed` (a damaged DONE trial) is listed only where it occurs
-USUAL_STATES: tuple[TrialState, ...] = tuple(s for s in TrialState if s is not TrialState.CHANGED)
+# the states every summary lists; `stopped` and `changed` (a damaged DONE trial) are listed only
+# where they occur, so a study without them reads as it always did
+USUAL_STATES: tuple[TrialState, ...] = tuple(
+    s for s in TrialState if s not in (TrialState.STOPPED, TrialState.CHANGED))

@@ -26,8 +26,17 @@ from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat
 from jobs.integrity import VerifyReport, done_problem, verify_models
 from jobs.markers import DoneMarker, FailedMarker, read_done, read_failed
-from jobs.paths import DONE_NAME, FAILED_NAME, HEARTBEAT_NAME, Paths, TrialFiles
+from jobs.paths import (
+    CHECKPOINT_NAME,
+    DONE_NAME,
+    FAILED_NAME,
+    HEARTBEAT_NAME,
+    PROGRESS_NAME,
+    Paths,
+    TrialFiles,
+)
 from jobs.study import Study
+from trainers.progress import Progress, read_progress
 from trainers.spec import Method
 
 SACCT_GRACE_S = 120.0   # a just-submitted array may not be in accounting yet: count it pending
@@ -60,6 +69,8 @@ class StudyStatus:
     eta_s: float | None
     # the walk of runs/ this status was read from: `status --detailed` reads progress files by it
     files: TrialFiles | None = field(default=None, repr=False, compare=False)
+    # the progress files of running trials that the ETA read: `--detailed` does not read them again
+    progress: dict[str, Progress] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def counts(self) -> dict[TrialState, int]:
@@ -80,7 +91,7 @@ class StudyStatus:
                                           {s: mine.get(s, 0) for s in TRIAL_STATES}, g.eta_s))
         etas = [g.eta_s for g in groups if g.eta_s is not None]
         return StudyStatus(self.name, self.root, trials, tuple(groups),
-                           max(etas) if etas else None, self.files)
+                           max(etas) if etas else None, self.files, self.progress)
 
     def keys_in(self, *states: TrialState) -> list[str]:
         return [t.trial.key for t in self.trials if t.state in states]
@@ -103,11 +114,13 @@ class StudyStatus:
 
 def _classify(done: DoneMarker | None, failed: FailedMarker | None,
               record: tuple[ledger.Submission, ledger.TaskRecord] | None,
-              states: dict[str, JobState], now: float) -> TrialState:
-    """The state of one trial, before the running-pack refinement."""
+              states: dict[str, JobState], now: float, checkpointed: bool) -> TrialState:
+    """The state of one trial, before the running-pack refinement. Not failed and not live, a
+    trial with a checkpoint is `stopped` (trained part way), without one `missing`."""
     if done is not None:
         return TrialState.DONE
-    fallback = TrialState.FAILED if failed is not None else TrialState.MISSING
+    fallback = TrialState.FAILED if failed is not None \
+        else TrialState.STOPPED if checkpointed else TrialState.MISSING
     if record is None or not tracks_jobs(record[0].executor):
         return fallback
     sub, task = record
@@ -150,7 +163,8 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     by_key: dict[str, TrialStatus] = {}
     for t in specs:
         record = latest.get(t.key)
-        state = _classify(done[t.key], failed[t.key], record, states, moment)
+        state = _classify(done[t.key], failed[t.key], record, states, moment,
+                          files.may_hold(t.key, CHECKPOINT_NAME))
         job_id = record[1].job_id if record else None
         job_state = states.get(job_id) if job_id else None
         beat = _live(beats.get(t.key), moment)
@@ -171,8 +185,18 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
         by_key[t.key] = TrialStatus(t, state, job_id, job_state, detail, host)
     _refine_running(by_key, latest)
     trials = tuple(by_key[t.key] for t in specs)
-    groups, eta = _groups_and_eta(study, trials, done)
-    return StudyStatus(study.name, str(study.root), trials, groups, eta, files)
+    # the measured rate of each running trial: only their progress files are opened
+    measured = {t.trial.key: p for t in trials if t.state is TrialState.RUNNING
+                and files.may_hold(t.trial.key, PROGRESS_NAME)
+                and (p := read_progress(paths.progress(t.trial.key))) is not None}
+    started = {k: b.started_at for k in measured if (b := _live(beats.get(k), moment))}
+    # a local run trains `local_parallelism` tasks at once, a SLURM study `max_running`
+    local = any(not tracks_jobs(latest[t.trial.key][0].executor) for t in trials
+                if t.state in (TrialState.RUNNING, TrialState.PENDING) and t.trial.key in latest)
+    parallel = study.cluster.local_parallelism if local else study.cluster.max_running
+    groups, eta = _groups_and_eta(study, trials, done, _Rates(measured, started, moment),
+                                  parallel)
+    return StudyStatus(study.name, str(study.root), trials, groups, eta, files, measured)
 
 
 def _unreadable_done(paths: Paths, trial: TrialSpec) -> str:
@@ -215,32 +239,90 @@ def _refine_running(by_key: dict[str, TrialStatus],
                                                   s.job_state, host=s.host)
 
 
+@dataclass(frozen=True)
+class _Left:
+    """Training time left: `work` in all, of `trials` trials, the longest running one `longest`."""
+
+    work: float = 0.0
+    trials: int = 0
+    longest: float = 0.0
+
+    def __add__(self, other: _Left) -> _Left:
+        return _Left(self.work + other.work, self.trials + other.trials,
+                     max(self.longest, other.longest))
+
+    def eta(self, parallel: int) -> float | None:
+        """Work spread over the tasks that run at once, never before the longest running one."""
+        if not self.trials:
+            return None
+        return max(self.work / min(parallel, self.trials), self.longest)
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """What running trials measured: their progress files and when their tasks started."""
+
+    progress: dict[str, Progress]
+    started: dict[str, float]   # the task's start (heartbeat), epoch seconds
+    now: float
+
+    def remaining(self, key: str) -> float | None:
+        p = self.progress.get(key)
+        return p.remaining_s(self.now) if p is not None else None
+
+    def whole(self, key: str) -> float | None:
+        """A trial's whole time: since its task started (start-up included) plus what is left;
+        without a heartbeat, its steps at the measured rate."""
+        p = self.progress.get(key)
+        per_step = p.seconds_per_step() if p is not None else None
+        if p is None or per_step is None:
+            return None
+        left = p.remaining_s(self.now) or 0.0
+        start = self.started.get(key)
+        return self.now - start + left if start is not None else p.total * per_step
+
+
 def _groups_and_eta(study: Study, trials: Sequence[TrialStatus],
-                    done: dict[str, DoneMarker | None]
+                    done: dict[str, DoneMarker | None], rates: _Rates, parallel: int
                     ) -> tuple[tuple[GroupStatus, ...], float | None]:
-    """Per (method, radius) counts; ETA = queued work / max_running, where a trial's
-    time is the mean of finished uninterrupted trials of its group, else the cost model's."""
+    """Per (method, radius) counts and ETA over `parallel` tasks at once. A running trial's time
+    left is what its measured rate (progress.json: steps done in wall seconds) gives; a queued
+    trial's time is the running trials' measured whole time, else the mean of finished
+    uninterrupted trials of its group, else the cost model's estimate (for a running trial
+    without a rate yet: half of that)."""
     grouped: dict[tuple[Method, float], list[TrialStatus]] = {}
     for t in trials:
         grouped.setdefault(t.trial.group, []).append(t)
-    parallel = study.cluster.max_running
     groups: list[GroupStatus] = []
-    total_work = 0.0
-    total_left = 0
+    total = _Left()
     for (method, radius), members in grouped.items():
-        walls = [m.wall_s for m in (done[t.trial.key] for t in members)
-                 if m is not None and m.resumed_from == 0]
-        per_trial = (sum(walls) / len(walls) if walls
-                     else estimate(members[0].trial.train_spec, study.cluster).seconds)
         left = [t for t in members if t.state in (TrialState.RUNNING, TrialState.PENDING)]
-        work = per_trial * sum(0.5 if t.state is TrialState.RUNNING else 1.0 for t in left)
-        total_work += work
-        total_left += len(left)
+        mine = _Left()
+        if left:
+            per_trial = _per_trial(study, members, done, rates)
+            for t in left:
+                known = rates.remaining(t.trial.key)
+                if known is not None:
+                    mine += _Left(known, 1, known)
+                else:
+                    mine += _Left(per_trial * (0.5 if t.state is TrialState.RUNNING else 1.0), 1)
+        total += mine
         counts = Counter(t.state for t in members)
         groups.append(GroupStatus(method, radius, {s: counts.get(s, 0) for s in TRIAL_STATES},
-                                  work / min(parallel, len(left)) if left else None))
-    eta = total_work / min(parallel, total_left) if total_left else None
-    return tuple(groups), eta
+                                  mine.eta(parallel)))
+    return tuple(groups), total.eta(parallel)
+
+
+def _per_trial(study: Study, members: Sequence[TrialStatus],
+               done: dict[str, DoneMarker | None], rates: _Rates) -> float:
+    """Seconds one trial of this group takes: measured where possible (see _groups_and_eta)."""
+    walls = [w for t in members if (w := rates.whole(t.trial.key)) is not None]
+    if not walls:
+        walls = [m.wall_s for m in (done[t.trial.key] for t in members)
+                 if m is not None and m.resumed_from == 0]
+    if walls:
+        return sum(walls) / len(walls)
+    return estimate(members[0].trial.train_spec, study.cluster).seconds
 
 
 def verify_study(study: Study) -> VerifyReport:

@@ -75,7 +75,7 @@ class SubmitResult:
 
 def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
             limit: int | None = None) -> tuple[list[TrialSpec], int, int]:
-    todo = set(status.keys_in(TrialState.FAILED, TrialState.MISSING))
+    todo = set(status.keys_in(TrialState.FAILED, TrialState.STOPPED, TrialState.MISSING))
     specs = [t for t in expand(study) if t.key in todo and selection.matches(t)][:limit]
     done = len(status.keys_in(TrialState.DONE))
     live = len(status.keys_in(TrialState.RUNNING, TrialState.PENDING))

@@ -15,6 +15,7 @@ returns a stopped result, without a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -43,10 +44,12 @@ class TrainTask(submitit.helpers.Checkpointable):
     def __call__(self) -> TaskResult:
         pin_thread_env()  # the task's process: before its trainer imports torch
         box: dict[str, Any] = {}
+        # its stdout is the task's log: progress lines there, unless a bar is drawn (debug)
+        pack = dataclasses.replace(self.pack, lines=not self.pack.progress)
 
         def work() -> None:
             try:
-                box["result"] = run_task(self.pack, should_stop=self._stop.is_set)
+                box["result"] = run_task(pack, should_stop=self._stop.is_set)
             except BaseException as exc:  # handed to the main thread below
                 box["error"] = exc
 

@@ -104,14 +104,18 @@ def run_cancel(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"study": study.name, "job_ids": list(result.job_ids),
                     "pids": list(result.pids), "keys": list(result.keys),
-                    "unreachable": list(result.unreachable)})
+                    "dequeued": list(result.dequeued), "unreachable": list(result.unreachable)})
         return 0
     what = []
     if result.job_ids:
         what.append(f"{len(result.job_ids)} SLURM task(s) ({_short(result.job_ids)})")
     if result.pids:
         what.append(f"{len(result.pids)} local process(es) (pid {_short(map(str, result.pids))})")
-    print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) checkpoint and stop; "
+    if result.dequeued:
+        what.append(f"{len(result.dequeued)} queued local trial(s)")
+    how = "stop" if len(result.dequeued) == len(result.keys) else "checkpoint and stop"
+    print(f"cancelled {' and '.join(what)}: {len(result.keys)} trial(s) {how} "
+          f"({_short(result.keys)}); the rest of the run trains on; "
           f"`{study_command('resume', study)}` trains them on")
     if result.unreachable:
         print(f"not stopped: {len(result.unreachable)} trial(s) train on another host outside "

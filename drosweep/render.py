@@ -56,20 +56,21 @@ def render_json(result: RenderResult) -> dict[str, Any]:
             "figures": [str(f) for f in result.figures]}
 
 
-def _hours(h: float) -> str:
-    if h < 0.1:
-        return f"{h:.3f}"
-    return f"{h:.2f}" if h < 10 else f"{h:.0f}" if h >= 1000 else f"{h:.1f}"
-
-
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """A time in the unit that reads (`42 s`, `3.5 min`, `2.1 h`): status's ETA and plan's times
+    alike, so a short study never shows `0.000` hours nor a long one thousands of seconds."""
     if seconds is None:
         return "-"
-    if seconds < 90:
+    seconds = max(0.0, seconds)
+    if 0 < seconds < 0.5:
+        return "<1 s"  # not `0 s`, which reads as nothing left
+    if seconds < 59.5:
         return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 3570:  # below what rounds to 59.5 min
+        minutes = seconds / 60
+        return f"{minutes:.1f} min" if minutes < 9.95 else f"{minutes:.0f} min"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 99.95 else f"{hours:.0f} h"
 
 
 def _eps(method: Method, radius: float) -> str:
@@ -96,21 +97,22 @@ def plan_json(the_plan: Plan, name: str) -> dict[str, Any]:
 
 def format_plan(the_plan: Plan, name: str) -> str:
     p = the_plan.profile
-    unit = "GPU-h" if p.gpus_per_task > 0 else "task-h"
+    unit = "GPU time" if p.gpus_per_task > 0 else "task time"
     lines = [f"study {name}: {len(the_plan.trials)} trials -> {len(the_plan.tasks)} tasks in "
              f"{len(the_plan.arrays)} array(s) (max array size {p.array_size_cap}, "
              f"{p.max_running} task(s) of the study at once, {p.time_limit_min} min per task)",
              f"{'method':<12}{'eps':>6}{'trials':>8}{'tasks':>7}{'per task':>10}"
-             f"{'h/trial':>9}{unit:>9}  estimate from"]
+             f"{'per trial':>11}{unit:>11}  estimate from"]
     for g in the_plan.groups:
         scale = p.gpus_per_task if p.gpus_per_task > 0 else 1
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}{g.trials:>8}"
-                     f"{g.tasks:>7}{g.trials_per_task:>10}{_hours(g.hours_per_trial):>9}"
-                     f"{_hours(g.device_hours * scale):>9}  {_source(g.source, g.samples)}"
+                     f"{g.tasks:>7}{g.trials_per_task:>10}{duration(g.hours_per_trial * 3600):>11}"
+                     f"{duration(g.device_hours * scale * 3600):>11}  "
+                     f"{_source(g.source, g.samples)}"
                      + "".join(f"  {k}={value_tag(v)}" for k, v in g.axes))
     total = the_plan.gpu_hours if p.gpus_per_task > 0 else the_plan.device_hours
     lines.append(f"{'total':<18}{len(the_plan.trials):>8}{len(the_plan.tasks):>7}"
-                 f"{'':>19}{_hours(total):>9}")
+                 f"{'':>21}{duration(total * 3600):>11}")
     lines.append("arrays: " + ", ".join(f"#{i}: {len(a.tasks)} tasks, {a.time_limit_min} min"
                                         for i, a in enumerate(the_plan.arrays)))
     lines.extend(f"note: {n}" for n in the_plan.notes)
@@ -142,7 +144,7 @@ def _hint(verb: str, study: Study | None, *extra: str) -> str:
 def format_train_estimate(est: TrialEstimate) -> str:
     """The line `drosweep train` prints before it starts: time, steps, device, basis."""
     device = est.device_model or "an unknown device"
-    line = (f"estimate: ~{_duration(est.seconds)} ({est.steps} steps) on {device}, from "
+    line = (f"estimate: ~{duration(est.seconds)} ({est.steps} steps) on {device}, from "
             f"{_source(est.source.value, est.samples)}")
     if est.source.value == "built-in":  # a guess: say what it assumes and how to measure
         line += (f" (assumes {est.device_tflops:g} TFLOP/s; `drosweep doctor --out FILE` "
@@ -193,13 +195,13 @@ def format_status(status: StudyStatus, study: Study | None = None) -> str:
     shown = [s for s in TrialState if s in USUAL_STATES or counts[s]]
     lines = [f"study {status.name} at {status.root}: {len(status.trials)} trials; "
              + ", ".join(f"{s.value} {counts[s]}" for s in shown)
-             + f"; ETA {_duration(status.eta_s)}",
+             + f"; ETA {duration(status.eta_s)}",
              f"{'method':<12}{'eps':>6}" + "".join(f"{s.value:>9}" for s in shown)
              + f"{'ETA':>9}"]
     for g in status.groups:
         lines.append(f"{g.method.value:<12}{_eps(g.method, g.radius):>6}"
                      + "".join(f"{g.counts[s]:>9}" for s in shown)
-                     + f"{_duration(g.eta_s):>9}")
+                     + f"{duration(g.eta_s):>9}")
     failed = [t for t in status.trials if t.state is TrialState.FAILED]
     for t in failed[:20]:
         job = f" (job {t.job_id})" if t.job_id else ""

@@ -36,6 +36,7 @@ HEARTBEAT_FORMAT = 1
 class BeatState(enum.StrEnum):
     TRAINING = "training"   # its batch is training now
     WAITING = "waiting"     # later in the pack
+    QUEUED = "queued"       # in a local run's queue, its task not started (written by the runner)
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,9 @@ class Heartbeat:
     """Context manager run by a task around its pack: a daemon thread refreshes the files."""
 
     def __init__(self, paths: Paths, keys: Iterable[str],
-                 every_s: float = HEARTBEAT_EVERY_S) -> None:
+                 every_s: float = HEARTBEAT_EVERY_S, state: BeatState = BeatState.WAITING) -> None:
         self.paths, self.every_s = paths, every_s
-        self._state = dict.fromkeys(keys, BeatState.WAITING)
+        self._state = dict.fromkeys(keys, state)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -31,6 +31,7 @@ DONE_NAME = "DONE.json"
 FAILED_NAME = "FAILED.json"
 PROGRESS_NAME = "progress.json"
 HEARTBEAT_NAME = "heartbeat.json"
+CHECKPOINT_NAME = "ckpt.pt"
 
 
 class Paths:
@@ -72,6 +73,11 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def cancel_requests(self) -> Path:
+        """Trials `drosweep cancel` asks a local run to drop from its queue (JSON)."""
+        return self.logs / "local" / "cancel.json"
 
     @property
     def runs(self) -> Path:
@@ -138,7 +144,7 @@ class Paths:
         return self.trial_dir(trial) / "spec.json"
 
     def checkpoint(self, trial: TrialSpec | str) -> Path:
-        return self.trial_dir(trial) / "ckpt.pt"
+        return self.trial_dir(trial) / CHECKPOINT_NAME
 
     def model(self, trial: TrialSpec | str) -> Path:
         return self.trial_dir(trial) / "model.pt"

@@ -35,6 +35,7 @@ class TaskPack:
     progress: bool = False        # the trainer's progress bar (local runs)
     reraise: bool = False         # re-raise a trial's error after marking it (debug: pdb)
     threads: int | None = None    # torch's CPU threads in the task (cpus_per_task); None: all
+    lines: bool = False           # progress lines on stdout (a task's log: cluster/task.py)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -158,7 +159,7 @@ def _run_batch(paths: Paths, trials: list[TrialSpec], pack: TaskPack,
             results = train_pack([t.train_spec for t in trials],
                                  [paths.train_paths(t) for t in trials], data_dir=pack.data_dir,
                                  device=pack.device, resume=True, progress=pack.progress,
-                                 should_stop=should_stop)
+                                 should_stop=should_stop, lines=pack.lines)
             model_name = device_model(resolve_device(pack.device))
         # train_pack trains the trials that resume from the same step together: that is the pack
         # a trial's wall time was measured in

@@ -77,7 +77,9 @@ def test_cancel_a_local_run_from_another_shell(tmp_path: Path,
     assert not [p for p in (root / "logs").rglob("*") if "%j" in p.name]
     assert not list(root.rglob("heartbeat.json"))
     body = status_json(f, capsys, "-v")
-    assert body["counts"]["missing"] == 2 and body["trials"][0]["steps"] > 0
+    # the checkpointed trial is stopped (`missing` is the word for never started)
+    assert body["counts"]["missing"] == 1 and body["counts"]["stopped"] == 1
+    assert body["trials"][0]["steps"] > 0
     assert main(["cancel", str(f)]) == 2
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert err_lines == ["drosweep cancel: error: nothing live to cancel in study live"]

@@ -10,6 +10,7 @@ one, and the samples are the same on every device. No global RNG is used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -32,7 +33,7 @@ from trainers.methods import StepContext, StepStreams, method_parts, temperature
 from trainers.methods.base import KeptSamples
 from trainers.model import build_model
 from trainers.packed import PackedMLP
-from trainers.progress import write_progress
+from trainers.progress import ProgressLine, ProgressLog, write_progress
 from trainers.rng import Purpose, permutation, stream_key
 from trainers.spec import SpecError, TrainSpec, pack_key
 from trainers.trial_lock import hold_trials
@@ -229,21 +230,23 @@ def _check_writable(paths: TrainPaths) -> None:
 
 def train(spec: TrainSpec, paths: TrainPaths, *, data_dir: str | os.PathLike[str] | None = None,
           device: str = "cpu", resume: bool = True, progress: bool = True,
-          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, lines: bool = False) -> TrainResult:
     """Train `spec` to the end (epochs or max_steps) and write the model file atomically.
 
     Resumes from `paths.checkpoint` (or its previous copy if the newest is corrupt) when `resume`.
     `should_stop` is polled after every optimizer step; when it returns True a checkpoint is
-    written and the call returns with finished=False (preemption, SIGTERM, Ctrl-C).
+    written and the call returns with finished=False (preemption, SIGTERM, Ctrl-C). `lines`:
+    print progress lines on stdout (a task's log file, where no bar can be drawn).
     """
     return train_pack([spec], [paths], data_dir=data_dir, device=device, resume=resume,
-                      progress=progress, should_stop=should_stop)[0]
+                      progress=progress, should_stop=should_stop, lines=lines)[0]
 
 
 def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
                data_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                resume: bool = True, progress: bool = True,
-               should_stop: Callable[[], bool] | None = None) -> list[TrainResult]:
+               should_stop: Callable[[], bool] | None = None,
+               lines: bool = False) -> list[TrainResult]:
     """Train k trials of one (method, radius, settings) as one batched model; results in order.
 
     Trials whose checkpoints stand at different steps (a pack resumed after a partial run) are
@@ -268,13 +271,13 @@ def train_pack(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths], *,
                 if path is not None:
                     remove_stale_temps(path, older_than_s=0.0)
         return _train_held(specs, paths, data_dir, dev, precision, resume, progress,
-                           should_stop)
+                           should_stop, lines)
 
 
 def _train_held(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                 data_dir: str | os.PathLike[str] | None, dev: torch.device, precision: str,
                 resume: bool, progress: bool,
-                should_stop: Callable[[], bool] | None) -> list[TrainResult]:
+                should_stop: Callable[[], bool] | None, lines: bool) -> list[TrainResult]:
     checkpoints = [load_checkpoint(pa.checkpoint, pa.previous_checkpoint, sp) if resume else None
                    for sp, pa in zip(specs, paths, strict=True)]
     groups: dict[int, list[int]] = {}
@@ -284,7 +287,7 @@ def _train_held(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
     for members in groups.values():
         out = _train_group([specs[i] for i in members], [paths[i] for i in members],
                            [checkpoints[i] for i in members], data_dir, dev, precision,
-                           progress, should_stop)
+                           progress, should_stop, lines)
         results.update(zip(members, out, strict=True))
         if should_stop is not None and not all(r.finished for r in out):
             break
@@ -300,7 +303,8 @@ def _unstarted(ck: dict[str, Any] | None, precision: str) -> TrainResult:
 def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                  checkpoints: Sequence[dict[str, Any] | None],
                  data_dir: str | os.PathLike[str] | None, device: torch.device, precision: str,
-                 progress: bool, should_stop: Callable[[], bool] | None) -> list[TrainResult]:
+                 progress: bool, should_stop: Callable[[], bool] | None,
+                 lines: bool) -> list[TrainResult]:
     start = time.monotonic()
     pack = PackState(specs, paths, [_load_data(sp, data_dir) for sp in specs], device, precision)
     for i, ck in enumerate(checkpoints):
@@ -309,10 +313,10 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
     resumed_from = pack.step
     total = pack.total_steps()
     s = pack.spec.settings
-    last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
+    last_ckpt_step, last_ckpt_time, last_ckpt_epoch = pack.step, time.monotonic(), pack.epoch
 
     def checkpoint(finished: bool = False) -> None:
-        nonlocal last_ckpt_step, last_ckpt_time
+        nonlocal last_ckpt_step, last_ckpt_time, last_ckpt_epoch
         elapsed = time.monotonic() - last_ckpt_time
         for i, t in enumerate(pack.trials):
             t.wall_total += elapsed
@@ -320,8 +324,26 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                             t.paths.previous_checkpoint)
             if t.paths.progress is not None:
                 write_progress(t.paths.progress, step=pack.step, total=total, epoch=pack.epoch,
-                               finished=finished, kept=pack.kept.summary())
-        last_ckpt_step, last_ckpt_time = pack.step, time.monotonic()
+                               finished=finished, kept=pack.kept.summary(),
+                               wall_s=t.wall_total)
+        last_ckpt_step, last_ckpt_time, last_ckpt_epoch = pack.step, time.monotonic(), pack.epoch
+
+    def progress_line(log: ProgressLog) -> None:
+        """The line on stdout, and the live step and wall time in each trial's progress file
+        (its checkpointed `step` stays that of the last checkpoint)."""
+        pack._flush_losses()
+        losses = [t.current_loss() for t in pack.trials]
+        log.emit(ProgressLine(label, pack.step, total, pack.epoch, sum(losses) / len(losses),
+                              log.rate(pack.step) * s.batch_size * len(pack.trials),
+                              log.elapsed(), pack.kept.summary()))
+        since = time.monotonic() - last_ckpt_time
+        for t in pack.trials:
+            if t.paths.progress is not None:
+                with contextlib.suppress(OSError):  # advisory: never fail the training
+                    write_progress(t.paths.progress, step=last_ckpt_step, total=total,
+                                   epoch=last_ckpt_epoch, finished=False,
+                                   kept=pack.kept.summary(), live_step=pack.step,
+                                   wall_s=t.wall_total + since)
 
     def results(finished: bool, shas: Sequence[str | None] = ()) -> list[TrainResult]:
         wall = time.monotonic() - start
@@ -330,13 +352,16 @@ def _train_group(specs: Sequence[TrainSpec], paths: Sequence[TrainPaths],
                 for i, t in enumerate(pack.trials)]
 
     seeds = ",".join(str(sp.seed) for sp in specs)
+    label = f"{pack.spec.method.value} eps={pack.spec.radius:g} seed={seeds}"
     bar = tqdm(total=total, initial=min(pack.step, total), unit="step", disable=not progress,
-               desc=f"{pack.spec.method.value} eps={pack.spec.radius:g} seed={seeds}"[:60],
-               dynamic_ncols=True, mininterval=1.0)
+               desc=label[:60], dynamic_ncols=True, mininterval=1.0)
+    log = ProgressLog(total, pack.step) if lines else None
     try:
         while pack.step < total:
             pack.run_step()
             bar.update(1)
+            if log is not None and log.due(pack.step):
+                progress_line(log)
             if pack.batch_index == 0 and progress:
                 losses = [t.last_epoch_loss for t in pack.trials]
                 bar.set_postfix(epoch=pack.epoch, loss=f"{sum(losses) / len(losses):.4f}",
