@@ -144,7 +144,9 @@ def _hint(verb: str, study: Study | None, *extra: str) -> str:
 def format_train_estimate(est: TrialEstimate) -> str:
     """The line `drosweep train` prints before it starts: time, steps, device, basis."""
     device = est.device_model or "an unknown device"
-    line = (f"estimate: ~{duration(est.seconds)} ({est.steps} steps) on {device}, from "
+    took = duration(est.seconds)
+    line = (f"estimate: {took if took.startswith('<') else '~' + took} ({est.steps} steps) on "
+            f"{device}, from "
             f"{_source(est.source.value, est.samples)}")
     if est.source.value == "built-in":  # a guess: say what it assumes and how to measure
         line += (f" (assumes {est.device_tflops:g} TFLOP/s; `drosweep doctor --out FILE` "
