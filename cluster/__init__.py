@@ -4,7 +4,7 @@ API:
 - `plan(specs, profile, rates=BUILTIN) -> Plan`: pack trials into tasks and arrays
   (`Plan.arrays[i].tasks[j].trials`, `.arrays[i].time_limit_min`, `.groups` with each estimate's
   `source`, `.device_hours`, `.gpu_hours`, `.warnings`); `estimate(spec, profile)`.
-- `plan_context.context(study, executor, info=backend.cluster_info(), calibration=...)`: the
+- `plan_context.context(study, executor, info=get_executor(...).cluster_info(), calibration=...)`: the
   profile as the cluster completes it, the rates (`cluster.rates`) and the cluster's objections.
 - `submit(study, executor="slurm"|"local"|"debug", *, dry_run, progress, device, calibration) ->
   SubmitResult`; `resume(study, ...)` the same for a study already at its root (with the
@@ -15,12 +15,12 @@ API:
   `.to_json()`): markers first, then one `sacct` call for all arrays.
 - `ledger.read(Paths(root).ledger) -> [Submission]`: every submission (array id, task → keys).
 - `TrainTask(pack)`: the preemptible submitit callable around `jobs.run_task`.
-- Backends (`backends.get_backend(name, study, paths)`, the one registry; SLURM's code is all
-  in `backends/slurm/`) own a submission's whole lifecycle: `submit`, `submit_after(fn, args,
+- Executors (`executors.get_executor(name, study, paths)`, the one registry; SLURM's code is all
+  in `executors/slurm/`) own a submission's whole lifecycle: `submit`, `submit_after(fn, args,
   after)` (what runs once the arrays have ended), `map_array(fn, items, job_name=...)` (any
   function over one job array: each result, or an `array_map.JobFailed`), `job_states`,
   `cancel_jobs`, `log_files`, `scripts` (the dry-run preview) and `device_model`. No code
-  outside `backends/` tests a backend's name (tests/test_backend_seam.py).
+  outside `executors/` tests an executor's name (tests/test_executor_seam.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 SLURM tasks are cancelled with one `scancel` of their job ids (from the ledger); scancel sends
 SIGTERM, on which a task checkpoints and stops (cluster/task.py). A local task is sent SIGTERM
 through the process named by its heartbeat; its runner goes on with the other trials. A trial
-still in a local run's queue is asked off it (cluster/backends/blocking.py: the runner drops it).
+still in a local run's queue is asked off it (cluster/executors/blocking.py: the runner drops it).
 A task trains a pack of trials, so cancelling one trial stops the trials it shares a task with:
 the result names them all.
 """
@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cluster import ledger
-from cluster.backends import SlurmBackend, tracks_jobs
-from cluster.backends.blocking import request_cancel
-from cluster.backends.slurm.sacct import SacctRunner, run_sacct
-from cluster.backends.slurm.scancel import ScancelRunner, run_scancel
 from cluster.errors import ClusterError
+from cluster.executors import tracks_jobs
+from cluster.executors.blocking import request_cancel
+from cluster.executors.slurm import SlurmExecutor
+from cluster.executors.slurm.sacct import SacctRunner, run_sacct
+from cluster.executors.slurm.scancel import ScancelRunner, run_scancel
 from cluster.select import Selection
 from cluster.states import TrialState
 from cluster.status import study_status
@@ -79,7 +80,7 @@ def cancel(study: Study, selection: Selection, *, sacct: SacctRunner = run_sacct
                  f"there)") if unreachable else ""
         raise ClusterError(f"nothing live to cancel in study {study.name}{what}{extra}")
     if jobs:
-        SlurmBackend(study, paths).cancel_jobs(sorted(jobs), scancel)
+        SlurmExecutor(study, paths).cancel_jobs(sorted(jobs), scancel)
     if dequeued:
         request_cancel(paths, dequeued)
     for pid in sorted(pids):

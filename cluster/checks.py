@@ -1,7 +1,7 @@
 """Everything a submission is checked against before the first byte is written or sbatch runs.
 
 A mistake the cluster would find hours later — a truncated data file, a trial that cannot fit the
-task's memory, an `sbatch_extra` that silently overrides what drosweep relies on (the backend's
+task's memory, an `sbatch_extra` that silently overrides what drosweep relies on (the executor's
 `check_settings`) — is a one-line error here instead (`check_submission`). The grid's size,
 each radius's N(eps) and the study root's characters are checked earlier, when the study file is
 read.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from cluster.backends import Backend
 from cluster.cost import CONTEXT_BYTES, chunk_setting, estimate
 from cluster.errors import ClusterError
+from cluster.executors.base import Executor
 from jobs.axes import value_tag
 from jobs.errors import StudyError
 from jobs.grid import Axes, group_label, settings_for, sweep_combinations
@@ -92,10 +92,10 @@ def check_data(study: Study, data_dir: str | os.PathLike[str] | None = None) -> 
     return str(folder.absolute()) if folder is not None else None
 
 
-def check_submission(study: Study, backend: Backend) -> str | None:
+def check_submission(study: Study, executor: Executor) -> str | None:
     """Every check of a submission that needs no scheduler call; raises on the first problem.
     Returns the data folder the tasks read (see `check_data`)."""
-    backend.check_settings()
+    executor.check_settings()
     folder = check_data(study)
     check_memory(study)
     return folder

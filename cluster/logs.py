@@ -1,7 +1,7 @@
 """`drosweep logs`: where a trial's task wrote its output, and the traceback of its failure.
 
-The latest submission that included the trial (ledger) names its task and the backend that ran
-it, which knows where that task's stdout/stderr are (`Backend.log_files`; SLURM:
+The latest submission that included the trial (ledger) names its task and the executor that ran
+it, which knows where that task's stdout/stderr are (`Executor.log_files`; SLURM:
 `logs/<job>/<job>_0_log.out`; local and debug: `logs/<executor>/<task label>/<pid>_0_log.out`).
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import ledger
-from cluster.backends import get_backend, tracks_jobs
-from cluster.backends.slurm.sacct import SacctRunner, run_sacct
+from cluster.executors import get_executor, tracks_jobs
+from cluster.executors.slurm.sacct import SacctRunner, run_sacct
 from cluster.select import make_selection
 from jobs.heartbeat import read_beat
 from jobs.markers import FailedMarker, read_failed
@@ -41,7 +41,7 @@ def trial_logs(study: Study, key: str) -> TrialLogs:
         return TrialLogs(key, None, None, None, (), failed)
     sub, task = record
     return TrialLogs(key, sub.executor, task.job_id, sub.array_id,
-                     tuple(get_backend(sub.executor, study, paths).log_files(task.job_id)),
+                     tuple(get_executor(sub.executor, study, paths).log_files(task.job_id)),
                      failed)
 
 
@@ -52,8 +52,8 @@ def is_live(study: Study, logs: TrialLogs, sacct: SacctRunner = run_sacct) -> bo
         return True
     if logs.executor is not None and tracks_jobs(logs.executor) and logs.job_id \
             and logs.array_id:
-        backend = get_backend(logs.executor, study, Paths(study.root))
-        state = backend.job_states([logs.array_id], sacct).get(logs.job_id)
+        executor = get_executor(logs.executor, study, Paths(study.root))
+        state = executor.job_states([logs.array_id], sacct).get(logs.job_id)
         return state is not None and state.live
     return False
 
@@ -71,13 +71,13 @@ class Follower:
 
     def __init__(self, study: Study, logs: TrialLogs) -> None:
         assert logs.executor is not None and logs.job_id is not None
-        self.backend = get_backend(logs.executor, study, Paths(study.root))
+        self.executor = get_executor(logs.executor, study, Paths(study.root))
         self.logs, self.job_id = logs, logs.job_id
         self.offsets = {p: p.stat().st_size for p in logs.files}
 
     def poll(self) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        for path in self.backend.log_files(self.job_id):
+        for path in self.executor.log_files(self.job_id):
             start = self.offsets.get(path, 0)
             size = path.stat().st_size
             if size > start:

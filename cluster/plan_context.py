@@ -1,9 +1,9 @@
 """What a plan is made against: the cluster as read from SLURM, and the rates to estimate with.
 
 `plan`, `submit` and `resume` all call `context`, so the three agree. For the slurm executor the
-cluster is read (`cluster.backends.slurm.info`): MaxArraySize fills `max_array_size` when the study
+cluster is read (`cluster.executors.slurm.info`): MaxArraySize fills `max_array_size` when the study
 leaves it out, and the profile is checked against the partition. The device model the estimates
-are for is the backend's (`Backend.device_model`): for local and debug runs this machine's device;
+are for is the executor's (`Executor.device_model`): for local and debug runs this machine's device;
 on SLURM `cluster.device_model`, else, for GPU tasks, the gres type asked for
 (`cluster.gpu_type`), else the only GPU gres type of the partition's nodes. Otherwise it is
 unknown and the study's finished trials are not used. A data set whose shape comes from its files
@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from cluster.backends import get_backend
-from cluster.backends.slurm import info as slurm_info
-from cluster.backends.slurm.info import SlurmInfo
 from cluster.checks import data_problem
+from cluster.executors import get_executor
+from cluster.executors.slurm import info as slurm_info
+from cluster.executors.slurm.info import SlurmInfo
 from cluster.rates import RateBook, rate_book
 from jobs.errors import StudyError
 from jobs.grid import expand
@@ -51,7 +51,7 @@ def context(study: Study, executor: str = "slurm", *, info: SlurmInfo | None = N
             profile = dataclasses.replace(profile, max_array_size=info.max_array_size)
         problems = tuple(slurm_info.problems(profile, info))
     paths = Paths(study.root)
-    model = get_backend(executor, study, paths).device_model(profile, info, device)
+    model = get_executor(executor, study, paths).device_model(profile, info, device)
     rates = rate_book(paths, expand(study), model,
                       calibration if calibration is not None else profile.calibration)
     return PlanContext(profile, rates, info, problems)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster import ledger
-from cluster.backends import get_backend, tracks_jobs
-from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.cost import estimate
+from cluster.executors import get_executor, tracks_jobs
+from cluster.executors.slurm.sacct import SacctRunner, run_sacct
 from cluster.states import TRIAL_STATES, USUAL_STATES, JobState, TrialState
 from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
@@ -152,13 +152,13 @@ def study_status(study: Study, *, sacct: SacctRunner = run_sacct, now: float | N
     beats = {t.key: read_beat(paths, t.key) for t in specs
              if done[t.key] is None and files.may_hold(t.key, HEARTBEAT_NAME)}
     latest = ledger.latest_tasks(ledger.read(paths.ledger))
-    arrays: dict[str, set[str]] = {}   # backend -> the arrays whose jobs it knows the state of
+    arrays: dict[str, set[str]] = {}   # executor -> the arrays whose jobs it knows the state of
     for k in done:
         if done[k] is None and k in latest and tracks_jobs(latest[k][0].executor):
             arrays.setdefault(latest[k][0].executor, set()).add(latest[k][0].array_id)
     states: dict[str, JobState] = {}
     for name, ids in arrays.items():
-        states.update(get_backend(name, study, paths).job_states(ids, sacct))
+        states.update(get_executor(name, study, paths).job_states(ids, sacct))
 
     by_key: dict[str, TrialStatus] = {}
     for t in specs:

@@ -21,11 +21,12 @@ from typing import Any
 import filelock
 
 from cluster import ledger, submit_lock
-from cluster.backends import Backend, get_backend
-from cluster.backends.slurm.sacct import SacctRunner, run_sacct
 from cluster.checks import check_submission
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.errors import ClusterError
+from cluster.executors import get_executor
+from cluster.executors.base import Executor
+from cluster.executors.slurm.sacct import SacctRunner, run_sacct
 from cluster.plan_context import PlanContext, context
 from cluster.planner import Plan, plan
 from cluster.select import ALL, Selection
@@ -58,19 +59,19 @@ class SubmitResult:
     options: tuple[ArrayOptions, ...] = ()  # per array: time limit, throttle, dependencies
     changed: tuple[str, ...] = ()    # DONE trials whose model file changed: neither submitted
     #                                  nor counted done (`status --verify`, then resume)
-    backend: Backend | None = field(default=None, repr=False, compare=False)  # that submitted
+    ran_by: Executor | None = field(default=None, repr=False, compare=False)  # that submitted
 
     @property
     def blocking(self) -> bool:
-        """The backend ran the tasks to the end (local, debug); else a scheduler runs them."""
-        return self.backend is not None and self.backend.blocking
+        """The executor ran the tasks to the end (local, debug); else a scheduler runs them."""
+        return self.ran_by is not None and self.ran_by.blocking
 
     def scripts(self) -> tuple[str, ...] | None:
-        """What the scheduler is (or would be) handed for each array, as the backend renders
+        """What the scheduler is (or would be) handed for each array, as the executor renders
         it; None where nothing goes to a scheduler."""
-        if self.backend is None:
+        if self.ran_by is None:
             return None
-        return self.backend.scripts([len(a.tasks) for a in self.plan.arrays], self.options)
+        return self.ran_by.scripts([len(a.tasks) for a in self.plan.arrays], self.options)
 
 
 def _select(study: Study, status: StudyStatus, selection: Selection = ALL,
@@ -100,7 +101,7 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
 
     `then(root)` runs once the training has ended: on SLURM as one job depending on the arrays
     (`afterany`), with blocking executors right after the run (the study's `chain_reduce`; see
-    `Backend.submit_after`). Estimates use the study's finished trials, then `calibration` (see
+    `Executor.submit_after`). Estimates use the study's finished trials, then `calibration` (see
     `cluster.rates`); the arrays share `max_running` (see `cluster.concurrency`)."""
     checked = _validate(study, executor, device=device, resume=resume, calibration=calibration)
     if dry_run:
@@ -111,10 +112,10 @@ def submit(study: Study, executor: str = "slurm", *, dry_run: bool = False,
         submitted = _submit_and_record(checked, planned, job_ids,
                                        reason="resume" if resume else "submit")
         chained = _chain(checked, then, submitted) if then is not None else None
-        errors = checked.backend.finish(progress)
+        errors = checked.ran_by.finish(progress)
     return SubmitResult(executor, planned.plan, planned.done, planned.live, tuple(job_ids),
                         submitted.array_ids, tuple(errors), False, chained, submitted.options,
-                        planned.changed, checked.backend)
+                        planned.changed, checked.ran_by)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class _Checked:
 
     study: Study
     executor: str
-    backend: Backend
+    ran_by: Executor
     paths: Paths
     data_dir: str | None             # resolved once, so every node reads the same folder
     device: str                      # the tasks' device
@@ -151,8 +152,8 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     """Executor available, device known, root writable, same study at the root, data present,
     the cluster able to run the study: checked before anything is written."""
     paths = Paths(study.root)
-    backend = get_backend(executor, study, paths)
-    backend.check()
+    chosen = get_executor(executor, study, paths)
+    chosen.check()
     if device is not None and device not in ("auto", "cuda", "cpu"):
         raise ClusterError(f"device must be auto, cuda or cpu, got {device!r}")
     check_root_writable(study.root)
@@ -162,12 +163,12 @@ def _validate(study: Study, executor: str, *, device: str | None, resume: bool,
     if resume and not frozen:
         raise StudyError(f"no study was submitted at {study.root} (no {paths.study_file.name}); "
                          f"use `{study_command('submit', study)}`")
-    data_dir = check_submission(study, backend)
-    ctx = context(study, executor, info=backend.cluster_info(), calibration=calibration,
+    data_dir = check_submission(study, chosen)
+    ctx = context(study, executor, info=chosen.cluster_info(), calibration=calibration,
                   device=device)
     if ctx.problems:
         raise ClusterError(ctx.problems[0])
-    return _Checked(study, executor, backend, paths, data_dir, device or study.cluster.device,
+    return _Checked(study, executor, chosen, paths, data_dir, device or study.cluster.device,
                     ctx)
 
 
@@ -190,7 +191,7 @@ def _dry_run(checked: _Checked, planned: _Planned) -> SubmitResult:
                              planned.slots, placeholders)
     return SubmitResult(checked.executor, planned.plan, planned.done, planned.live, (), (), (),
                         True, options=tuple(options), changed=planned.changed,
-                        backend=checked.backend)
+                        ran_by=checked.ran_by)
 
 
 def _submit_and_record(checked: _Checked, planned: _Planned, job_ids: list[str],
@@ -201,7 +202,7 @@ def _submit_and_record(checked: _Checked, planned: _Planned, job_ids: list[str],
     submission_id = uuid.uuid4().hex[:12]
     array_ids: list[str] = []
     packs_by_array = _packs(study, planned.plan, checked.device, checked.data_dir,
-                            checked.backend.reraise, checked.backend.trainer_progress)
+                            checked.ran_by.reraise, checked.ran_by.trainer_progress)
     options: list[ArrayOptions] = []
     text = to_freeze(study, paths) if packs_by_array else None
     if text is not None:  # before any job: a failed write (disk full) submits none
@@ -210,7 +211,7 @@ def _submit_and_record(checked: _Checked, planned: _Planned, job_ids: list[str],
         # the array ids it may wait for are known once the previous arrays are submitted
         options.append(_array_options(planned.plan, checked.context.profile.time_limit_min,
                                       planned.slots, array_ids)[i])
-        ids = checked.backend.submit(packs, options[-1])
+        ids = checked.ran_by.submit(packs, options[-1])
         job_ids.extend(ids)  # submitted: from here on nothing of the root is undone
         array_id = ids[0].split("_")[0]
         ledger.append(paths.ledger, ledger.Submission(
@@ -227,7 +228,7 @@ def _chain(checked: _Checked, then: Callable[[str], Any], submitted: _Submitted)
     scheduler queues goes into the ledger."""
     if not submitted.array_ids:
         return None
-    chained = checked.backend.submit_after(then, (str(checked.study.root),),
+    chained = checked.ran_by.submit_after(then, (str(checked.study.root),),
                                            submitted.array_ids)
     if chained is not None:
         ledger.append(checked.paths.ledger, ledger.Submission(

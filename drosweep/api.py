@@ -36,12 +36,12 @@ def load(path: str | Path | None, *, overrides: Sequence[str] = (),
 def plan(study: Study, *, executor: str = "slurm", calibration: str | None = None) -> Plan:
     """How the study's trials pack into tasks and arrays (what `drosweep plan` prints); on
     SLURM it reads the cluster (`sinfo`, `scontrol`) as the CLI does."""
-    from cluster.backends import get_backend
+    from cluster.executors import get_executor
     from cluster.plan_context import context
     from cluster.planner import plan as pack
     from jobs import Paths, expand
 
-    info = get_backend(executor, study, Paths(study.root)).cluster_info()
+    info = get_executor(executor, study, Paths(study.root)).cluster_info()
     ctx = context(study, executor, info=info, calibration=calibration)
     return pack(expand(study), ctx.profile, ctx.rates)
 

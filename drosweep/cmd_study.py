@@ -82,8 +82,8 @@ def _add_calibration(p: argparse.ArgumentParser) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from cluster.backends.slurm.info import read as read_cluster
     from cluster.checks import data_problem
+    from cluster.executors.slurm.info import read as read_cluster
     from cluster.plan_context import context
     from cluster.planner import plan
 
@@ -135,7 +135,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from cluster.status import study_status, verify_study  # the backends, when it runs
+    from cluster.status import study_status, verify_study  # the executors, when it runs
 
     study = study_from_args(args)
     specs = expand(study)  # once: the selection is checked against it and the status built on it

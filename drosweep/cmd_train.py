@@ -188,7 +188,7 @@ def _check_kernel(spec: TrainSpec, device: str) -> None:
 
 def _estimate(trial: Trial) -> TrialEstimate:
     """The planner's estimate of this trial trained alone, for this machine's device model."""
-    from cluster.backends.blocking import local_device_model
+    from cluster.executors.blocking import local_device_model
     from cluster.rates import rate_book, trial_estimate
 
     model = local_device_model(trial.device, trial.threads)

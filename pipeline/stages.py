@@ -1,8 +1,8 @@
 """From trained models to the table, figures and report: `drosweep reduce`, the job chained after
 a study's arrays, and `drosweep demo`, all through one "reduce, then render".
 
-`cluster` is imported only where a backend, a job array or a submission is asked for (the
-backend of `run_reduction` says whether it evaluates in this process), and submitit only where a
+`cluster` is imported only where an executor, a job array or a submission is asked for (the
+executor of `run_reduction` says whether it evaluates in this process), and submitit only where a
 job array is submitted.
 """
 
@@ -79,16 +79,16 @@ def run_reduction(study: Study, options: ReduceOptions, executor: str = "local")
 
 
 def _mapper(study: Study, executor: str, poll_s: float = REDUCE_POLL_S) -> Mapper:
-    """Evaluation tasks in this process with a blocking backend (local, debug), else as one job
-    array of the backend's scheduler, configured like the study's training arrays."""
-    from cluster.backends import get_backend
+    """Evaluation tasks in this process with a blocking executor (local, debug), else as one job
+    array of the executor's scheduler, configured like the study's training arrays."""
+    from cluster.executors import get_executor
 
-    backend = get_backend(executor, study, Paths(study.root))
-    if backend.blocking:
+    chosen = get_executor(executor, study, Paths(study.root))
+    if chosen.blocking:
         return in_process
-    backend.check()
+    chosen.check()
     job_name = f"drosweep-reduce-{study.name}"
-    return array_mapper(lambda fn, tasks: backend.map_array(fn, tasks, job_name=job_name,
+    return array_mapper(lambda fn, tasks: chosen.map_array(fn, tasks, job_name=job_name,
                                                             poll_s=poll_s))
 
 

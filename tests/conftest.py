@@ -50,13 +50,13 @@ def torch_one_thread() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _forget_unanswered_slurm() -> Iterator[None]:
-    """A SLURM command that did not answer is not asked again for a minute (the SLURM backend's
+    """A SLURM command that did not answer is not asked again for a minute (the SLURM executor's
     info and sacct): each test starts without that memory, whatever the one before it saw."""
     yield
     import sys
 
-    for name, attr in (("cluster.backends.slurm.info", "_unanswered_at"),
-                       ("cluster.backends.slurm.sacct", "_unanswered_since")):
+    for name, attr in (("cluster.executors.slurm.info", "_unanswered_at"),
+                       ("cluster.executors.slurm.sacct", "_unanswered_since")):
         module = sys.modules.get(name)
         if module is not None:
             setattr(module, attr, None)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from cluster import plan, submit
-from cluster.backends.slurm import SlurmBackend
 from cluster.errors import ClusterError
+from cluster.executors.slurm import SlurmExecutor
 from drosweep.cli import main
 from drosweep.errors import input_errors
 from jobs import Paths, expand, load_study
@@ -379,9 +379,9 @@ def _study_with(tmp_path: Path, root: Path, extra: str = "", table: str = "clust
 def test_refused_submit_leaves_nothing(extra: str, table: str | None, message: str,
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
-    monkeypatch.setattr(SlurmBackend, "submit", _never)
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)  # no real cluster read
+    monkeypatch.setattr(SlurmExecutor, "submit", _never)
     text = study_text(tmp_path / "a" / "b" / "root", **{**FZ, "dataset": "avila"})
     key, value = extra.split(" = ", 1)
     path = tmp_path / "s.toml"
@@ -391,23 +391,23 @@ def test_refused_submit_leaves_nothing(extra: str, table: str | None, message: s
     assert not (tmp_path / "a").exists()
 
 
-def _never(self: SlurmBackend, packs: object, *options: object) -> list[str]:
+def _never(self: SlurmExecutor, packs: object, *options: object) -> list[str]:
     raise AssertionError("a refused submission reached sbatch")
 
 
 def test_refused_by_sbatch_leaves_no_parents_or_lock(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)  # no real cluster read
 
-    def refuse(self: SlurmBackend, packs: object, *options: object) -> list[str]:
+    def refuse(self: SlurmExecutor, packs: object, *options: object) -> list[str]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)  # submitit's scratch files
         (self.paths.logs / "abc.pkl").write_bytes(b"x")
         (self.paths.logs / ".submission_file_abc.sh").write_text("#!/bin/sh")
         raise ClusterError("sbatch refused the array: invalid partition")
 
-    monkeypatch.setattr(SlurmBackend, "submit", refuse)
+    monkeypatch.setattr(SlurmExecutor, "submit", refuse)
     path = _study_with(tmp_path, tmp_path / "new" / "deeper" / "root")
     rc, _, err = _cli(["submit", str(path)], capsys)
     assert rc == 2 and "invalid partition" in err
@@ -427,9 +427,9 @@ def test_every_reserved_sbatch_option_and_its_abbreviations(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str],
                                                             no_slurm_needed: None) -> None:
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
-    monkeypatch.setattr(SlurmBackend, "submit", _never)
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)  # no real cluster read
+    monkeypatch.setattr(SlurmExecutor, "submit", _never)
     cases = 0
     for option, instead in RESERVED_SBATCH.items():
         for key in {option, option.replace("-", "_"), option[:max(3, len(option) - 2)]}:
@@ -463,6 +463,6 @@ def _toml_str(text: str) -> str:
 
 def test_python_path_is_quoted(tmp_path: Path, no_slurm_needed: None) -> None:
     study = load_study(_study_with(tmp_path, tmp_path / "root"))
-    ex = SlurmBackend(study, Paths(study.root)).executor(1)
+    ex = SlurmExecutor(study, Paths(study.root)).submitit_executor(1)
     assert ex.python == shlex.quote(sys.executable)
     assert ex._submitit_command_str.startswith(shlex.quote(sys.executable) + " -u -m")

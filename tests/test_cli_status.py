@@ -216,15 +216,15 @@ def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
 
 def test_status_loads_no_executor() -> None:
     """`status` imports neither submitit nor the executors (nor torch): it stays fast on a login
-    node; the executors the parsers offer are the ones cluster.backends implements."""
+    node; the executors the parsers offer are the ones cluster.executors implements."""
     code = ("import sys; from drosweep.cli import build_parser; build_parser('status'); "
-            "print(sorted(m for m in ('submitit', 'torch', 'cluster.backends', "
+            "print(sorted(m for m in ('submitit', 'torch', 'cluster.executors.base', "
+            "'cluster.executors.slurm', 'cluster.executors.local', 'cluster.executors.debug', "
             "'cluster.submission', 'filelock') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
-    from cluster.backends import BACKENDS
-    from cluster.executors import EXECUTORS
+    from cluster.executors import EXECUTORS, executor_class
 
-    assert tuple(BACKENDS) == EXECUTORS
-    assert all(cls.name == name for name, cls in BACKENDS.items())
+    assert all(executor_class(name).name == name for name in EXECUTORS)
+

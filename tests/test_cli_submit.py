@@ -10,7 +10,7 @@ import pytest
 import submitit.core.utils
 from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
 
-from cluster.backends.slurm import SlurmBackend
+from cluster.executors.slurm import SlurmExecutor
 from drosweep.cli import main
 from jobs import expand, load_study
 from studies import write_study
@@ -20,8 +20,8 @@ def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     no_slurm_needed: None) -> None:
     f = write_study(tmp_path, **FAKE)
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)  # no real cluster read
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)  # no real cluster read
     assert main(["submit", str(f), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert not (tmp_path / "root").exists()  # nothing written

@@ -10,8 +10,8 @@ import pytest
 import submitit
 
 from cluster.array_map import JobFailed, job_error, map_array
-from cluster.backends import get_backend
 from cluster.errors import ClusterError
+from cluster.executors import get_executor
 from jobs import Paths, parse_study
 from studies import study_text
 
@@ -54,6 +54,6 @@ def test_job_error_keeps_the_last_line_of_the_task_trace() -> None:
 
 def test_an_executor_without_arrays_refuses(tmp_path: Path) -> None:
     study = parse_study(study_text(tmp_path, name="t"), tmp_path / "t.toml")
-    backend = get_backend("local", study, Paths(study.root))
+    executor = get_executor("local", study, Paths(study.root))
     with pytest.raises(ClusterError, match="runs no job arrays"):
-        list(backend.map_array(math.sqrt, [1.0], job_name="t"))
+        list(executor.map_array(math.sqrt, [1.0], job_name="t"))

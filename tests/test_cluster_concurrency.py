@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from cluster import submit
-from cluster.backends.slurm import SlurmBackend
 from cluster.concurrency import ArrayOptions, schedule
+from cluster.executors.slurm import SlurmExecutor
 from jobs import Paths, load_study
 from jobs.study import Study
 from jobs.task import TaskPack
@@ -98,15 +98,15 @@ def test_submit_chains_arrays_under_one_cap(study: Study,
     calls: list[tuple[int, ArrayOptions | None]] = []
     ids = iter(range(101, 200))
 
-    def fake_submit(self: SlurmBackend, packs: list[TaskPack],
+    def fake_submit(self: SlurmExecutor, packs: list[TaskPack],
                     options: ArrayOptions | None = None) -> list[str]:
         calls.append((len(packs), options))
         array = next(ids)
         return [f"{array}_{i}" for i in range(len(packs))]
 
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "submit", fake_submit)
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "submit", fake_submit)
     result = submit(study, "slurm", sacct=lambda args: "")
     assert result.array_ids == ("101", "102", "103")
     assert [(n, o.max_running if o else None, o.after if o else None) for n, o in calls] == [
@@ -121,7 +121,7 @@ def test_submit_chains_arrays_under_one_cap(study: Study,
 
 
 def sbatch_params(study: Study, options: ArrayOptions | None, size: int = 10) -> dict[str, Any]:
-    ex = SlurmBackend(study, Paths(study.root)).executor(size, options)
+    ex = SlurmExecutor(study, Paths(study.root)).submitit_executor(size, options)
     return dict(ex.parameters)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.backends.slurm.sacct import job_states, parse_sacct, run_sacct
 from cluster.errors import ClusterError
+from cluster.executors.slurm.sacct import job_states, parse_sacct, run_sacct
 from cluster.states import JobState
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
@@ -93,7 +93,7 @@ def test_missing_sacct(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_unanswering_sacct_is_waited_for_once(stub_command: StubCommand, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import cluster.backends.slurm.sacct as sacct
+    import cluster.executors.slurm.sacct as sacct
 
     log = tmp_path / "calls"
     stub_command("sacct", f'echo x >> "{log}"; exec sleep 30')

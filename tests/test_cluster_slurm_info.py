@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cluster.backends.slurm import info as slurm_info
 from cluster.errors import ClusterError
+from cluster.executors.slurm import info as slurm_info
 from cluster.plan_context import context
 from jobs import parse_study
 from jobs.study import ClusterProfile

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from cluster import TrialState, resume, study_status, submit
-from cluster.backends.slurm import SlurmBackend
 from cluster.errors import ClusterError
+from cluster.executors.slurm import SlurmExecutor
 from cluster.status import SACCT_GRACE_S
 from drosweep.cli import main
 from jobs import Paths, StudyError, expand, load_study, write_done, write_failed
@@ -37,7 +37,7 @@ class FakeScheduler:
         self.sacct_calls = 0
         self.lock = threading.Lock()
 
-    def submit(self, backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+    def submit(self, executor: SlurmExecutor, packs: list[TaskPack]) -> list[str]:
         with self.lock:
             array = str(self.next_id)
             self.next_id += 1
@@ -57,9 +57,9 @@ class FakeScheduler:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, no_slurm_needed: None) -> FakeScheduler:
     sched = FakeScheduler()
-    monkeypatch.setattr(SlurmBackend, "check", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "cluster_info", lambda self: None)
-    monkeypatch.setattr(SlurmBackend, "submit",
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "submit",
                         lambda self, packs, options=None: sched.submit(self, packs))
     return sched
 
@@ -202,9 +202,9 @@ def test_concurrent_resumes_do_not_double_submit(tmp_path: Path, fake: FakeSched
     meet = Rendezvous(3)
     plain_submit = fake.submit
 
-    def held_submit(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+    def held_submit(executor: SlurmExecutor, packs: list[TaskPack]) -> list[str]:
         meet.submitting()
-        return plain_submit(backend, packs)
+        return plain_submit(executor, packs)
 
     class CountedLock(filelock.FileLock):
         def acquire(self, *args: Any, **kwargs: Any) -> Any:
@@ -265,10 +265,10 @@ def test_a_submission_refused_by_sbatch_leaves_no_trace(tmp_path: Path, fake: Fa
     study = load_study(write_study(tmp_path, **FAKE))
     plain_submit, refuse = fake.submit, {"on": True}
 
-    def maybe_refuse(backend: SlurmBackend, packs: list[TaskPack]) -> list[str]:
+    def maybe_refuse(executor: SlurmExecutor, packs: list[TaskPack]) -> list[str]:
         if refuse["on"]:
             raise ClusterError("sbatch: error: Batch job submission failed: Invalid partition")
-        return plain_submit(backend, packs)
+        return plain_submit(executor, packs)
 
     monkeypatch.setattr(fake, "submit", maybe_refuse)
     with pytest.raises(ClusterError, match="Invalid partition"):
@@ -336,11 +336,11 @@ def test_then_is_chained_after_the_arrays(tmp_path: Path, fake: FakeScheduler,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     chained: list[tuple[Any, ...]] = []
 
-    def submit_after(self: SlurmBackend, fn: Any, args: Any, after: Any) -> str:
+    def submit_after(self: SlurmExecutor, fn: Any, args: Any, after: Any) -> str:
         chained.append((fn, tuple(args), tuple(after)))
         return "999"
 
-    monkeypatch.setattr(SlurmBackend, "submit_after", submit_after)
+    monkeypatch.setattr(SlurmExecutor, "submit_after", submit_after)
     study = load_study(write_study(tmp_path, **FAKE))
     result = submit(study, "slurm", then=print, sacct=fake.sacct)
     assert chained == [(print, (str(study.root),), ("100",))]

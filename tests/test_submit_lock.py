@@ -15,12 +15,13 @@ from typing import Any
 
 import filelock
 import pytest
-from test_cluster_status_resume import STUDY, FakeScheduler, fake  # noqa: F401 (fixture)
+from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
 
 from cluster import submit_lock
 from cluster.errors import ClusterError
 from drosweep.cli import main
 from jobs import Paths
+from studies import write_study
 
 HOLDER = """
 import sys, time
@@ -47,8 +48,7 @@ def test_a_second_submit_names_the_holder_then_times_out(
         tmp_path: Path, capsys: Any, fake: FakeScheduler,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("cluster.submission.LOCK_TIMEOUT_S", 0.5)
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f)]) == 0
     capsys.readouterr()
     proc = hold(tmp_path, tmp_path / "root", 30)

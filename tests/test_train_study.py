@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cluster import calibration
-from cluster.backends.blocking import local_device_model
+from cluster.executors.blocking import local_device_model
 from cluster.plan_context import context
 from cluster.planner import plan
 from drosweep.cli import main

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cluster.backends.local import LocalGpus, local_gpus
+from cluster.executors.local import LocalGpus, local_gpus
 from common.atomic import atomic_torch_save_verified, torch_load_verified
 from trainers.checkpoint import environment_change
 from trainers.device import FP32, TF32_OVERRIDE, TF32_OVERRIDE_ENV, pin_precision, tf32_override

@@ -13,7 +13,7 @@ import pytest
 from slurm_helpers import Cluster, run, wait_settled
 
 from cluster import TrialState, plan, submit
-from cluster.backends.slurm import info as slurm_info
+from cluster.executors.slurm import info as slurm_info
 from cluster.plan_context import context
 from cluster.rates import rate_book
 from drosweep.cli import main

@@ -1,10 +1,10 @@
-"""What every backend does: submit one array of task packs (blocking ones then run it), and
+"""What every executor does: submit one array of task packs (blocking ones then run it), and
 everything after: the states of its jobs, cancelling them, their log files, the script preview,
-the device model its tasks get. Each backend is named by the CLI's `--executor`; the rest of the
-code asks the backend and never tests its name.
+the device model its tasks get. Each executor is named by the CLI's `--executor`; the rest of the
+code asks the executor and never tests its name.
 
-Light on import (status, cancel and logs ask backends too): submitit and tqdm are imported when a
-backend submits or runs. Blocking backends (local, debug) share `blocking.BlockingBackend`.
+Light on import (status, cancel and logs ask executors too): submitit and tqdm are imported when an
+executor submits or runs. Blocking executors (local, debug) share `blocking.BlockingExecutor`.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ if TYPE_CHECKING:
     import submitit
 
     from cluster.array_map import JobFailed
-    from cluster.backends.slurm.info import SlurmInfo
+    from cluster.executors.slurm.info import SlurmInfo
     from jobs.study import ClusterProfile
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Backend(abc.ABC):
+class Executor(abc.ABC):
     name: ClassVar[str]
     blocking: ClassVar[bool] = False     # runs to the end in `finish` (local, debug)
     reraise: ClassVar[bool] = False      # tasks re-raise a trial's error (debug: pdb)
@@ -45,7 +45,7 @@ class Backend(abc.ABC):
         """Raise ClusterError when this executor cannot run here (before anything is written)."""
 
     def check_settings(self) -> None:  # noqa: B027 (optional hook: most take any profile)
-        """Raise ClusterError when the study's cluster settings do not suit this backend (no
+        """Raise ClusterError when the study's cluster settings do not suit this executor (no
         scheduler call)."""
 
     def cluster_info(self) -> SlurmInfo | None:
@@ -65,7 +65,7 @@ class Backend(abc.ABC):
         del sizes, options
         return None
 
-    # ---- after the submission: the jobs this backend ran (names from the ledger)
+    # ---- after the submission: the jobs this executor ran (names from the ledger)
 
     tracks_jobs: ClassVar[bool] = False   # a scheduler knows the state of its jobs
 

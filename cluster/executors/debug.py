@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cluster.backends.blocking import BlockingBackend
+from cluster.executors.blocking import BlockingExecutor
 
 if TYPE_CHECKING:
     import submitit
 
 
-class DebugBackend(BlockingBackend):
+class DebugExecutor(BlockingExecutor):
     name = "debug"
     reraise = True
     trainer_progress = True
 
-    def executor(self, job_id: str) -> submitit.Executor:
+    def submitit_executor(self, job_id: str) -> submitit.Executor:
         import submitit
 
         return submitit.DebugExecutor(folder=self.paths.logs / "debug" / job_id)

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.backends.base import Backend
-from cluster.backends.slurm import info as slurm_info
-from cluster.backends.slurm.sacct import SacctRunner, job_states, run_sacct
-from cluster.backends.slurm.scancel import ScancelRunner, run_scancel
-from cluster.backends.submitit_api import sbatch_script
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
+from cluster.executors.base import Executor
+from cluster.executors.slurm import info as slurm_info
+from cluster.executors.slurm.sacct import SacctRunner, job_states, run_sacct
+from cluster.executors.slurm.scancel import ScancelRunner, run_scancel
+from cluster.executors.submitit_api import sbatch_script
 from cluster.states import JobState
 from jobs.sbatch import check_sbatch_extra
 from jobs.task import TaskPack
@@ -51,7 +51,7 @@ def _refusal(what: str, exc: Exception, stderr: list[str]) -> ClusterError:
     return ClusterError(f"sbatch refused {what}: {detail}")
 
 
-class SlurmBackend(Backend):
+class SlurmExecutor(Executor):
     name = "slurm"
     tracks_jobs = True
 
@@ -93,7 +93,7 @@ class SlurmBackend(Backend):
         job = JobPaths(self.paths.logs / "%j", job_id=job_id, task_id=0)
         return [p for p in (job.stdout, job.stderr) if p.is_file()]
 
-    def executor(self, size: int, options: ArrayOptions | None = None) -> submitit.SlurmExecutor:
+    def submitit_executor(self, size: int, options: ArrayOptions | None = None) -> submitit.SlurmExecutor:
         import submitit
 
         p = self.study.cluster
@@ -127,14 +127,14 @@ class SlurmBackend(Backend):
         return ex
 
     def array_executor(self, size: int, job_name: str) -> submitit.Executor:
-        ex = self.executor(size)
+        ex = self.submitit_executor(size)
         ex.update_parameters(job_name=job_name)
         return ex
 
     def script(self, size: int, options: ArrayOptions | None = None) -> str:
         """The sbatch script of an array of `size` tasks, exactly as `submit` writes it
         (submitit renders it; nothing is written or submitted)."""
-        ex = self.executor(size, options)
+        ex = self.submitit_executor(size, options)
         if size > 1:  # what submitit's batch submission sets on its copy of the executor
             ex.parameters["map_count"] = size
         return sbatch_script(ex)
@@ -142,7 +142,7 @@ class SlurmBackend(Backend):
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
         from cluster.task import TrainTask
 
-        ex = self.executor(len(packs), options)
+        ex = self.submitit_executor(len(packs), options)
         with _sbatch_stderr() as stderr:
             try:
                 with ex.batch():
@@ -156,7 +156,7 @@ class SlurmBackend(Backend):
     def submit_after(self, fn: Callable[..., Any], args: Sequence[Any],
                      after: Sequence[str]) -> str:
         """One job that starts once every array in `after` has ended (`afterany`)."""
-        ex = self.executor(1)
+        ex = self.submitit_executor(1)
         ex.update_parameters(job_name=f"drosweep-{self.study.name}-after",
                              dependency="afterany:" + ":".join(after))
         with _sbatch_stderr() as stderr:

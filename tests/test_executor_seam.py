@@ -1,6 +1,6 @@
-"""The backend seam holds: outside cluster/backends/ no code tests a backend's name (it asks the
-backend), and submitit's private names are used in one adapter module only, whose names the
-installed submitit still has."""
+"""The executor seam holds: outside cluster/executors/ no code tests an executor's name (it asks
+the executor), the thing has one word in the code (no "backend"), and submitit's private names
+are used in one adapter module only, whose names the installed submitit still has."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from cluster.backends import BACKENDS
-from cluster.backends.submitit_api import PRIVATE_NAMES
+from cluster.executors import EXECUTORS
+from cluster.executors.submitit_api import PRIVATE_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("drosweep", "pipeline", "cluster", "reduce", "plots", "jobs", "trainers", "common")
-BACKENDS_DIR = REPO / "cluster" / "backends"
-ADAPTER = BACKENDS_DIR / "submitit_api.py"
+EXECUTORS_DIR = REPO / "cluster" / "executors"
+ADAPTER = EXECUTORS_DIR / "submitit_api.py"
 
 
 def name_tests(text: str, names: tuple[str, ...]) -> list[str]:
-    """The lines of `text` that compare something with a backend's name (`== "slurm"`,
+    """The lines of `text` that compare something with an executor's name (`== "slurm"`,
     `"local" !=`, `in ("local", "debug")`, `match`/`case "slurm"`)."""
     quoted = "|".join(re.escape(n) for n in names)
     pattern = re.compile(rf"""(==|!=)\s*["']({quoted})["']|["']({quoted})["']\s*(==|!=)"""
@@ -34,11 +34,11 @@ def sources(outside: Path | None = None) -> list[Path]:
     return [p for p in files if outside is None or outside not in p.parents]
 
 
-def test_no_backend_name_is_tested_outside_the_backends() -> None:
-    names = tuple(BACKENDS)
-    found = [f"{p.relative_to(REPO)}: {line}" for p in sources(outside=BACKENDS_DIR)
+def test_no_executor_name_is_tested_outside_the_executors() -> None:
+    names = EXECUTORS
+    found = [f"{p.relative_to(REPO)}: {line}" for p in sources(outside=EXECUTORS_DIR)
              for line in name_tests(p.read_text(encoding="utf-8"), names)]
-    assert not found, "ask the backend instead of testing its name:\n" + "\n".join(found)
+    assert not found, "ask the executor instead of testing its name:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(("line", "hit"), [
@@ -48,7 +48,7 @@ def test_no_backend_name_is_tested_outside_the_backends() -> None:
     ('if executor in ("local", "debug"):', True),
     ('    case "slurm":', True),
     ('p.add_argument("--executor", default="slurm")', False),
-    ('get_backend("slurm", study, paths)', False),
+    ('get_executor("slurm", study, paths)', False),
 ])
 def test_the_check_finds_a_name_test(line: str, hit: bool) -> None:
     assert bool(name_tests(line, ("slurm", "local", "debug"))) is hit
@@ -60,7 +60,7 @@ def test_private_submitit_names_only_in_the_adapter() -> None:
                          r"|[\"'](" + "|".join(re.escape(a) for a in private) + r")[\"']")
     found = [f"{p.relative_to(REPO)}: {line.strip()}" for p in sources() if p != ADAPTER
              for line in p.read_text(encoding="utf-8").splitlines() if pattern.search(line)]
-    assert not found, "submitit's private names outside cluster/backends/submitit_api.py:\n" \
+    assert not found, "submitit's private names outside cluster/executors/submitit_api.py:\n" \
         + "\n".join(found)
 
 
@@ -72,7 +72,7 @@ def test_submitit_still_has_the_private_names_we_use(owner: str, attr: str) -> N
         return
     # an instance attribute: set by the constructor
     assert f"self.{attr} =" in inspect.getsource(cls.__init__), \
-        f"{owner}.{attr} is gone: update cluster/backends/submitit_api.py"
+        f"{owner}.{attr} is gone: update cluster/executors/submitit_api.py"
 
 
 def test_the_adapter_renders_a_script_and_finds_a_local_process(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_the_adapter_renders_a_script_and_finds_a_local_process(tmp_path: Path) 
     import submitit
     from submitit.local.local import LocalJob
 
-    from cluster.backends.submitit_api import job_process, sbatch_script
+    from cluster.executors.submitit_api import job_process, sbatch_script
 
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     assert job_process(LocalJob(tmp_path, "1", process=process)) is process
@@ -96,3 +96,17 @@ def test_the_adapter_renders_a_script_and_finds_a_local_process(tmp_path: Path) 
 
     script = sbatch_script(Executor())
     assert script.startswith("#!/bin/bash") and "submitit.core._submit" in script
+
+
+# torch's and matplotlib's own modules, and the CUDA-graph capture's parameter (trainers/graphs.py)
+OTHERS_BACKENDS = re.compile(r"torch\.backends|matplotlib\.backends|backend_agg|`?capture`? backend"
+                             r"|backend: Capture|backend\.capture")
+
+
+def test_one_word_for_the_executor() -> None:
+    """What runs a study's tasks is an "executor" everywhere (the CLI's `--executor`, the registry,
+    the classes), never also a "backend"."""
+    found = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in sources()
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if "backend" in line.lower() and not OTHERS_BACKENDS.search(line)]
+    assert not found, "call it an executor:\n" + "\n".join(found)

@@ -1,4 +1,4 @@
-"""Blocking backends (local, debug): the submitted packs run on this machine, `parallelism` at a
+"""Blocking executors (local, debug): the submitted packs run on this machine, `parallelism` at a
 time, with a progress bar; Ctrl-C or SIGTERM stop them all with a checkpoint.
 
 `drosweep cancel` of some trials stops only those: a running task is sent SIGTERM (it checkpoints
@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.backends.base import Backend
-from cluster.backends.submitit_api import job_process
 from cluster.concurrency import ArrayOptions
+from cluster.executors.base import Executor
+from cluster.executors.submitit_api import job_process
 from common.atomic import atomic_write_json
 from jobs.commands import study_command
 from jobs.grid import TrialSpec
@@ -39,7 +39,7 @@ from trainers.stop import stop_on_signals
 if TYPE_CHECKING:
     import submitit
 
-    from cluster.backends.slurm.info import SlurmInfo
+    from cluster.executors.slurm.info import SlurmInfo
 
 STOP_TIMEOUT_S = 300.0   # a stopped task finishes its step and checkpoints within this
 
@@ -53,7 +53,7 @@ def local_device_model(device: str, threads: int | None = None) -> str:
         return device_model(resolve_device(device))
 
 
-class BlockingBackend(Backend):
+class BlockingExecutor(Executor):
     """Runs the submitted packs on this machine, `parallelism` at a time, with a progress bar."""
 
     blocking = True
@@ -71,7 +71,7 @@ class BlockingBackend(Backend):
         self._after: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     @abc.abstractmethod
-    def executor(self, job_id: str) -> submitit.Executor:
+    def submitit_executor(self, job_id: str) -> submitit.Executor:
         """The submitit executor that runs the task `job_id` (its logs: `logs/<name>/<job_id>`)."""
 
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
@@ -124,7 +124,7 @@ class BlockingBackend(Backend):
                     job_id, pack = waiting.pop(0)
                     queued.release(pack.keys)  # the task's own heartbeat takes over
                     with _terminal_interrupts_ignored():
-                        job = self.executor(job_id).submit(TrainTask(pack))
+                        job = self.submitit_executor(job_id).submit(TrainTask(pack))
                     running.append((job_id, job))
                 for job_id, job in list(running):
                     try:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cluster.backends.blocking import BlockingBackend
+from cluster.executors.blocking import BlockingExecutor
 from jobs.paths import Paths
 from jobs.study import Study
 
@@ -47,7 +47,7 @@ def local_gpus(device: str, cuda_count: int, environ: Mapping[str, str]) -> Loca
     return LocalGpus(setup=(f"export CUDA_VISIBLE_DEVICES={shlex.quote(value)}",))
 
 
-class LocalBackend(BlockingBackend):
+class LocalExecutor(BlockingExecutor):
     name = "local"
 
     def __init__(self, study: Study, paths: Paths) -> None:
@@ -59,7 +59,7 @@ class LocalBackend(BlockingBackend):
         devices = {pack.device for _, pack in self._queue}
         return devices.pop() if len(devices) == 1 else self.study.cluster.device
 
-    def executor(self, job_id: str) -> submitit.Executor:
+    def submitit_executor(self, job_id: str) -> submitit.Executor:
         import submitit
 
         p = self.study.cluster
