@@ -29,7 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from cluster.errors import ClusterError
-from cluster.states import JobState, TrialState
+from cluster.state_enums import JobState, TrialState
 
 if TYPE_CHECKING:
     from cluster.cost import Cost, estimate

@@ -1,7 +1,7 @@
 """`drosweep cancel`: stop a study's live tasks, keeping every checkpoint for `resume`.
 
 SLURM tasks are cancelled with one `scancel` of their job ids (from the ledger); scancel sends
-SIGTERM, on which a task checkpoints and stops (cluster/task.py). A local task is sent SIGTERM
+SIGTERM, on which a task checkpoints and stops (cluster/preemptible.py). A local task is sent SIGTERM
 through the process named by its heartbeat; its runner goes on with the other trials. A trial
 still in a local run's queue is asked off it (cluster/executors/blocking.py: the runner drops it).
 A task trains a pack of trials, so cancelling one trial stops the trials it shares a task with:
@@ -24,7 +24,7 @@ from cluster.executors.slurm import SlurmExecutor
 from cluster.executors.slurm.sacct import SacctRunner, run_sacct
 from cluster.executors.slurm.scancel import ScancelRunner, run_scancel
 from cluster.select import Selection
-from cluster.states import TrialState
+from cluster.state_enums import TrialState
 from cluster.status import study_status
 from jobs.heartbeat import BeatState, read_beat
 from jobs.paths import Paths

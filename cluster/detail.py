@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.select import ALL, Selection
-from cluster.states import TrialState
+from cluster.state_enums import TrialState
 from cluster.status import StudyStatus
 from jobs.paths import PROGRESS_NAME, Paths
 from trainers.progress import read_progress

@@ -20,7 +20,7 @@ from cluster import ledger
 from cluster.cost import estimate
 from cluster.executors import get_executor, tracks_jobs
 from cluster.executors.slurm.sacct import SacctRunner, run_sacct
-from cluster.states import TRIAL_STATES, USUAL_STATES, JobState, TrialState
+from cluster.state_enums import TRIAL_STATES, USUAL_STATES, JobState, TrialState
 from jobs.frozen import check_frozen
 from jobs.grid import TrialSpec, expand
 from jobs.heartbeat import Beat, BeatState, read_beat

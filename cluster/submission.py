@@ -30,7 +30,7 @@ from cluster.executors.slurm.sacct import SacctRunner, run_sacct
 from cluster.plan_context import PlanContext, context
 from cluster.planner import Plan, plan
 from cluster.select import ALL, Selection
-from cluster.states import TrialState
+from cluster.state_enums import TrialState
 from cluster.status import StudyStatus, study_status
 from cluster.trust import check_root_trusted, restrict
 from common.atomic import atomic_write_bytes, atomic_write_text
@@ -38,9 +38,9 @@ from jobs.commands import study_command
 from jobs.errors import StudyError
 from jobs.frozen import check_frozen, to_freeze, union_text
 from jobs.grid import TrialSpec, expand
+from jobs.pack import TaskPack
 from jobs.paths import Paths, check_root_writable
 from jobs.study import Study
-from jobs.task import TaskPack
 
 LOCK_TIMEOUT_S = 30.0
 

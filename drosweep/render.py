@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.states import USUAL_STATES, TrialState
+from cluster.state_enums import USUAL_STATES, TrialState
 from jobs.axes import value_tag
 from jobs.commands import study_command
 from jobs.radius import radius_tag

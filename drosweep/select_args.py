@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cluster.select import Selection, make_selection
-from cluster.states import TrialState
+from cluster.state_enums import TrialState
 from drosweep.errors import UsageError
 from jobs.grid import TrialSpec
 from jobs.study import Study

@@ -25,10 +25,10 @@ from jobs.markers import (
     write_done,
     write_failed,
 )
+from jobs.pack import TaskFailed, TaskPack, TaskResult, TrialOutcome, run_pack, run_task
 from jobs.paths import Paths, check_root_writable
 from jobs.radius import radius_tag
 from jobs.study import ClusterProfile, Study, load_study, parse_study
-from jobs.task import TaskFailed, TaskPack, TaskResult, TrialOutcome, run_pack, run_task
 
 __all__ = [
     "ClusterProfile",

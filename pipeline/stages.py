@@ -30,7 +30,7 @@ from reduce import (
     settle,
 )
 from reduce.arrayed import array_mapper
-from reduce.run import Mapper, in_process
+from reduce.reduction import Mapper, in_process
 
 Say = Callable[[str], None]
 

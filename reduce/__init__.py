@@ -19,7 +19,7 @@ from jobs.evaluation import EvalSettings
 from reduce.errors import ModelFileError, ReduceError, WaitTimeout
 from reduce.eval_tasks import EvalTask, EvalUnit, run_eval_task
 from reduce.evaluate import METRICS, evaluate_model
-from reduce.run import (
+from reduce.reduction import (
     ReduceOptions,
     ReduceSummary,
     chance_for,

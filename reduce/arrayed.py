@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from reduce.eval_tasks import EvalTask, Row, unit_base
-from reduce.run import Mapper, TaskFn
+from reduce.reduction import Mapper, TaskFn
 from reduce.table import error_rows
 
 # `fn` over the tasks as one array: (task index, its rows or the exception its job ended with)

@@ -25,7 +25,7 @@ from jobs.heartbeat import (
     process_start,
     read_beat,
 )
-from jobs.task import TaskPack
+from jobs.pack import TaskPack
 from studies import write_study
 from trainers.progress import read_progress
 

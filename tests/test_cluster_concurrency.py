@@ -12,8 +12,8 @@ from cluster import submit
 from cluster.concurrency import ArrayOptions, schedule
 from cluster.executors.slurm import SlurmExecutor
 from jobs import Paths, load_study
+from jobs.pack import TaskPack
 from jobs.study import Study
-from jobs.task import TaskPack
 from studies import study_text, write_study
 
 

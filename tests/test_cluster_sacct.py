@@ -10,7 +10,7 @@ import pytest
 
 from cluster.errors import ClusterError
 from cluster.executors.slurm.sacct import job_states, parse_sacct, run_sacct
-from cluster.states import JobState
+from cluster.state_enums import JobState
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 

@@ -17,8 +17,8 @@ from cluster.executors.slurm import SlurmExecutor
 from cluster.status import SACCT_GRACE_S
 from drosweep.cli import main
 from jobs import Paths, StudyError, expand, load_study, write_done, write_failed
+from jobs.pack import TaskPack
 from jobs.study import Study
-from jobs.task import TaskPack
 from studies import write_study
 
 # the study of these tests (and of test_cli_submit, test_jobs_overrides): write_study(**FAKE)

@@ -109,7 +109,7 @@ def test_markers_record_the_table_and_an_edit_makes_the_trials_changed(
     assert read_done(paths, keys[0]) == marker  # never trained over
 
     from reduce import reduce_study
-    from reduce.run import ReduceOptions
+    from reduce.reduction import ReduceOptions
 
     summary = reduce_study(study, ReduceOptions(progress=False))
     assert summary.evaluated == 2 and {k for k, _ in summary.errors} == set(keys)

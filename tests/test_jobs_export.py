@@ -12,7 +12,7 @@ import torch
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study, run_pack
-from jobs.task import TaskPack
+from jobs.pack import TaskPack
 from studies import write_study
 
 

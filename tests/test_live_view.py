@@ -22,7 +22,7 @@ from drosweep.cli import main
 from drosweep.render import duration
 from jobs import Paths, expand, load_study, run_pack
 from jobs.heartbeat import BeatState, Heartbeat, read_beat
-from jobs.task import TaskPack
+from jobs.pack import TaskPack
 from trainers.progress import (
     PROGRESS_LINE_EVERY_S,
     Progress,

@@ -61,11 +61,11 @@ def test_submitted_packs_carry_cpus_per_task(tmp_path: Path, cpus: int) -> None:
 
 def test_a_reduction_in_this_process_uses_the_tasks_threads(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import reduce.run
+    import reduce.reduction
     from reduce import ReduceOptions, reduce_study
 
     seen: list[int] = []
-    monkeypatch.setattr(reduce.run, "_reduce_locked",
+    monkeypatch.setattr(reduce.reduction, "_reduce_locked",
                         lambda *args: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     study = parse_study(_text(tmp_path, 1), Path("t.toml"))

@@ -3,7 +3,7 @@
 The handler only calls back (the callers set the flag that the trainer polls after every
 optimizer step, `should_stop`), so the step ends, a checkpoint is written and a resumed run goes
 on from there. Used wherever a training runs in a process of its own: `drosweep train` and the
-task of a job array (cluster/task.py); the local runner uses it to turn SIGTERM into SystemExit
+task of a job array (cluster/preemptible.py); the local runner uses it to turn SIGTERM into SystemExit
 while its tasks run (cluster/executors/base.py).
 """
 

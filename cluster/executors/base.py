@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from cluster.concurrency import ArrayOptions
 from cluster.errors import ClusterError
-from cluster.states import JobState
+from cluster.state_enums import JobState
+from jobs.pack import TaskPack
 from jobs.paths import Paths
 from jobs.study import Study
-from jobs.task import TaskPack
 
 if TYPE_CHECKING:
     import submitit

@@ -30,9 +30,9 @@ from jobs.commands import study_command
 from jobs.grid import TrialSpec
 from jobs.heartbeat import BeatState, Heartbeat
 from jobs.markers import read_done, read_failed
+from jobs.pack import TaskPack, TaskResult
 from jobs.paths import Paths
 from jobs.study import ClusterProfile, Study
-from jobs.task import TaskPack, TaskResult
 from trainers.progress import read_progress
 from trainers.stop import stop_on_signals
 
@@ -95,7 +95,7 @@ class BlockingExecutor(Executor):
         raises `RunStopped` (one line) and nothing chained runs."""
         from tqdm import tqdm
 
-        from cluster.task import TrainTask
+        from cluster.preemptible import TrainTask
 
         trials = [t for _, pack in self._queue for t in pack.trials]
         packs = dict(self._queue)

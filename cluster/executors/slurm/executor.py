@@ -19,9 +19,9 @@ from cluster.executors.slurm import info as slurm_info
 from cluster.executors.slurm.sacct import SacctRunner, job_states, run_sacct
 from cluster.executors.slurm.scancel import ScancelRunner, run_scancel
 from cluster.executors.submitit_api import sbatch_script
-from cluster.states import JobState
+from cluster.state_enums import JobState
+from jobs.pack import TaskPack
 from jobs.sbatch import check_sbatch_extra
-from jobs.task import TaskPack
 
 if TYPE_CHECKING:
     import submitit
@@ -140,7 +140,7 @@ class SlurmExecutor(Executor):
         return sbatch_script(ex)
 
     def submit(self, packs: Sequence[TaskPack], options: ArrayOptions | None = None) -> list[str]:
-        from cluster.task import TrainTask
+        from cluster.preemptible import TrainTask
 
         ex = self.submitit_executor(len(packs), options)
         with _sbatch_stderr() as stderr:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from cluster.errors import ClusterError
-from cluster.states import JobState
+from cluster.state_enums import JobState
 
 _JOBID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
 

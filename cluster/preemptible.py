@@ -22,7 +22,7 @@ from typing import Any
 import submitit
 
 from common.determinism import pin_thread_env
-from jobs.task import TaskPack, TaskResult, run_task
+from jobs.pack import TaskPack, TaskResult, run_task
 from trainers.stop import stop_on_signals
 
 

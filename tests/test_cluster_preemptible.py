@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import submitit
 
-import cluster.task
-from cluster.task import TrainTask
+import cluster.preemptible
+from cluster.preemptible import TrainTask
 from jobs import TaskPack
-from jobs.task import TaskResult, TrialOutcome
+from jobs.pack import TaskResult, TrialOutcome
 
 
 class Preempted(Exception):
@@ -35,7 +35,7 @@ def test_checkpoint_stops_worker_and_requeues_same_pack(tmp_path: Path,
         seen["stopped_at"] = time.monotonic()
         return TaskResult((("k", TrialOutcome.STOPPED),))
 
-    monkeypatch.setattr(cluster.task, "run_task", fake_run_task)
+    monkeypatch.setattr(cluster.preemptible, "run_task", fake_run_task)
     pack = TaskPack(root=str(tmp_path), trials=())
     task = TrainTask(pack)
     box: dict[str, Any] = {}
@@ -63,7 +63,7 @@ def test_checkpoint_stops_worker_and_requeues_same_pack(tmp_path: Path,
 
 
 def test_pickles_only_the_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cluster.task, "run_task",
+    monkeypatch.setattr(cluster.preemptible, "run_task",
                         lambda pack, should_stop: TaskResult((("k", TrialOutcome.DONE),)))
     task = TrainTask(TaskPack(root=str(tmp_path), trials=()))
     assert task().outcomes == (("k", TrialOutcome.DONE),)
@@ -76,7 +76,7 @@ def test_worker_error_reaches_caller(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(pack: TaskPack, should_stop: Any) -> TaskResult:
         raise ValueError("bad trial")
 
-    monkeypatch.setattr(cluster.task, "run_task", boom)
+    monkeypatch.setattr(cluster.preemptible, "run_task", boom)
     with pytest.raises(ValueError, match="bad trial"):
         TrainTask(TaskPack(root=str(tmp_path), trials=()))()
 
@@ -88,7 +88,7 @@ def test_sigterm_stops_training_promptly(tmp_path: Path, monkeypatch: pytest.Mon
             time.sleep(0.01)
         return TaskResult((("k", TrialOutcome.STOPPED if should_stop() else TrialOutcome.DONE),))
 
-    monkeypatch.setattr(cluster.task, "run_task", fake_run_task)
+    monkeypatch.setattr(cluster.preemptible, "run_task", fake_run_task)
     before = signal.getsignal(signal.SIGTERM)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()

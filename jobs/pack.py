@@ -35,7 +35,7 @@ class TaskPack:
     progress: bool = False        # the trainer's progress bar (local runs)
     reraise: bool = False         # re-raise a trial's error after marking it (debug: pdb)
     threads: int | None = None    # torch's CPU threads in the task (cpus_per_task); None: all
-    lines: bool = False           # progress lines on stdout (a task's log: cluster/task.py)
+    lines: bool = False           # progress lines on stdout (a task's log: cluster/preemptible.py)
 
     @property
     def keys(self) -> tuple[str, ...]:
