@@ -20,7 +20,7 @@ API:
   after)` (what runs once the arrays have ended), `map_array(fn, items, job_name=...)` (any
   function over one job array: each result, or an `array_map.JobFailed`), `job_states`,
   `cancel_jobs`, `log_files`, `scripts` (the dry-run preview) and `device_model`. No code
-  outside `executors/` tests an executor's name (tests/test_executor_seam.py).
+  outside `executors/` tests an executor's name (tests/unit/cluster/test_executor_seam.py).
 """
 
 from __future__ import annotations

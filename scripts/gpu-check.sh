@@ -29,8 +29,8 @@ step() {  # name, timeout in s, command...
 step versions 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; \
   $PY -c 'import torch, triton; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \
   \"triton\", triton.__version__, \"gpu\", torch.cuda.get_device_name())'"
-step tests 240 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py \
-  tests/test_trainer_fused_kernel.py
+step tests 240 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/unit/trainers/test_cuda.py \
+  tests/unit/trainers/test_trainer_fused_kernel.py
 step doctor 300 "$PY" -m drosweep doctor --out "$OUT/calibration-doctor.json"
 step bench 300 "$PY" benchmarks/gpu_profile.py --json --calibration-out "$OUT/calibration.json"
 step plan 60 "$PY" -m drosweep plan studies/paper.toml --set cluster.gpu_type=h200 \

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_scheduler import FakeScheduler
+
+from cluster.executors.slurm import SlurmExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,3 +109,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             f"drosweep: {len(skipped)} SLURM test(s) skipped: no local SLURM cluster (start one "
             f"with `bash scripts/slurm-up.sh` as root; CI=true makes a skip a failure)",
             yellow=True, bold=True)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, no_slurm_needed: None) -> FakeScheduler:
+    sched = FakeScheduler()
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "cluster_info", lambda self: None)
+    monkeypatch.setattr(SlurmExecutor, "submit",
+                        lambda self, packs, options=None: sched.submit(self, packs))
+    return sched

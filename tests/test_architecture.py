@@ -243,3 +243,15 @@ def test_the_check_finds_a_forbidden_arrow(package: str, source: str, bad: list[
 
 def test_the_table_is_read_as_written() -> None:
     assert {"cli": {"core", "base"}, "core": {"base"}, "base": frozenset()} == RULES
+
+
+def test_tests_mirror_the_packages() -> None:
+    """Unit tests live in tests/unit/<package>/ (the package whose behaviour they test), so a
+    change's tests are found beside its package's; only this map's own test stays at the top."""
+    tests = REPO / "tests"
+    top = sorted(p.name for p in tests.glob("test_*.py"))
+    assert top == ["test_architecture.py"], top
+    folders = {p.name for p in (tests / "unit").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= packaged(), folders - packaged()
+    assert all(any(d.glob("test_*.py")) for d in (tests / "unit").iterdir() if d.is_dir()
+               and d.name != "__pycache__")

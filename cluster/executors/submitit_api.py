@@ -1,6 +1,6 @@
 """The only module that uses submitit's private names: the script sbatch gets (for the dry-run
 preview) and the process of a local job (to stop it with a checkpoint). submitit offers neither
-publicly; tests/test_executor_seam.py fails when a submitit release renames them.
+publicly; tests/unit/cluster/test_executor_seam.py fails when a submitit release renames them.
 
 Imports submitit only when a function runs.
 """

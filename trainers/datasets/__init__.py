@@ -17,7 +17,7 @@ To add a data set, write a module in this package that
    fixed counts it has (features, classes, rows) or `sizes(options) -> Shape` where they depend
    on the settings, its fixed `files` (with sha256 where known) and `fetch(folder)` when
    `drosweep data fetch <name>` can download it;
-and import the module below. The tests of `tests/test_datasets_*.py` show the full path a new
+and import the module below. The tests of `tests/unit/trainers/test_datasets*.py` show the full path a new
 data set has to pass (plan, local submit, reduce).
 """
 

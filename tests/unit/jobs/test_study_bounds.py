@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli_bad_input import FZ, _cli, _keys, _with
+from study_fuzz import FZ, _cli, _keys, _with
 
 from cluster import plan, submit
 from drosweep.errors import input_errors

@@ -11,7 +11,7 @@ from jobs import StudyError, expand, load_study, parse_study
 from jobs.evaluation import EvalSettings
 from trainers.spec import Method, TrainSettings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 MINIMAL = """
 name = "t"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from reduce_support import save_model
 from test_plots_render import fake_table
-from test_reduce_helpers import save_model
 
 from drosweep.cli import main
 from jobs import Paths, expand, load_study

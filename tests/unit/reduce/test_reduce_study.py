@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_reduce_helpers import QUICK, finish_all, mark_done, save_model, tiny_study
+from reduce_support import QUICK, finish_all, mark_done, save_model, tiny_study
 
 from jobs import Paths, expand
 from reduce import METRICS, ReduceError, ReduceOptions, reduce_study

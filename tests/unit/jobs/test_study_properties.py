@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli_bad_input import _keys, _with
+from study_fuzz import _keys, _with
 
 from jobs import StudyError, expand, parse_study
 from jobs.limits import MAX_GRID_TRIALS, MAX_RADII, MAX_TRIALS, grid_size

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_reduce_helpers import finish_all
+from reduce_support import finish_all
 
 from jobs import Paths, parse_study
 from pipeline import reduce_and_report

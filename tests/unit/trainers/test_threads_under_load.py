@@ -21,7 +21,7 @@ import torch
 from common.determinism import FIXED_THREADS_ENV
 from drosweep.cli import main
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[3]
 TRAIN = ["-m", "drosweep", "train", "-t", "robust", "-r", "0.01", "-i", "5", "--dataset",
          "synthetic", "--max-steps", "8", "--checkpoint-every", "2", "--batch-size", "10",
          "--train-subset", "100", "--no-progress"]

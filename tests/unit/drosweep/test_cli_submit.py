@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import submitit.core.utils
-from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
+from fake_scheduler import FAKE, FakeScheduler
 
 from cluster.executors.slurm import SlurmExecutor
 from drosweep.cli import main
@@ -46,7 +46,7 @@ def test_dry_run_prints_the_script_sbatch_would_get(tmp_path: Path, capsys: Any,
     assert seen[0].strip() == printed
 
 
-def test_submit_and_resume_a_subset(tmp_path: Path, fake: FakeScheduler,  # noqa: F811
+def test_submit_and_resume_a_subset(tmp_path: Path, fake: FakeScheduler,
                                     capsys: Any) -> None:
     f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--method", "robust", "-n", "2"]) == 0
@@ -65,7 +65,7 @@ def test_submit_and_resume_a_subset(tmp_path: Path, fake: FakeScheduler,  # noqa
     (["-n", "0"], "-n must be >= 1"),
     (["--trials", "3"], "not within the study's trials 0-2"),
 ])
-def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeScheduler,  # noqa: F811
+def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeScheduler,
                                                capsys: Any, argv: list[str],
                                                message: str) -> None:
     f = write_study(tmp_path, **FAKE)
@@ -75,7 +75,7 @@ def test_bad_subset_is_refused_before_anything(tmp_path: Path, fake: FakeSchedul
     assert fake.submitted == [] and not (tmp_path / "root").exists()
 
 
-def test_submit_json(tmp_path: Path, fake: FakeScheduler, capsys: Any) -> None:  # noqa: F811
+def test_submit_json(tmp_path: Path, fake: FakeScheduler, capsys: Any) -> None:
     f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--dry-run", "--json", "-n", "3"]) == 0
     body = json.loads(capsys.readouterr().out)

@@ -303,7 +303,7 @@ def test_a_cpu_study_refuses_the_fused_kernel_at_load() -> None:
 
     from jobs import StudyError, load_study
 
-    smoke = Path(__file__).resolve().parents[1] / "studies" / "smoke.toml"
+    smoke = Path(__file__).resolve().parents[3] / "studies" / "smoke.toml"
     with pytest.raises(StudyError, match=r"'training.robust_kernel': 'fused' runs on CUDA"):
         load_study(smoke, overrides=["training.robust_kernel=\"fused\""])
     assert load_study(smoke, overrides=["training.robust_kernel=\"chunked\""]).settings \

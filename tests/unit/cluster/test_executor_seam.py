@@ -14,7 +14,7 @@ import pytest
 from cluster.executors import EXECUTORS
 from cluster.executors.submitit_api import PRIVATE_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PACKAGES = ("drosweep", "pipeline", "cluster", "reduce", "plots", "jobs", "trainers", "common")
 EXECUTORS_DIR = REPO / "cluster" / "executors"
 ADAPTER = EXECUTORS_DIR / "submitit_api.py"

@@ -15,7 +15,7 @@ from typing import Any
 
 import filelock
 import pytest
-from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
+from fake_scheduler import FAKE, FakeScheduler
 
 from cluster import submit_lock
 from cluster.errors import ClusterError
@@ -39,13 +39,13 @@ def hold(tmp_path: Path, root: Path, seconds: float) -> subprocess.Popen[str]:
     script.write_text(HOLDER)
     proc = subprocess.Popen([sys.executable, str(script), str(root), str(seconds)],
                             stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[3])
     assert proc.stdout is not None and proc.stdout.readline() == "held\n"
     return proc
 
 
 def test_a_second_submit_names_the_holder_then_times_out(
-        tmp_path: Path, capsys: Any, fake: FakeScheduler,  # noqa: F811
+        tmp_path: Path, capsys: Any, fake: FakeScheduler,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("cluster.submission.LOCK_TIMEOUT_S", 0.5)
     f = write_study(tmp_path, **FAKE)

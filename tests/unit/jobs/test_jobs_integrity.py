@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_reduce_helpers import QUICK, finish_all, tiny_study
+from reduce_support import QUICK, finish_all, tiny_study
 
 from common.atomic import (
     IntegrityError,

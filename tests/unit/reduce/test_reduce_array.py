@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import submitit
-from test_reduce_helpers import QUICK, finish_all, tiny_study
+from reduce_support import QUICK, finish_all, tiny_study
 
 from cluster.array_map import map_array
 from reduce import EvalTask, EvalUnit, ReduceOptions, reduce_study, run_eval_task

@@ -20,7 +20,7 @@ from studies import study_text, write_study
 
 StubCommand = Callable[[str, str], Path]  # the `stub_command` fixture (conftest.py)
 
-DATA = Path(__file__).resolve().parent / "data" / "slurm"
+DATA = Path(__file__).resolve().parents[2] / "data" / "slurm"
 
 # `scontrol -o show partition` / `show node` of a cluster with typed GPUs (fields trimmed)
 PARTITIONS = (

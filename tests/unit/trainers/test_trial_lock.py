@@ -58,7 +58,7 @@ def test_the_lock_dies_with_its_process_and_a_left_lock_file_never_blocks(tmp_pa
     ck = tmp_path / "t" / "ckpt.pt"
     code = ("import os, sys; from pathlib import Path; from trainers.trial_lock import hold_trials\n"
             f"with hold_trials([Path({str(ck)!r})]): os.kill(os.getpid(), 9)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[3])
     assert proc.returncode == -9 and lock_path(ck).exists()  # killed holding it
     with hold_trials([ck]):
         pass
@@ -80,6 +80,6 @@ def test_cli_train_of_a_held_trial_is_one_line_and_exit_2(tmp_path: Path) -> Non
         proc = subprocess.run([sys.executable, "-m", "drosweep", "train", "-t", "regular", "-r",
                                "0", "-s", str(folder), "-i", "0", "--dataset", "synthetic",
                                "--epochs", "1", "--no-progress"],
-                              capture_output=True, text=True, cwd=Path(__file__).parents[1])
+                              capture_output=True, text=True, cwd=Path(__file__).parents[3])
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "another process" in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cluster_status_resume import FAKE, FakeScheduler, fake  # noqa: F401 (fixture)
+from fake_scheduler import FAKE, FakeScheduler
 
 from drosweep.cli import main
 from jobs import load_study
@@ -61,7 +61,7 @@ def test_bad_override_is_one_line(tmp_path: Path, capsys: Any, item: str, messag
 
 
 def test_frozen_study_records_overrides_and_resume_checks_science(
-        tmp_path: Path, capsys: Any, fake: FakeScheduler) -> None:  # noqa: F811
+        tmp_path: Path, capsys: Any, fake: FakeScheduler) -> None:
     f = write_study(tmp_path, **FAKE)
     assert main(["submit", str(f), "--set", "training.epochs=3"]) == 0
     frozen = Paths(tmp_path / "root").study_file.read_text()

@@ -67,7 +67,7 @@ def test_demos_say_each_study_and_their_claims(monkeypatch: pytest.MonkeyPatch) 
         return run.DemoResult((), summary, RenderResult([], Path("report.md"), claims))
 
     monkeypatch.setattr(run, "demo", fake_demo)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[3]
     studies = [load_study(repo / "studies" / f"{n}.toml") for n in ("smoke", "moons")]
     lines: list[str] = []
     results = run.demos(studies, progress=False, say=lines.append)

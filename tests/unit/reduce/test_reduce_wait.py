@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_reduce_helpers import save_model, tiny_study
+from reduce_support import save_model, tiny_study
 
 from jobs import Paths, expand, write_failed
 from reduce import WaitTimeout, scan_markers, wait_for_markers

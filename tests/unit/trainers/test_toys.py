@@ -138,7 +138,7 @@ def test_a_study_of_more_features_has_no_decision_map(tmp_path: Path) -> None:
 
 
 def test_the_demo_study_of_two_moons_loads() -> None:
-    study = load_study(Path(__file__).resolve().parents[1] / "studies" / "moons.toml")
+    study = load_study(Path(__file__).resolve().parents[3] / "studies" / "moons.toml")
     assert study.dataset == "moons" and {m.value for m in study.methods} >= {
         "regular", "robust", "adversarial"}   # the methods its claims compare
     assert min(study.radii) >= 0.1   # the claims of the report concern eps >= 0.1

@@ -8,7 +8,7 @@ import pytest
 
 import drosweep
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TINY = ["training.epochs=1", "training.train_subset=60", "trials=2", "radii=[0.05]",
         "methods=[\"regular\"]", "evaluation.test_subset=50", "evaluation.ball_samples=10",
         "evaluation.mean_samples=10", "evaluation.pgd_steps=2", "evaluation.lipschitz=false"]

@@ -17,7 +17,7 @@ from jobs.study import ClusterProfile
 from studies import study_text
 from trainers.spec import Method, TrainSettings, TrainSpec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def grid(trials: int, methods: Sequence[str] = ("regular", "robust"), **settings: Any) -> str:

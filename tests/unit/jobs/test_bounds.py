@@ -16,7 +16,7 @@ from studies import write_study
 from trainers.data import check_subset
 from trainers.datasets import DataError
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[3]
 # one regular trial on the CPU: write_study(tmp_path, **BOUNDS), a test adding its settings
 CPU = {"gpus_per_task": 0, "device": "cpu"}
 BOUNDS: dict[str, Any] = {"file": "s.toml", "name": "bounds", "training": {"epochs": 1},
