@@ -1,6 +1,6 @@
 """A user's table with a mistyped label column, or a missing one, is one line on stderr and exit
-code 2 from every command that reads the data (through the CLI entry, as a user runs it); `plot`
-and `report` read only the results table, and before `reduce` they name the command to run."""
+code 2 from every command that reads the data (through the CLI entry, as a user runs it); `status`
+reads markers only, `plot` and `report` only the results table (before `reduce` they name it)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ label_column = "{label}"
 drop_columns = ["id", "note"]
 """
 
-COMMANDS = [["plan"], ["plan", "--json"], ["status"], ["status", "--verify"],
+COMMANDS = [["plan"], ["plan", "--json"],
             ["reduce", "--partial"],
             ["submit", "--executor", "debug", "--dry-run"]]
 
