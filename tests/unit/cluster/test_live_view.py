@@ -23,6 +23,7 @@ from drosweep.render import duration
 from jobs import Paths, expand, load_study, run_pack
 from jobs.heartbeat import BeatState, Heartbeat, read_beat
 from jobs.pack import TaskPack
+from studies import write_study
 from trainers.progress import (
     PROGRESS_LINE_EVERY_S,
     Progress,
@@ -32,26 +33,13 @@ from trainers.progress import (
 )
 
 CLI = str(Path(sys.executable).with_name("drosweep"))
-SMALL = """
-name = "live"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.1]
-trials = {trials}
-[training]
-max_steps = {steps}
-checkpoint_every = 20
-[cluster]
-max_pack = 1
-local_parallelism = 1
-"""
 
 
 def small_study(tmp_path: Path, trials: int, steps: int) -> Path:
-    f = tmp_path / "study.toml"
-    f.write_text(SMALL.format(root=tmp_path / "root", trials=trials, steps=steps))
-    return f
+    """`trials` regular trials of `steps` steps, one at a time (one per pack, one pack at once)."""
+    return write_study(tmp_path, name="live", trials=trials,
+                       training={"max_steps": steps, "checkpoint_every": 20},
+                       cluster={"max_pack": 1, "local_parallelism": 1})
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

@@ -5,31 +5,18 @@ reads markers only, `plot` and `report` only the results table (before `reduce` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dataset_files import write_table
 
 from drosweep.cli import main
+from studies import write_study
 
-STUDY = """
-name = "bad-data"
-root = "{root}"
-dataset = "csv"
-methods = ["regular"]
-radii = [0.1]
-trials = 1
-[training]
-epochs = 1
-hidden = 4
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-device = "cpu"
-[data]
-data_file = "{csv}"
-label_column = "{label}"
-drop_columns = ["id", "note"]
-"""
+# the study of these tests: write_study(tmp_path, **BAD_DATA, data={...}), the table its own
+BAD_DATA: dict[str, Any] = {"name": "bad-data", "dataset": "csv",
+                            "training": {"epochs": 1, "hidden": 4},
+                            "cluster": {"gpus_per_node": 0, "gpus_per_task": 0, "device": "cpu"}}
 
 COMMANDS = [["plan"], ["plan", "--json"],
             ["reduce", "--partial"],
@@ -44,8 +31,8 @@ def test_bad_table_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     if fault == "missing table":
         csv.unlink()
     label = "kindd" if fault == "mistyped label" else "kind"
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root", csv=csv, label=label))
+    f = write_study(tmp_path, **BAD_DATA, data={"data_file": str(csv), "label_column": label,
+                                                "drop_columns": ["id", "note"]})
     code = main([command[0], str(f), *command[1:]])
     err = capsys.readouterr().err
     assert code == 2, err

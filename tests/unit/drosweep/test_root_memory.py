@@ -16,29 +16,18 @@ from drosweep.cli import main
 from jobs import Paths, expand, load_study
 from jobs.commands import study_command
 from jobs.frozen import load_at_root
+from studies import write_study
 
-STUDY = """
-name = "remembered"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.01]
-trials = 2
-[training]
-epochs = 1
-max_steps = 2
-batch_size = 20
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-"""
+# the study of these tests: write_study(tmp_path, root=tmp_path / "default", **REMEMBERED)
+REMEMBERED: dict[str, Any] = {"name": "remembered", "radii": [0.01], "trials": 2,
+                              "training": {"epochs": 1, "max_steps": 2, "batch_size": 20},
+                              "cluster": {"gpus_per_task": 0, "device": "cpu"}}
 
 
 def test_a_local_root_works_without_its_flags(tmp_path: Path, capsys: Any,
                                               stub_command: Any, no_slurm_needed: None) -> None:
     stub_command("sbatch", "echo 'sbatch must not be called' >&2; exit 1")
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "default"))
+    f = write_study(tmp_path, root=tmp_path / "default", **REMEMBERED)
     root = tmp_path / "elsewhere"
     assert main(["submit", str(f), "--root", str(root), "--executor", "local", "--no-progress",
                  "--set", "training.max_steps=3", "-n", "1"]) == 0
@@ -86,14 +75,13 @@ def test_a_local_root_works_without_its_flags(tmp_path: Path, capsys: Any,
 
 
 def test_the_roots_overrides_are_said_only_when_they_change_something(tmp_path: Path) -> None:
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **REMEMBERED)
     paths = Paths(tmp_path / "root")
     paths.root.mkdir()
     paths.study_file.write_text(load_study(f, overrides=["training.max_steps=3"]).text)
     study, said = load_at_root(f, None)
     assert said == ("training.max_steps=3",) and study.settings.max_steps == 3
-    f.write_text(f.read_text().replace("max_steps = 2", "max_steps = 3"))
+    write_study(tmp_path, **{**REMEMBERED, "training": {**REMEMBERED["training"], "max_steps": 3}})
     study, said = load_at_root(f, None)
     assert said == () and study.settings.max_steps == 3
 
@@ -101,8 +89,7 @@ def test_the_roots_overrides_are_said_only_when_they_change_something(tmp_path: 
 def test_resume_from_a_root_without_submissions_defaults_to_slurm(
         tmp_path: Path, capsys: Any, stub_command: Any, no_slurm_needed: None) -> None:
     stub_command("sbatch", "exit 1")
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **REMEMBERED)
     assert main(["resume", str(f), "--dry-run"]) == 2
     assert f"use `drosweep submit {f}`" in capsys.readouterr().err
 
@@ -123,8 +110,7 @@ def test_hints_name_the_file_and_a_root_that_is_not_its_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given_root: str | None,
         expected: str) -> None:
     monkeypatch.chdir(tmp_path)
-    f = Path("study.toml")
-    f.write_text(STUDY.format(root="root"))
+    f = write_study(Path(), root="root", **REMEMBERED)
     study = load_study(f, root=given_root)
     assert study_command("resume", study) == expected.format(f=f, cwd=tmp_path)
     frozen = Paths(study.root).study_file

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dataset_files import write_table
@@ -15,45 +16,26 @@ from dataset_files import write_table
 from cluster import TrialState, study_status
 from drosweep.cli import main
 from jobs import Paths, expand, load_study, read_done
+from studies import write_study
 
-STUDY = """
-name = "data-changed"
-root = "{root}"
-dataset = "csv"
-methods = ["regular"]
-radii = [0.1]
-trials = 2
-[training]
-epochs = 1
-max_steps = 2
-batch_size = 20
-hidden = 4
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-cpus_per_task = 1
-device = "cpu"
-[evaluation]
-test_subset = 10
-ball_samples = 5
-mean_samples = 5
-pgd_steps = 2
-ga_population = 4
-ga_generations = 2
-ga_elite = 1
-[data]
-data_file = "{csv}"
-label_column = "kind"
-drop_columns = ["id", "note"]
-"""
+# the study of these tests: write_study(base, **CHANGED, data=table(csv)), trained once
+CHANGED: dict[str, Any] = {
+    "name": "data-changed", "dataset": "csv", "trials": 2,
+    "training": {"epochs": 1, "max_steps": 2, "batch_size": 20, "hidden": 4},
+    "cluster": {"gpus_per_node": 0, "gpus_per_task": 0, "cpus_per_task": 1, "device": "cpu"},
+    "evaluation": {"test_subset": 10, "ball_samples": 5, "mean_samples": 5, "pgd_steps": 2,
+                   "ga_population": 4, "ga_generations": 2, "ga_elite": 1}}
+
+
+def table(csv: Path) -> dict[str, Any]:
+    return {"data_file": str(csv), "label_column": "kind", "drop_columns": ["id", "note"]}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("trained")
     write_table(base / "table.csv", rows=60)
-    f = base / "study.toml"
-    f.write_text(STUDY.format(root=base / "root", csv=base / "table.csv"))
+    f = write_study(base, **CHANGED, data=table(base / "table.csv"))
     assert main(["submit", str(f), "--executor", "debug", "--no-progress"]) == 0
     return base
 
@@ -68,8 +50,7 @@ def _copy(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
         data = json.loads(done.read_text())
         data["data_files"] = {str(csv): sha for sha in data["data_files"].values()}
         done.write_text(json.dumps(data))
-    f = tmp_path / "study.toml"
-    f.write_text(STUDY.format(root=tmp_path / "root", csv=csv))
+    f = write_study(tmp_path, **CHANGED, data=table(csv))
     return f, csv
 
 

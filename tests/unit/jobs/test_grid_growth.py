@@ -15,39 +15,22 @@ import pytest
 from cluster import ledger
 from drosweep.cli import main
 from jobs import Paths
+from studies import write_study
 
-STUDY = """
-name = "growing"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-regular_per_radius = true
-radii = {radii}
-trials = {trials}
-[training]
-epochs = 1
-max_steps = 2
-batch_size = 20
-hidden = 16
-[cluster]
-gpus_per_task = 0
-device = "cpu"
-[evaluation]
-test_subset = 60
-ball_samples = 40
-mean_samples = 20
-pgd_steps = 3
-ga_population = 6
-ga_generations = 3
-ga_elite = 1
-"""
+# the study of these tests: write(f, radii, trials), a test changing its training
+TRAINING = {"epochs": 1, "max_steps": 2, "batch_size": 20, "hidden": 16}
+GROWING: dict[str, Any] = {
+    "name": "growing", "regular_per_radius": True, "training": TRAINING,
+    "cluster": {"gpus_per_task": 0, "device": "cpu"},
+    "evaluation": {"test_subset": 60, "ball_samples": 40, "mean_samples": 20, "pgd_steps": 3,
+                   "ga_population": 6, "ga_generations": 3, "ga_elite": 1}}
 FIRST = "regular/eps_0.01/trial_0"
 NEW = ["regular/eps_0.01/trial_1", "regular/eps_0.02/trial_0", "regular/eps_0.02/trial_1"]
 
 
-def write(f: Path, radii: str, trials: int, extra: str = "") -> Path:
-    f.write_text(STUDY.format(root=f.parent / "root", radii=radii, trials=trials) + extra)
-    return f
+def write(f: Path, radii: list[float], trials: int, **changes: Any) -> Path:
+    return write_study(f.parent, file=f.name, **{**GROWING, **changes}, radii=radii,
+                       trials=trials)
 
 
 def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
@@ -57,12 +40,12 @@ def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
 
 
 def test_a_grown_grid_trains_only_its_new_trials(tmp_path: Path, capsys: Any) -> None:
-    f = write(tmp_path / "study.toml", "[0.01]", 1)
+    f = write(tmp_path / "study.toml", [0.01], 1)
     paths = Paths(tmp_path / "root")
     assert run(capsys, "submit", str(f), "--executor", "local", "--no-progress")[0] == 0
     first_done = paths.done(FIRST).read_bytes()
 
-    write(f, "[0.01, 0.02]", 2)  # a radius and a trial more, same science
+    write(f, [0.01, 0.02], 2)  # a radius and a trial more, same science
     code, out, _ = run(capsys, "submit", str(f), "--executor", "local", "--no-progress")
     assert code == 0, out
     assert "1 trial(s) done, 0 queued or running; submitted 3 trial(s)" in out
@@ -76,7 +59,7 @@ def test_a_grown_grid_trains_only_its_new_trials(tmp_path: Path, capsys: Any) ->
     assert sorted(table["key"].unique()) == sorted([FIRST, *NEW])
 
     # a smaller file is a selection: its trials only, nothing removed
-    part = write(tmp_path / "part.toml", "[0.02]", 1)
+    part = write(tmp_path / "part.toml", [0.02], 1)
     code, out, _ = run(capsys, "status", str(part), "--json")
     counts = json.loads(out)["counts"]
     assert code == 0 and counts["done"] == 1 and sum(counts.values()) == 1
@@ -91,18 +74,17 @@ def test_a_grown_grid_trains_only_its_new_trials(tmp_path: Path, capsys: Any) ->
     assert json.loads(out)["counts"]["done"] == 4
 
     # another science: another root, named in one line
-    other = write(tmp_path / "other.toml", "[0.01]", 1)
-    other.write_text(other.read_text().replace("max_steps = 2", "max_steps = 3"))
+    other = write(tmp_path / "other.toml", [0.01], 1, training={**TRAINING, "max_steps": 3})
     code, _, err = run(capsys, "submit", str(other), "--executor", "local")
     assert code == 2 and "differs in: training.max_steps: 2 at the root, 3 here" in err
 
 
 def test_a_union_of_two_grids_is_frozen_when_neither_holds_the_other(
         tmp_path: Path, capsys: Any) -> None:
-    f = write(tmp_path / "study.toml", "[0.01]", 1)
+    f = write(tmp_path / "study.toml", [0.01], 1)
     paths = Paths(tmp_path / "root")
     assert run(capsys, "submit", str(f), "--executor", "local", "--no-progress")[0] == 0
-    write(f, "[0.02]", 1)
+    write(f, [0.02], 1)
     code, out, _ = run(capsys, "submit", str(f), "--executor", "local", "--no-progress")
     assert code == 0 and "submitted 1 trial(s)" in out
     frozen = paths.study_file.read_text()
@@ -118,7 +100,7 @@ def test_a_table_from_before_the_grid_could_grow_is_still_read(tmp_path: Path) -
     from reduce.errors import ReduceError
     from reduce.table import StudyIdentity, empty_table, read_table
 
-    study = load_study(write(tmp_path / "study.toml", "[0.01]", 1))
+    study = load_study(write(tmp_path / "study.toml", [0.01], 1))
     assert study.grid_fingerprint != study.fingerprint
     row = {c: None for c in empty_table().columns}
     row.update(method="regular", radius=0.01, trial=0, metric="clean_accuracy", value=0.5,
@@ -128,8 +110,8 @@ def test_a_table_from_before_the_grid_could_grow_is_still_read(tmp_path: Path) -
     pd.DataFrame([row]).to_parquet(table)
     identity = StudyIdentity(study.name, study.fingerprint, (study.grid_fingerprint,))
     assert len(read_table(table, identity)) == 1
-    other_file = write(tmp_path / "other.toml", "[0.01]", 1)
-    other_file.write_text(other_file.read_text().replace("max_steps = 2", "max_steps = 3"))
+    other_file = write(tmp_path / "other.toml", [0.01], 1,
+                       training={**TRAINING, "max_steps": 3})
     other = load_study(other_file)
     with pytest.raises(ReduceError, match="belongs to another study"):
         read_table(table, StudyIdentity(other.name, other.fingerprint,

@@ -5,6 +5,7 @@ run through status, reduce and the report."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -12,24 +13,24 @@ import pytest
 from drosweep.cli import main
 from jobs import Paths, StudyError, expand, parse_key, parse_study
 from jobs.grid import derive_trial_seed, key_axes, trial_key
+from studies import study_text, write_study
 from trainers.spec import Method
 
-TEXT = """
-name = "s"
-root = "/tmp/unused"
-methods = ["regular", "robust"]
-radii = [0.1]
-trials = 2
-base_seed = 7
-"""
+# the study of these tests: study(sweep={...}) parses study_text(**S), write(tmp_path) writes it
+S: dict[str, Any] = {"dataset": None, "methods": ["regular", "robust"], "trials": 2,
+                     "base_seed": 7}
 
 
-def study(text: str = TEXT, sweep: str = ""):
-    return parse_study(text + sweep, Path("s.toml"))
+def study(**changes: Any):
+    return parse_study(study_text("/tmp/unused", **{**S, **changes}), Path("s.toml"))
+
+
+def write(tmp_path: Path, **changes: Any) -> Path:
+    return write_study(tmp_path, file="s.toml", **{**S, **changes})
 
 
 def test_expand_with_a_sweep_names_each_value_in_the_key_and_the_settings() -> None:
-    s = study(sweep='[sweep]\n"training.lr" = [0.1, 0.2]\ntraining.hidden = [8, 16]\n')
+    s = study(sweep={"training.lr": [0.1, 0.2], "training": {"hidden": [8, 16]}})
     specs = expand(s)
     assert len(specs) == 2 * 2 * 2 * 2  # (regular once + robust at one radius) x lr x hidden x 2
     keys = [t.key for t in specs]
@@ -47,7 +48,7 @@ def test_expand_with_a_sweep_names_each_value_in_the_key_and_the_settings() -> N
 
 
 def test_no_sweep_keeps_keys_seeds_and_fingerprint() -> None:
-    plain, swept = study(), study(sweep='[sweep.training]\nlr = [0.2]\n')
+    plain, swept = study(), study(sweep={"training": {"lr": [0.2]}})
     assert [t.key for t in expand(plain)] == ["regular/eps_0/trial_0", "regular/eps_0/trial_1",
                                               "robust/eps_0.1/trial_0", "robust/eps_0.1/trial_1"]
     assert all(t.axes == () for t in expand(plain))
@@ -74,74 +75,51 @@ def test_parse_key_refuses_escapes_and_other_forms_of_a_number(key: str) -> None
         parse_key(key)
 
 
-@pytest.mark.parametrize("sweep, message", [
-    ('[sweep]\n"training.lrr" = [0.1]\n', "key 'sweep.training.lrr': not a training setting"),
-    ('[sweep]\n"cluster.mem_gb" = [1]\n', "key 'sweep.cluster.mem_gb': not a training setting"),
-    ('[sweep]\n"training.lr" = [0.1, -1]\n', "value -1: setting 'lr' must be"),
-    ('[sweep]\n"training.hidden" = [8, 2.5]\n', "value 2.5: setting 'hidden'"),
-    ('[sweep]\n"training.lr" = []\n', "must be a non-empty list"),
-    ('[sweep]\n"training.lr" = [0.1, 0.10]\n', "value 0.1 listed twice"),
-    ('[sweep]\n"training.lr" = 0.1\n', "must be a non-empty list"),
-    ('[training]\nlr = 0.3\n[sweep]\n"training.lr" = [0.1]\n', "also set in [training]"),
+@pytest.mark.parametrize("changes, message", [
+    ({"sweep": {"training.lrr": [0.1]}}, "key 'sweep.training.lrr': not a training setting"),
+    ({"sweep": {"cluster.mem_gb": [1]}}, "key 'sweep.cluster.mem_gb': not a training setting"),
+    ({"sweep": {"training.lr": [0.1, -1]}}, "value -1: setting 'lr' must be"),
+    ({"sweep": {"training.hidden": [8, 2.5]}}, "value 2.5: setting 'hidden'"),
+    ({"sweep": {"training.lr": []}}, "must be a non-empty list"),
+    ({"sweep": {"training.lr": [0.1, 0.10]}}, "value 0.1 listed twice"),
+    ({"sweep": {"training.lr": 0.1}}, "must be a non-empty list"),
+    ({"training": {"lr": 0.3}, "sweep": {"training.lr": [0.1]}}, "also set in [training]"),
 ])
-def test_bad_sweep_is_one_line_naming_the_key(sweep: str, message: str) -> None:
+def test_bad_sweep_is_one_line_naming_the_key(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(StudyError, match=r"s\.toml: ") as info:
-        study(sweep=sweep)
+        study(**changes)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_sweep_counts_in_the_grid_size_and_in_robusts_samples() -> None:
     with pytest.raises(StudyError, match="swept combinations"):
-        study(TEXT.replace("trials = 2", "trials = 100000"),
-              sweep='[sweep]\n"training.lr" = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]\n')
+        study(trials=100000,
+              sweep={"training.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]})
     with pytest.raises(StudyError, match="n_base=100000000"):
-        study(sweep='[sweep]\n"training.n_base" = [10, 100000000]\n')
+        study(sweep={"training.n_base": [10, 100000000]})
 
 
 def test_bad_sweep_from_the_cli_is_exit_2(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "s.toml"
-    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root"))
-                 + '[sweep]\n"training.lr" = [0.1, "fast"]\n')
+    f = write(tmp_path, sweep={"training.lr": [0.1, "fast"]})
     assert main(["plan", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sweep.training.lr" in err and "'fast'" in err
 
 
-RUN = """
-name = "swept"
-root = "{root}"
-dataset = "synthetic"
-methods = ["regular"]
-radii = [0.05]
-trials = 1
-[training]
-epochs = 1
-max_steps = 3
-batch_size = 20
-hidden = 4
-[sweep]
-"training.lr" = [0.1, 0.2]
-[cluster]
-gpus_per_node = 0
-gpus_per_task = 0
-cpus_per_task = 1
-device = "cpu"
-[evaluation]
-test_subset = 10
-ball_samples = 5
-mean_samples = 5
-pgd_steps = 2
-ga_population = 4
-ga_generations = 2
-ga_elite = 1
-"""
+# the local run: write_study(tmp_path, **SWEPT), two learning rates of one regular trial
+SWEPT: dict[str, Any] = {
+    "file": "swept.toml", "name": "swept", "radii": [0.05],
+    "training": {"epochs": 1, "max_steps": 3, "batch_size": 20, "hidden": 4},
+    "sweep": {"training.lr": [0.1, 0.2]},
+    "cluster": {"gpus_per_node": 0, "gpus_per_task": 0, "cpus_per_task": 1, "device": "cpu"},
+    "evaluation": {"test_subset": 10, "ball_samples": 5, "mean_samples": 5, "pgd_steps": 2,
+                   "ga_population": 4, "ga_generations": 2, "ga_elite": 1}}
 
 
 def test_a_local_run_with_two_learning_rates(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "swept.toml"
-    f.write_text(RUN.format(root=tmp_path / "root"))
+    f = write_study(tmp_path, **SWEPT)
     assert main(["submit", str(f), "--executor", "local", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["status", str(f), "--json"]) == 0
@@ -203,8 +181,7 @@ def test_the_plan_packs_each_combination_apart(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from cluster.planner import plan
 
-    s = study(TEXT.replace("trials = 2", "trials = 3"),
-              sweep='[sweep]\n"training.hidden" = [8, 400]\n')
+    s = study(trials=3, sweep={"training.hidden": [8, 400]})
     the_plan = plan(expand(s), s.cluster)
     assert [(g.method.value, g.axes) for g in the_plan.groups] == [
         ("regular", (("hidden", 8),)), ("regular", (("hidden", 400),)),
@@ -213,9 +190,7 @@ def test_the_plan_packs_each_combination_apart(tmp_path: Path,
         assert len({t.axes for t in task.trials}) == 1
     costs = {g.axes: g.hours_per_trial for g in the_plan.groups if g.method is Method.ROBUST}
     assert costs[(("hidden", 400),)] > costs[(("hidden", 8),)]
-    f = tmp_path / "s.toml"
-    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root"))
-                 + '[sweep]\n"training.hidden" = [8, 400]\n')
+    f = write(tmp_path, sweep={"training.hidden": [8, 400]})
     assert main(["plan", str(f)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("robust") and line.endswith("  hidden=400") for line in lines) == 1
@@ -223,10 +198,8 @@ def test_the_plan_packs_each_combination_apart(tmp_path: Path,
 
 def test_submit_checks_the_memory_of_every_swept_value(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "s.toml"
-    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root")) + 'dataset = "synthetic"\n'
-                 + '[sweep]\n"training.hidden" = [8, 16000]\n'
-                 + '[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = "cpu"\nmem_gb = 1\n')
+    f = write(tmp_path, dataset="synthetic", sweep={"training.hidden": [8, 16000]},
+              cluster={"gpus_per_node": 0, "gpus_per_task": 0, "device": "cpu", "mem_gb": 1})
     assert main(["submit", str(f), "--executor", "local", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hidden=16000: one trial needs" in err
@@ -238,12 +211,10 @@ def test_submit_checks_a_swept_train_subset_against_the_table(
     from dataset_files import write_table
 
     csv = write_table(tmp_path / "t.csv", rows=60)  # 48 training rows
-    f = tmp_path / "s.toml"
-    f.write_text(TEXT.replace("/tmp/unused", str(tmp_path / "root")) + 'dataset = "csv"\n'
-                 + '[sweep]\n"training.train_subset" = [10, 100]\n'
-                 + '[cluster]\ngpus_per_node = 0\ngpus_per_task = 0\ndevice = "cpu"\n'
-                 + f'[data]\ndata_file = "{csv}"\nlabel_column = "kind"\n'
-                 + 'drop_columns = ["id", "note"]\n')
+    f = write(tmp_path, dataset="csv", sweep={"training.train_subset": [10, 100]},
+              cluster={"gpus_per_node": 0, "gpus_per_task": 0, "device": "cpu"},
+              data={"data_file": str(csv), "label_column": "kind",
+                    "drop_columns": ["id", "note"]})
     assert main(["submit", str(f), "--executor", "local", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train_subset asks for 100 training rows" in err
@@ -251,7 +222,5 @@ def test_submit_checks_a_swept_train_subset_against_the_table(
 
 def test_a_swept_fused_kernel_on_a_cpu_is_refused() -> None:
     with pytest.raises(StudyError, match="'fused' runs on CUDA"):
-        study(sweep='[sweep]\n"training.robust_kernel" = ["chunked", "fused"]\n'
-                    '[cluster]\ndevice = "cpu"\n')
-    study(sweep='[sweep]\n"training.robust_kernel" = ["chunked", "auto"]\n'
-                '[cluster]\ndevice = "cpu"\n')
+        study(sweep={"training.robust_kernel": ["chunked", "fused"]}, cluster={"device": "cpu"})
+    study(sweep={"training.robust_kernel": ["chunked", "auto"]}, cluster={"device": "cpu"})
