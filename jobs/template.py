@@ -72,6 +72,14 @@ def _data_lines() -> list[str]:
     return lines
 
 
+def _sweep_lines() -> list[str]:
+    return ["# [sweep]: training settings as more grid axes, one list of values each; every",
+            "# value is a trial of its own, named in its key (robust/eps_0.1/lr_0.1/trial_0)",
+            "# and in the results table's column of that setting:",
+            "#   [sweep]",
+            '#   "training.lr" = [0.1, 0.2]']
+
+
 def template() -> str:
     """The annotated study file: parses as a valid study with every default."""
     lines = ["# A drosweep study: the grid (method x radius x trials) and its settings.",
@@ -85,7 +93,7 @@ def template() -> str:
         lines += ["", f"# {doc}", f"[{table}]"]
         for d in declared(cls):
             lines += _key(d)
-    lines += ["", *_data_lines()]
+    lines += ["", *_data_lines(), "", *_sweep_lines()]
     return "\n".join(lines) + "\n"
 
 

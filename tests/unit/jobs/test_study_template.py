@@ -26,9 +26,11 @@ def test_every_setting_has_a_doc() -> None:
 
 
 def test_template_names_every_key_of_the_study_file() -> None:
-    listed = [k for k, _, _ in REQUIRED_KEYS + OPTIONAL_KEYS] + [t for t, _, _ in TABLES] + ["data"]
+    listed = [k for k, _, _ in REQUIRED_KEYS + OPTIONAL_KEYS] + [t for t, _, _ in TABLES] + [
+        "data", "sweep"]
     assert sorted(listed) == sorted(_TOP_KEYS)
     text = template()
+    assert "# [data]:" in text and "# [sweep]:" in text
     for table, cls, _ in TABLES:
         section = text.split(f"[{table}]\n")[1].split("\n\n")[0]
         assert re.findall(r"^# (\w+) = ", section, re.M) == [d.name for d in declared(cls)]
