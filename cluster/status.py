@@ -131,6 +131,8 @@ def _classify(done: DoneMarker | None, failed: FailedMarker | None,
         if failed is not None and failed.slurm_job_id == task.job_id:
             return TrialState.FAILED
         return TrialState.RUNNING if state.running else TrialState.PENDING
+    if state is JobState.CANCELLED and failed is None and checkpointed:
+        return TrialState.STOPPED  # scancel'd part way (`drosweep cancel`): resume trains it on
     if state.terminal:
         return TrialState.FAILED
     return fallback

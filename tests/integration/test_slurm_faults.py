@@ -66,7 +66,7 @@ def test_killed_task_shows_not_done_and_resume_finishes_it(
 
     def not_live() -> bool:
         state = {t.trial.key: t.state for t in study_status(study).trials}[trial.key]
-        return state in (TrialState.FAILED, TrialState.MISSING)
+        return state in (TrialState.STOPPED, TrialState.FAILED, TrialState.MISSING)
 
     wait_for(not_live, 60, 1.0, "status to show the killed trial as not done")
     print(f"{how}: status showed it not done after {time.monotonic() - killed:.1f}s")

@@ -329,3 +329,22 @@ def test_mixed_pack_runs_its_first_group_first(tmp_path: Path, fake: FakeSchedul
     fake.states = {"100_0": "RUNNING"}
     st = states(study_status(study, sacct=fake.sacct))
     assert [st[t.key] for t in specs] == [TrialState.RUNNING] * 3 + [TrialState.PENDING] * 3
+
+
+def test_a_cancelled_job_with_a_checkpoint_is_stopped(tmp_path: Path, fake: FakeScheduler) -> None:
+    """`drosweep cancel` (scancel) of a task part way: its checkpointed trials are `stopped`,
+    which resume trains on, not `failed`; one cancelled before any checkpoint stays failed."""
+    study = load_study(write_study(tmp_path, **FAKE))
+    submit(study, "slurm", sacct=fake.sacct)
+    tasks = fake.submitted[0]
+    fake.states = {f"100_{i}": "CANCELLED by 0" for i in range(len(tasks))}
+    trained, untrained = tasks[0].keys[0], tasks[1].keys[0]
+    ckpt = Paths(study.root).checkpoint(trained)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"a checkpoint")
+    st = states(study_status(study, sacct=fake.sacct))
+    assert st[trained] is TrialState.STOPPED
+    assert st[untrained] is TrialState.FAILED
+    result = resume(study, "slurm", sacct=fake.sacct)
+    assert trained in {k for pack in fake.submitted[-1] for k in pack.keys}
+    assert result.array_ids
