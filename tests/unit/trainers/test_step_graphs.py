@@ -185,7 +185,7 @@ def test_the_checker_sees_each_kind_of_wait() -> None:
     names = [name for name, _ in waits.calls]
     assert names == ["item", "__bool__", "__int__", "__float__", "torch.nonzero",
                      "boolean index", "cpu", "torch.tensor", "tolist"]
-    assert {file for _, file in waits.calls} == {"tests/unit/trainers/test_step_graphs.py"}
+    assert {file for _, file in waits.calls} == {"trainers/test_step_graphs.py"}
     bool(t.any())  # restored afterwards
     assert len(waits.calls) == 9 and "__bool__" not in vars(torch.Tensor)
 
