@@ -12,6 +12,7 @@ from slurm_helpers import wait_for, wait_settled
 from cluster import TrialState, study_status
 from drosweep.cli import main
 from jobs import Paths, Study, expand, read_done
+from trainers.progress import read_progress
 
 pytestmark = pytest.mark.slurm
 
@@ -30,7 +31,11 @@ def test_cancel_part_then_all_then_resume(make_study: Callable[..., Study], caps
     paths = Paths(study.root)
     assert main(["submit", str(study.source)]) == 0
     capsys.readouterr()
-    wait_for(lambda: paths.progress(first).exists(), 180, 0.5, "a first checkpoint")
+    def checkpointed() -> bool:  # progress.json comes with the first progress line, at step 0
+        progress = read_progress(paths.progress(first))
+        return progress is not None and progress.step > 0
+
+    wait_for(checkpointed, 180, 0.5, "a first checkpoint")
 
     row = detailed(study, capsys)[first]
     assert row["state"] == "running" and row["job_id"].count("_") == 1
